@@ -1,0 +1,106 @@
+"""The ``relay`` command: the Worker's jobs on CPython edges (DESIGN.md §4, "Local runner")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+
+from relay.errors import RelayError
+
+DEFAULT_DB = ".relay/relay.db"
+DEFAULT_LOGS = ".relay/logs"
+
+Register = Callable[[argparse._SubParsersAction], None]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env-file", help="KEY=value file overlaid on the environment (e.g. .env.local)")
+    parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file standing in for D1 (default {DEFAULT_DB})")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from relay.local.edges import load_env
+    from relay.local.server import LocalRelay, bind
+
+    relay = LocalRelay(load_env(args.env_file), args.db, args.logs, sweep_interval=args.sweep_interval)
+    sock = bind(args.host, args.port)
+    print(f"relay serving on http://{args.host}:{sock.getsockname()[1]} (db {args.db}, logs {args.logs}); Ctrl-C stops")
+    try:
+        asyncio.run(relay.serve(sock))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        relay.close()
+    return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from relay.local.edges import load_env
+    from relay.local.server import LocalRelay
+
+    relay = LocalRelay(load_env(args.env_file), args.db, args.logs, sweep_interval=None)
+
+    async def main() -> int:
+        try:
+            reports = await relay.sweep()
+        finally:
+            await relay.http.aclose()
+        for shop, r in reports.items():
+            print(f"{shop}: sent {r.sent}, retry {r.retry}, failed {r.failed}, expired {r.expired}"
+                  f"{', HELD (Meta token refused)' if r.held else ''}; {r.requests} Meta request(s)")
+        if not reports:
+            print("no complete shop configured: set the five <SHOP>_* variables (see .env.example)")
+        return 0 if reports else 1
+
+    try:
+        return asyncio.run(main())
+    finally:
+        relay.close()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from relay.local import demo
+
+    return demo.run(args.db)
+
+
+def _register_core(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="run the Worker's routes locally")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--logs", default=DEFAULT_LOGS, help="folder standing in for the R2 log bucket")
+    serve.add_argument("--sweep-interval", type=float, default=60.0, help="seconds between retry sweeps")
+    _common(serve)
+    serve.set_defaults(func=_serve)
+
+    backfill = sub.add_parser("backfill", help="what the cron trigger does, until nothing is due now")
+    backfill.add_argument("--shop", help="only this shop")
+    backfill.add_argument("--logs", default=DEFAULT_LOGS)
+    _common(backfill)
+    backfill.set_defaults(func=_backfill)
+
+    demo = sub.add_parser("demo", help="a signed sample webhook through the relay, against loopback fakes")
+    demo.add_argument("--db", default=None, help="SQLite file (default: a fresh temporary one)")
+    demo.set_defaults(func=_demo)
+
+
+COMMANDS: list[Register] = [_register_core]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="relay", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in COMMANDS:
+        register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RelayError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

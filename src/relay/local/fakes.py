@@ -1,0 +1,200 @@
+"""Loopback fakes of Meta's Graph API and Lightspeed's REST API, speaking their documented formats.
+
+They record every request and answer from a script, so the demo and the tests drive the real
+HTTP code paths without an account. Each runs a stdlib ``ThreadingHTTPServer`` on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None                 # JSON-encodable, or bytes sent as they are
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class FakeServer:
+    """A loopback HTTP server; subclasses decide the answers in ``answer``."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                recorded = Recorded(self.command, parts.path, parse_qs(parts.query),
+                                    {k.lower(): v for k, v in self.headers.items()}, body)
+                with outer.lock:
+                    outer.requests.append(recorded)
+                reply = outer.answer(recorded)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                try:
+                    self.send_response(reply.status)
+                    headers = {"Content-Type": "application/json", **reply.headers}
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def answer(self, request: Recorded) -> Reply:
+        raise NotImplementedError
+
+    def start(self) -> FakeServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FakeMeta(FakeServer):
+    """``POST /{version}/{pixel}/events``: counts the events and answers like Graph does.
+
+    ``script`` holds replies (or functions of the request) used in order before the default success;
+    ``valid_tokens`` makes any other token a code-190 error; ``reject_event_ids`` fails any request that
+    carries one of those events with code 100, as Meta rejects a whole batch for one bad event.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.script: list[Reply | Callable[[Recorded], Reply]] = []
+        self.valid_tokens: set[str] | None = None
+        self.reject_event_ids: set[str] = set()
+
+    @property
+    def event_posts(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/events")]
+
+    def events(self) -> list[dict[str, Any]]:
+        return [event for r in self.event_posts for event in r.json()["data"]]
+
+    def answer(self, request: Recorded) -> Reply:
+        if not re.fullmatch(r"/v\d+\.\d+/\d+/events", request.path) or request.method != "POST":
+            return graph_error(400, 100, "Unsupported request", subcode=33)
+        with self.lock:
+            scripted = self.script.pop(0) if self.script else None
+        if scripted is not None:
+            return scripted(request) if callable(scripted) else scripted
+        try:
+            body = request.json()
+            data = body["data"]
+        except (ValueError, KeyError, TypeError):
+            return graph_error(400, 100, "(#100) The parameter data is required")
+        if self.valid_tokens is not None and body.get("access_token") not in self.valid_tokens:
+            return graph_error(400, 190, "Error validating access token: Session has expired.", subcode=463)
+        bad = [e.get("event_id") for e in data if e.get("event_id") in self.reject_event_ids]
+        if bad:
+            return graph_error(400, 100, "Invalid parameter", subcode=2804050,
+                               user_title="Insufficient customer information",
+                               user_msg="The event does not include enough customer information parameters.")
+        return Reply(200, {"events_received": len(data), "messages": [],
+                           "fbtrace_id": f"FakeTrace{len(self.event_posts):06d}"})
+
+
+def graph_error(status: int, code: int, message: str, subcode: int | None = None, user_title: str | None = None,
+                user_msg: str | None = None, transient: bool = False) -> Reply:
+    error: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code,
+                             "fbtrace_id": "FakeTraceError", "is_transient": transient}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    if user_title:
+        error["error_user_title"] = user_title
+    if user_msg:
+        error["error_user_msg"] = user_msg
+    return Reply(status, {"error": error})
+
+
+class FakeLightspeed(FakeServer):
+    """``/{lang}/shop.json`` and ``/{lang}/orders/{id}/products.json`` with HTTP Basic, like the eCom API."""
+
+    RATE_HEADERS = {"X-RateLimit-Limit": "300/3000/12000", "X-RateLimit-Remaining": "299/2999/11999",
+                    "X-RateLimit-Reset": "300/3600/86400"}
+
+    def __init__(self, key: str, secret: str, currency: str = "EUR") -> None:
+        super().__init__()
+        self.auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+        self.currency = currency
+        self.products: dict[int, list[dict[str, Any]]] = {}
+        self.script: list[Reply] = []
+
+    def answer(self, request: Recorded) -> Reply:
+        if request.headers.get("authorization") != self.auth:
+            return Reply(401, {"error": {"code": 401, "method": request.method, "request": request.path,
+                                         "message": "Unauthorized"}})
+        with self.lock:
+            scripted = self.script.pop(0) if self.script else None
+        if scripted is not None:
+            return scripted
+        match = re.fullmatch(r"/([a-z]{2})/(.+)\.json", request.path)
+        if not match:
+            return self.not_found(request)
+        resource = match.group(2)
+        if resource == "shop":
+            return Reply(200, {"shop": {"id": 318842, "currency": {"shortcode": self.currency, "symbol": "€"}}},
+                         dict(self.RATE_HEADERS))
+        lines = re.fullmatch(r"orders/(\d+)/products", resource)
+        if lines and int(lines.group(1)) in self.products:
+            return Reply(200, {"orderProducts": self.products[int(lines.group(1))]}, dict(self.RATE_HEADERS))
+        return self.not_found(request)
+
+    @staticmethod
+    def not_found(request: Recorded) -> Reply:
+        return Reply(404, {"error": {"code": 404, "method": request.method, "request": request.path,
+                                     "message": "Not found"}})
