@@ -1,0 +1,108 @@
+"""Shared fixtures: loopback fakes of Meta and Lightspeed, a relay on SQLite, signed webhooks.
+
+Every relay a test starts writes its delivery log under one session folder (``log_root``), so a
+final test can scan everything the suite logged for customer data and secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relay.local.fakes import FakeLightspeed, FakeMeta
+from relay.local.server import LocalRelay, ServerThread
+from relay.signature import sign
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PAID_RAW = (FIXTURES / "lightspeed" / "webhook-order-paid.raw.json").read_bytes()
+PAID_HEADERS = json.loads((FIXTURES / "lightspeed" / "webhook-order-paid.headers.json").read_text())
+SECRET = PAID_HEADERS["secret_used_for_signature"]
+KEY = "vik-api-key-0001"
+TOKEN = "EAAtest-token-vik-not-real"
+PIXEL = "987654321012345"
+SHOP_ID = "318842"
+# The paid fixture's createdAt (2025-11-18T21:47:09+01:00) plus five minutes: inside Meta's window.
+FIXTURE_CREATED = 1763498829
+FIXTURE_NOW = FIXTURE_CREATED + 300
+
+
+class Clock:
+    """A settable clock: tests move time instead of sleeping."""
+
+    def __init__(self, now: float = FIXTURE_NOW) -> None:
+        self.now = float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def shop_env(meta: FakeMeta, lightspeed: FakeLightspeed, shop: str = "VIK", **extra: str) -> dict[str, str]:
+    return {
+        f"{shop}_LIGHTSPEED_API_KEY": KEY,
+        f"{shop}_LIGHTSPEED_API_SECRET": SECRET,
+        f"{shop}_LIGHTSPEED_SHOP_ID": SHOP_ID,
+        f"{shop}_META_ACCESS_TOKEN": TOKEN,
+        f"{shop}_META_PIXEL_ID": PIXEL,
+        f"{shop}_SHOP_URL": "https://www.vikginchoice.example",
+        "META_GRAPH_URL": meta.url,
+        "LIGHTSPEED_API_URL": lightspeed.url,
+        **extra,
+    }
+
+
+def signed_headers(body: bytes, secret: str = SECRET, **overrides: str) -> dict[str, str]:
+    headers = {"Content-Type": "application/json", "X-Shop-Id": SHOP_ID, "X-Event": "orders/paid",
+               "X-Signature": sign(body, secret)}
+    headers.update(overrides)
+    return headers
+
+
+def order_body(**changes: Any) -> bytes:
+    """The paid fixture as JSON with some order fields changed (compact, like Lightspeed sends)."""
+    data = json.loads(PAID_RAW)
+    data["order"].update(changes)
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+@pytest.fixture(scope="session")
+def log_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("delivery-logs")
+
+
+@pytest.fixture
+def meta() -> Iterator[FakeMeta]:
+    with FakeMeta() as fake:
+        yield fake
+
+
+@pytest.fixture
+def lightspeed() -> Iterator[FakeLightspeed]:
+    with FakeLightspeed(KEY, SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def env(meta: FakeMeta, lightspeed: FakeLightspeed) -> dict[str, str]:
+    return shop_env(meta, lightspeed)
+
+
+@pytest.fixture
+def relay(env: dict[str, str], tmp_path: Path, log_root: Path, clock: Clock) -> Iterator[ServerThread]:
+    """The relay served on loopback exactly as ``relay serve`` runs it (no timer sweeps: tests call them)."""
+    local = LocalRelay(env, tmp_path / "relay.db", log_root / tmp_path.name, clock=clock, rand=lambda: 0.5,
+                       sweep_interval=None)
+    server = ServerThread(local).start()
+    yield server
+    server.stop()
