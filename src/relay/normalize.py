@@ -1,53 +1,322 @@
-"""First normalizer (placeholder for the full one of issue 4): Meta's documented rules for NL/BE data."""
+"""Meta's documented normalization of Conversions API `user_data` fields, stdlib only.
 
-from __future__ import annotations
+`normalize(field, value, country)` returns the exact string that Meta's customer-information page
+says to hash, or None when nothing sendable remains (never ""); `hash_field` then takes SHA-256.
+Where Meta's facebook-business SDK does something else (research/meta-capi.md §8), the
+documented rule wins. Every value is first put in Unicode NFC and trimmed; lower-casing maps the
+Turkish capital İ to i, so the result stays NFC (ÇELİK -> çelik).
+
+Where the documentation leaves room, this module decides:
+
+- em: trimmed and lower-cased, and it must look like exactly one address (one @, a dot inside
+  the domain, no spaces, no <>()[],;:" characters), else None. Nothing else is rewritten.
+- ph: E.164 digits without "+". "+", "00" and the region's own international prefix (011 in the
+  US) mark an international number; a "(0)" trunk marker is dropped; "tel:", spaces, dots,
+  slashes, dashes and brackets are ignored, and an extension ("ext", "x", "#", ";ext=") or
+  anything after the first letter is dropped. A national number gets the calling code of
+  `country` (its trunk prefix removed); a number that already starts with that calling code
+  but lacks the "+" is recognised when the rest has a valid length. The result must have a
+  length and first digit that a person's number (fixed, mobile, VoIP, personal, pager, UAN) can
+  have in that region, per the `phonenumbers` metadata in `_phone_regions`; else None. Without
+  `country`, only international numbers can be placed.
+- fn, ln: lower-case, punctuation and symbols removed (O'Brien -> obrien, Jean-Luc -> jeanluc),
+  letters of every script, accents and digits kept, inner whitespace kept as one space
+  (van den Broek -> "van den broek").
+- ct, st: lower-case, only letters (accents kept) and digits: no spaces, punctuation or
+  symbols ('s-Hertogenbosch -> shertogenbosch, Paris 18e -> paris18e). `st` maps US state,
+  district and territory names to their two-letter code when `country` is US or unknown.
+- zp: US (or, without a country, a ZIP+4 shape): the first five digits. Elsewhere lower-case
+  with spaces, dashes and other punctuation removed; letters are kept, prefixes included, so
+  B-2000 -> b2000 and the UK's M1 1AE -> m11ae (the full postcode, as in Meta's example).
+- country: ISO 3166 alpha-2 from an alpha-2 or alpha-3 code or a name (English, Dutch, French,
+  German, Spanish, Italian, Portuguese, and aliases such as UK, Holland, England); anything with
+  a digit, or unknown, is None.
+- ge: "f" or "m" from common words and titles in English, Dutch, French, German, Spanish and
+  Italian (female, vrouw, mevrouw, madame, Frau, ...); anything else is None.
+- db: YYYYMMDD from ISO dates (1997-02-16, with or without a time), YYYYMMDD, and d/m/yyyy or
+  m/d/yyyy with "/", "-", "." or " ". When both parts could be the month, the day comes first
+  unless `country` writes dates month-first (US, CA, PH and the US territories); a part above
+  12 settles it either way. Two-digit years and month names are not guessed (None). The date
+  must exist, and its year lie in 1900..LATEST_BIRTH_YEAR: there is no clock here, so the
+  bound is generous; callers that know the date pass `max_year` to `birth_date`.
+"""
 
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
+from datetime import date
+from functools import lru_cache
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_CALLING = {"nl": "31", "be": "32", "de": "49", "fr": "33", "gb": "44", "us": "1"}
+from relay._phone_regions import CALLING_CODES, COUNTRY_NAMES, REGIONS, US_STATES
 
+FIELDS = ("em", "ph", "fn", "ln", "ct", "st", "zp", "country", "ge", "db")
+EARLIEST_BIRTH_YEAR = 1900
+LATEST_BIRTH_YEAR = 2100
+MONTH_FIRST_COUNTRIES = frozenset({"us", "ca", "ph", "pr", "gu", "vi", "as", "mp", "um", "fm", "mh", "pw"})
 
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def normalize(field: str, value: str, country: str | None = None) -> str | None:
-    text = unicodedata.normalize("NFC", str(value)).strip().lower()
-    if not text:
+    """The pre-hash string for one `user_data` field, or None when nothing sendable remains."""
+    rule = _RULES.get(field)
+    if rule is None:
+        raise ValueError(f"unknown user_data field {field!r}; expected one of {', '.join(FIELDS)}")
+    if not isinstance(value, str):  # Lightspeed sends false for an empty birth date or gender
         return None
-    if field == "em":
-        return text if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text) else None
-    if field == "ph":
-        digits = re.sub(r"\D", "", text.replace("(0)", ""))
-        if text.startswith("+"):
-            return digits or None
-        if digits.startswith("00"):
-            return digits[2:] or None
-        code = _CALLING.get((country or "").lower())
-        if code and digits.startswith("0"):
-            return code + digits.lstrip("0")
-        return digits or None
-    if field in ("fn", "ln"):
-        return re.sub(r"[^\w\s]|_", "", text).strip() or None
-    if field in ("ct", "st"):
-        return re.sub(r"[\W_]", "", text) or None
-    if field == "zp":
-        return re.sub(r"[\s-]", "", text) or None
-    if field == "country":
-        return text if re.fullmatch(r"[a-z]{2}", text) else None
-    if field == "ge":
-        return {"female": "f", "f": "f", "male": "m", "m": "m"}.get(text)
-    if field == "db":
-        match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", text)
-        return "".join(match.groups()) if match else None
-    raise ValueError(f"unknown user_data field {field!r}")
+    text = unicodedata.normalize("NFC", value).strip()
+    return (rule(text, country) or None) if text else None
+
+
+def sha256_hex(value: str) -> str:
+    """SHA-256 of the UTF-8 bytes, lowercase hex. An empty string is refused: it is a junk key."""
+    if not value:
+        raise ValueError("refusing to hash an empty string")
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def hash_field(field: str, value: str, country: str | None = None) -> str | None:
-    if _HEX64.fullmatch(str(value).strip()):
-        return str(value).strip()
+    """Normalize, then SHA-256; a value that already is a SHA-256 hex digest passes unchanged."""
+    if field not in _RULES:
+        raise ValueError(f"unknown user_data field {field!r}; expected one of {', '.join(FIELDS)}")
+    if isinstance(value, str) and _SHA256.fullmatch(stripped := value.strip()):
+        return stripped
     normalized = normalize(field, value, country)
-    return None if normalized is None else sha256_hex(normalized)
+    return sha256_hex(normalized) if normalized else None
+
+
+def birth_date(value: str, country: str | None = None, *, max_year: int = LATEST_BIRTH_YEAR) -> str | None:
+    """`normalize("db", ...)` with a caller-chosen latest year (Meta: the current year)."""
+    text = unicodedata.normalize("NFC", value).strip() if isinstance(value, str) else ""
+    return _birth_date(text, country, max_year) if text else None
+
+
+# --- text --------------------------------------------------------------------------------------
+
+_ASCII_NOT_WORD = re.compile(r"[^a-z0-9]+")
+_ASCII_NOT_NAME = re.compile(r"[^a-z0-9\s]+")
+_FOLD = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"})
+
+
+def _lower(text: str) -> str:
+    return unicodedata.normalize("NFC", text.replace("İ", "i").lower())
+
+
+def _letters_digits(text: str, keep_spaces: bool) -> str:
+    """Lower-case `text` keeping letters (any script, with their marks) and digits."""
+    text = _lower(text)
+    if text.isascii():
+        return (_ASCII_NOT_NAME if keep_spaces else _ASCII_NOT_WORD).sub("", text)
+    kept = []
+    for ch in text:
+        if unicodedata.category(ch)[0] in "LMN":
+            kept.append(ch)
+        elif keep_spaces and ch.isspace():
+            kept.append(" ")
+    return "".join(kept)
+
+
+def country_key(text: str) -> str:
+    """Lookup key of a country or state name: a-z only, accents folded, no leading/trailing "the"."""
+    text = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = re.sub(r"^\s*the\s+|,\s*the\s*$", "", text).replace("&", "and")
+    return re.sub(r"[^a-z]", "", text)
+
+
+def _name(text: str, country: str | None) -> str:
+    return " ".join(_letters_digits(text, keep_spaces=True).split())
+
+
+def _place(text: str, country: str | None) -> str:
+    return _letters_digits(text, keep_spaces=False)
+
+
+def _state(text: str, country: str | None) -> str:
+    if country is None or _country_code(country) == "us":
+        code = US_STATES.get(country_key(text))
+        if code:
+            return code
+    return _place(text, country)
+
+
+# --- email -------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"[^\s@<>()\[\],;:\"]+@(?:[^\s@<>()\[\],;:\".]+\.)+[^\s@<>()\[\],;:\".]+")
+
+
+def _email(text: str, country: str | None) -> str | None:
+    text = _lower(text)
+    return text if _EMAIL.fullmatch(text) else None
+
+
+# --- postcode, country, gender -----------------------------------------------------------------
+
+_ZIP5 = re.compile(r"\d{5}")
+_ZIP_PLUS4 = re.compile(r"(\d{5})[\s-]*\d{4}")
+
+
+def _postcode(text: str, country: str | None) -> str | None:
+    iso = _country_code(country) if country else None
+    if iso == "us":
+        found = _ZIP5.search(re.sub(r"\s", "", text))
+        return found.group() if found else None
+    if iso is None and (zip_plus4 := _ZIP_PLUS4.fullmatch(text)):
+        return zip_plus4.group(1)
+    return _letters_digits(text, keep_spaces=False)
+
+
+_COUNTRY_BY_KEY = {key: code for code, keys in COUNTRY_NAMES.items() for key in keys.split()}
+
+
+@lru_cache(maxsize=512)
+def _country_code(text: str) -> str | None:
+    if any(ch.isdigit() for ch in text):
+        return None
+    key = country_key(text)
+    if len(key) == 2 and key in COUNTRY_NAMES:
+        return key
+    return _COUNTRY_BY_KEY.get(key)
+
+
+def _country(text: str, country: str | None) -> str | None:
+    return _country_code(text)
+
+
+_FEMALE = frozenset(
+    "f female woman women girl vrouw vrouwelijk v mevrouw mevr mw mrs ms miss madame mme mademoiselle mlle"
+    " femme feminin frau weiblich w mujer femenino senora donna femmina signora".split()
+)
+_MALE = frozenset(
+    "m male man men boy heer deheer dhr mannelijk mr mister monsieur homme masculin herr mannlich"
+    " hombre masculino senor uomo maschio signor".split()
+)
+
+
+def _gender(text: str, country: str | None) -> str | None:
+    key = country_key(text)
+    return "f" if key in _FEMALE else "m" if key in _MALE else None
+
+
+# --- date of birth -----------------------------------------------------------------------------
+
+_YMD = re.compile(r"(\d{4})([-/. ]?)(\d{1,2})\2(\d{1,2})(?:[T ]\d.*)?")
+_XY_YEAR = re.compile(r"(\d{1,2})([-/. ])(\d{1,2})\2(\d{4})")
+
+
+def _birth_date(text: str, country: str | None, max_year: int = LATEST_BIRTH_YEAR) -> str | None:
+    text = re.sub(r"\s*([-/.])\s*", r"\1", " ".join(text.split()))
+    if found := _YMD.fullmatch(text):
+        if not found.group(2) and len(text) != 8:  # undelimited: only YYYYMMDD
+            return None
+        year, month, day = int(found.group(1)), int(found.group(3)), int(found.group(4))
+    elif found := _XY_YEAR.fullmatch(text):
+        first, second, year = int(found.group(1)), int(found.group(3)), int(found.group(4))
+        month_first = second > 12 or (
+            first <= 12 and country is not None and _country_code(country) in MONTH_FIRST_COUNTRIES
+        )
+        month, day = (first, second) if month_first else (second, first)
+    else:
+        return None
+    if not EARLIEST_BIRTH_YEAR <= year <= max_year:
+        return None
+    try:
+        return date(year, month, day).strftime("%Y%m%d")
+    except ValueError:
+        return None
+
+
+def _db(text: str, country: str | None) -> str | None:
+    return _birth_date(text, country)
+
+
+# --- phone -------------------------------------------------------------------------------------
+
+_PHONE_START = re.compile(r"[+\d]")
+_PHONE_END = re.compile(r"[^\d\s+().\-/\u00a0\u2010-\u2015\u2212]")  # a letter, "#", ";", "," ...
+_TRUNK_MARK = re.compile(r"\(\s*0\s*\)")
+_NOT_DIGIT = re.compile(r"\D")
+
+
+def _phone(text: str, country: str | None) -> str | None:
+    if not text.isascii():  # fullwidth forms, other scripts' digits
+        text = unicodedata.normalize("NFKC", text)
+        text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+    start = _PHONE_START.search(text)
+    if start is None:
+        return None
+    text = _TRUNK_MARK.sub("", _PHONE_END.split(text[start.start() :], maxsplit=1)[0])
+    digits = _NOT_DIGIT.sub("", text)
+    if not digits or len(digits) > 20:
+        return None
+    if text.startswith("+"):
+        return _international(digits)
+    if digits.startswith("00"):
+        return _international(digits[2:])
+    region = _region(country) if country else None
+    if region is None:
+        return None
+    code, trunk, idd, lengths = region
+    if idd and digits.startswith(idd) and (number := _international(digits[len(idd) :])):
+        return number
+    candidates = []
+    if trunk and digits.startswith(trunk):
+        candidates.append(digits[len(trunk) :])
+    if digits.startswith(code):  # "31612345678": the "+" was left out
+        candidates.append(digits[len(code) :])
+    candidates.append(digits)
+    for national in candidates:
+        if _possible(national, lengths):
+            return code + national
+    return None
+
+
+def _international(digits: str) -> str | None:
+    digits = digits.lstrip("0")  # Meta: "remove ... any leading zeros" ("+0031 ...")
+    for size in (1, 2, 3):
+        info = _CALLING_CODES.get(digits[:size]) if len(digits) > size else None
+        if info is not None:
+            break
+    else:
+        return None
+    trunk, lengths = info
+    national = digits[size:]
+    if not _possible(national, lengths) and trunk and national.startswith(trunk):
+        national = national[len(trunk) :]  # "+31 06 ...": a trunk prefix written after the code
+    return digits[:size] + national if _possible(national, lengths) else None
+
+
+def _possible(national: str, lengths: tuple[str, ...]) -> bool:
+    """Whether a person's national number can have this length, given its first digit."""
+    return 0 < len(national) < len(_LENGTH_CHARS) and _LENGTH_CHARS[len(national)] in lengths[int(national[0])]
+
+
+@lru_cache(maxsize=256)
+def _region(country: str) -> tuple[str, str, str, tuple[str, ...]] | None:
+    region = _REGIONS.get(country.strip().upper())
+    if region is None and (code := _country_code(country)):
+        region = _REGIONS.get(code.upper())
+    return region
+
+
+# _phone_regions writes lengths as "|"-separated fields per first digit, each length a base-36 digit.
+_LENGTH_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_REGIONS = {
+    region: (str(code), trunk, idd, tuple(lengths.split("|")))
+    for region, (code, trunk, idd, lengths) in REGIONS.items()
+}
+_CALLING_CODES = {str(code): (trunk, tuple(lengths.split("|"))) for code, (trunk, lengths) in CALLING_CODES.items()}
+
+_RULES: dict[str, Callable[[str, str | None], str | None]] = {
+    "em": _email,
+    "ph": _phone,
+    "fn": _name,
+    "ln": _name,
+    "ct": _place,
+    "st": _state,
+    "zp": _postcode,
+    "country": _country,
+    "ge": _gender,
+    "db": _db,
+}
