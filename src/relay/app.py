@@ -7,12 +7,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from relay import service
 from relay.errors import BodyTooLargeError, RelayError
+
+logger = logging.getLogger("relay")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024   # a 250-line order is ~1 MB; anything bigger is not a Lightspeed order
 
@@ -46,6 +49,10 @@ async def handle(rt: service.Runtime, request: Request) -> Response:
         return await _route(rt, request)
     except RelayError as exc:
         return _error(exc.http_status, str(exc))
+    except Exception as exc:  # a bug must still answer JSON, and must not echo data into the answer
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, f"internal error ({type(exc).__name__}); nothing was sent. The cron backfill will "
+                           "pick the order up; please report this with the Worker's log")
 
 
 async def _route(rt: service.Runtime, request: Request) -> Response:

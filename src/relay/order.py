@@ -86,7 +86,7 @@ class Order:
 def loads(body: bytes) -> Any:
     """JSON with exact decimals; every decoding problem is a ``PayloadError``."""
     try:
-        return json.loads(body, parse_float=Decimal)
+        return json.loads(body.decode("utf-8"), parse_float=Decimal)
     except UnicodeDecodeError as exc:
         raise PayloadError("body is not UTF-8 JSON; Lightspeed webhooks must use format json") from exc
     except json.JSONDecodeError as exc:

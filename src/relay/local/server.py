@@ -175,4 +175,6 @@ class ServerThread:
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(setattr, self.relay.server, "should_exit", True)
             self.thread.join(10)
+        self.loop.close()
+        self.sock.close()
         self.relay.close()
