@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -66,7 +66,7 @@ def event_time(order: Order) -> int:
 
 def money(amount: Decimal) -> float:
     """Two decimals, as a JSON number."""
-    return float(amount.quantize(Decimal("0.01")))
+    return float(amount.quantize(Decimal("0.01"), ROUND_HALF_UP))
 
 
 def contents(lines: tuple[Line, ...]) -> list[dict[str, Any]]:

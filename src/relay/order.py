@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from relay.errors import PayloadError
@@ -33,7 +33,7 @@ class Line:
     def item_price(self) -> Decimal:
         if self.quantity <= 0:
             return self.price_incl
-        return (self.price_incl / self.quantity).quantize(Decimal("0.01"))
+        return (self.price_incl / self.quantity).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,8 @@ class LocalRelay:
                 self.sweeps += 1
 
     async def serve(self, sock: socket.socket, ready: threading.Event | None = None) -> None:
-        config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False,
+                                timeout_graceful_shutdown=5)
         server = uvicorn.Server(config)
         self.server = server
         sweeper = asyncio.create_task(self.sweeper())
@@ -174,7 +175,8 @@ class ServerThread:
     def stop(self) -> None:
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(setattr, self.relay.server, "should_exit", True)
-            self.thread.join(10)
-        self.loop.close()
+            self.thread.join(60)
+        if not self.thread.is_alive():
+            self.loop.close()
         self.sock.close()
         self.relay.close()
