@@ -3,9 +3,9 @@
 The Worker cannot ship `phonenumbers` or `pycountry` (the core is stdlib-only), so this script
 reads them (dev dependencies) and writes plain dict literals:
 
-- REGIONS: phonenumbers region -> (calling code, national (trunk) prefix, international prefix,
+- REGIONS: phonenumbers region -> (calling code, national (trunk) prefixes, international prefix,
   possible lengths of a person's national number by its first digit)
-- CALLING_CODES: calling code -> (trunk prefix of its main region, lengths by first digit), the
+- CALLING_CODES: calling code -> (trunk prefixes of its main region, lengths by first digit), the
   union over every region sharing the code, plus the non-geographic codes (+800, +882, ...)
 - COUNTRY_NAMES: ISO 3166 alpha-2 -> lookup keys (alpha-3, English names from pycountry, names
   in a few European languages from phonenumbers' locale data, a handful of common aliases)
@@ -142,6 +142,45 @@ def _lengths_sets(code: str) -> list[set[int]]:
     return [{LENGTH_CHARS.index(ch) for ch in chars} for chars in code.split("|")]
 
 
+def _trunk_prefixes(metadata: PhoneMetadata) -> str:
+    """National (trunk) prefixes, longest first and "|"-separated: `national_prefix`, plus the
+    literal strings of `national_prefix_for_parsing` when that pattern is a plain finite set
+    ("0|80?" in BY, "[08]" in LT). Patterns that capture or rewrite digits are not followed."""
+    prefixes = {metadata.national_prefix} if metadata.national_prefix else set()
+    pattern = metadata.national_prefix_for_parsing
+    if pattern and metadata.national_prefix_transform_rule is None:
+        prefixes |= _literal_strings(sre_parse.parse(pattern)) or set()
+    return "|".join(sorted(prefixes, key=lambda p: (-len(p), p)))
+
+
+def _literal_strings(items: sre_parse.SubPattern | list) -> set[str] | None:
+    """Every string a capture-free regex of digits matches, or None if it is not such a regex."""
+    strings = {""}
+    for op, arg in items:
+        if op is sre_c.LITERAL:
+            options = {chr(arg)}
+        elif op is sre_c.IN and all(kind is sre_c.LITERAL for kind, _ in arg):
+            options = {chr(value) for _, value in arg}
+        elif op is sre_c.BRANCH:
+            branches = [_literal_strings(alternative) for alternative in arg[1]]
+            if any(branch is None for branch in branches):
+                return None
+            options = set().union(*branches)
+        elif op is sre_c.MAX_REPEAT and arg[:2] == (0, 1):
+            optional = _literal_strings(arg[2])
+            if optional is None:
+                return None
+            options = optional | {""}
+        elif op is sre_c.SUBPATTERN and arg[0] is None:  # non-capturing group
+            options = _literal_strings(arg[-1])
+            if options is None:
+                return None
+        else:
+            return None
+        strings = {head + tail for head in strings for tail in options}
+    return strings - {""}
+
+
 def _international_prefix(metadata: PhoneMetadata) -> str:
     for prefix in (metadata.international_prefix, metadata.preferred_international_prefix):
         plain = (prefix or "").replace("~", "")
@@ -154,7 +193,7 @@ def phone_regions() -> dict[str, tuple[int, str, str, str]]:
     regions = {}
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
         metadata = PhoneMetadata.metadata_for_region(region)
-        trunk = metadata.national_prefix or ""
+        trunk = _trunk_prefixes(metadata)
         regions[region] = (metadata.country_code, trunk, _international_prefix(metadata), _person_numbers(metadata))
     return regions
 
@@ -170,7 +209,7 @@ def calling_codes() -> dict[int, tuple[str, str]]:
         for region in region_list[1:]:
             for digit, lengths in enumerate(_lengths_sets(_person_numbers(PhoneMetadata.metadata_for_region(region)))):
                 by_digit[digit] |= lengths
-        codes[code] = (main.national_prefix or "", _lengths_code(by_digit))
+        codes[code] = (_trunk_prefixes(main), _lengths_code(by_digit))
     return codes
 
 
@@ -227,14 +266,15 @@ def render() -> str:
         "",
         "# Possible lengths of a national number by its first digit: ten |-separated fields for 0-9,",
         "# each length one base-36 character (9 = 9, a = 10, b = 11, ...).",
-        "# region: (calling code, trunk prefix, international prefix, lengths by first digit)",
+        '# Trunk prefixes: "|"-separated, longest first.',
+        "# region: (calling code, trunk prefixes, international prefix, lengths by first digit)",
         "REGIONS: dict[str, tuple[int, str, str, str]] = {",
     ]
     lines += [f"    {_lit(region)}: {_lit(value)}," for region, value in phone_regions().items()]
     lines += [
         "}",
         "",
-        "# calling code: (trunk prefix of its main region, lengths by first digit in any of its regions)",
+        "# calling code: (trunk prefixes of its main region, lengths by first digit in any of its regions)",
         "CALLING_CODES: dict[int, tuple[str, str]] = {",
     ]
     lines += [f"    {code}: {_lit(value)}," for code, value in calling_codes().items()]

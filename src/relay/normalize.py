@@ -10,15 +10,17 @@ Where the documentation leaves room, this module decides:
 
 - em: trimmed and lower-cased, and it must look like exactly one address (one @, a dot inside
   the domain, no spaces, no <>()[],;:" characters), else None. Nothing else is rewritten.
-- ph: E.164 digits without "+". "+", "00" and the region's own international prefix (011 in the
-  US) mark an international number; a "(0)" trunk marker is dropped; "tel:", spaces, dots,
-  slashes, dashes and brackets are ignored, and an extension ("ext", "x", "#", ";ext=") or
-  anything after the first letter is dropped. A national number gets the calling code of
-  `country` (its trunk prefix removed); a number that already starts with that calling code
-  but lacks the "+" is recognised when the rest has a valid length. The result must have a
-  length and first digit that a person's number (fixed, mobile, VoIP, personal, pager, UAN) can
-  have in that region, per the `phonenumbers` metadata in `_phone_regions`; else None. Without
-  `country`, only international numbers can be placed.
+- ph: E.164 digits without "+". "tel:", spaces, dots, slashes, dashes and brackets are ignored;
+  an extension ("ext", "x", "#", ";ext=") or anything else after the first letter is dropped.
+  "+", "00" and the region's own international prefix (011 in the US) start an international
+  number, whose leading zeros go (Meta: "remove ... any leading zeros"). A trunk prefix written
+  after the calling code ("+31 (0)6 ...", "+31 06 ...") is dropped when the number is not valid
+  with it, so Italy's leading 0 stays. A national number takes the calling code of `country`
+  after its trunk prefix is removed (06-12345678 in NL -> 31612345678); one that already starts
+  with that calling code but lacks the "+" (31612345678) is recognised. The national part must
+  have a length that a person's number (fixed, mobile, VoIP, personal, pager, UAN; not toll-free
+  or premium) can have with its first digit in that region, per the `phonenumbers` metadata in
+  `_phone_regions`, else None. Without `country`, only international numbers can be placed.
 - fn, ln: lower-case, punctuation and symbols removed (O'Brien -> obrien, Jean-Luc -> jeanluc),
   letters of every script, accents and digits kept, inner whitespace kept as one space
   (van den Broek -> "van den broek").
@@ -235,7 +237,6 @@ def _db(text: str, country: str | None) -> str | None:
 
 _PHONE_START = re.compile(r"[+\d]")
 _PHONE_END = re.compile(r"[^\d\s+().\-/\u00a0\u2010-\u2015\u2212]")  # a letter, "#", ";", "," ...
-_TRUNK_MARK = re.compile(r"\(\s*0\s*\)")
 _NOT_DIGIT = re.compile(r"\D")
 
 
@@ -246,7 +247,7 @@ def _phone(text: str, country: str | None) -> str | None:
     start = _PHONE_START.search(text)
     if start is None:
         return None
-    text = _TRUNK_MARK.sub("", _PHONE_END.split(text[start.start() :], maxsplit=1)[0])
+    text = _PHONE_END.split(text[start.start() :], maxsplit=1)[0]
     digits = _NOT_DIGIT.sub("", text)
     if not digits or len(digits) > 20:
         return None
@@ -257,12 +258,10 @@ def _phone(text: str, country: str | None) -> str | None:
     region = _region(country) if country else None
     if region is None:
         return None
-    code, trunk, idd, lengths = region
+    code, trunks, idd, lengths = region
     if idd and digits.startswith(idd) and (number := _international(digits[len(idd) :])):
         return number
-    candidates = []
-    if trunk and digits.startswith(trunk):
-        candidates.append(digits[len(trunk) :])
+    candidates = [digits[len(trunk) :] for trunk in trunks if digits.startswith(trunk)]
     if digits.startswith(code):  # "31612345678": the "+" was left out
         candidates.append(digits[len(code) :])
     candidates.append(digits)
@@ -280,11 +279,14 @@ def _international(digits: str) -> str | None:
             break
     else:
         return None
-    trunk, lengths = info
+    trunks, lengths = info
     national = digits[size:]
-    if not _possible(national, lengths) and trunk and national.startswith(trunk):
-        national = national[len(trunk) :]  # "+31 06 ...": a trunk prefix written after the code
-    return digits[:size] + national if _possible(national, lengths) else None
+    if _possible(national, lengths):
+        return digits[:size] + national
+    for trunk in trunks:  # "+31 06 ...": a trunk prefix written after the code
+        if national.startswith(trunk) and _possible(national[len(trunk) :], lengths):
+            return digits[:size] + national[len(trunk) :]
+    return None
 
 
 def _possible(national: str, lengths: tuple[str, ...]) -> bool:
@@ -293,20 +295,24 @@ def _possible(national: str, lengths: tuple[str, ...]) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _region(country: str) -> tuple[str, str, str, tuple[str, ...]] | None:
+def _region(country: str) -> tuple[str, tuple[str, ...], str, tuple[str, ...]] | None:
     region = _REGIONS.get(country.strip().upper())
     if region is None and (code := _country_code(country)):
         region = _REGIONS.get(code.upper())
     return region
 
 
-# _phone_regions writes lengths as "|"-separated fields per first digit, each length a base-36 digit.
+# _phone_regions writes "|"-separated lists: trunk prefixes, and lengths per first digit 0-9 with
+# each length one base-36 digit.
 _LENGTH_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _REGIONS = {
-    region: (str(code), trunk, idd, tuple(lengths.split("|")))
-    for region, (code, trunk, idd, lengths) in REGIONS.items()
+    region: (str(code), tuple(filter(None, trunks.split("|"))), idd, tuple(lengths.split("|")))
+    for region, (code, trunks, idd, lengths) in REGIONS.items()
 }
-_CALLING_CODES = {str(code): (trunk, tuple(lengths.split("|"))) for code, (trunk, lengths) in CALLING_CODES.items()}
+_CALLING_CODES = {
+    str(code): (tuple(filter(None, trunks.split("|"))), tuple(lengths.split("|")))
+    for code, (trunks, lengths) in CALLING_CODES.items()
+}
 
 _RULES: dict[str, Callable[[str, str | None], str | None]] = {
     "em": _email,

@@ -1,0 +1,539 @@
+"""relay.normalize against Meta's documented rules, its published hashes and the SDK's departures.
+
+Sources: shared/research/meta-capi.md §3 (the documented rules and example hashes, which Meta
+prints abbreviated as prefix…suffix) and §8 (the sixteen places where the facebook-business SDK
+departs from them; each case that touches a user_data field has a test named after it here).
+The generated region tables are checked against `phonenumbers` and `pycountry` themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import unicodedata
+from pathlib import Path
+
+import phonenumbers
+import pycountry
+import pytest
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+from phonenumbers.phonemetadata import PhoneMetadata
+
+from relay import _phone_regions
+from relay.normalize import FIELDS, birth_date, hash_field, normalize, sha256_hex
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures" / "lightspeed"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("gen_phone_regions", ROOT / "tools" / "gen_phone_regions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- Meta's documented examples (meta-capi.md §3) -----------------------------------------------
+
+# (field, input, country, documented pre-hash string, published hash prefix, published suffix)
+DOCUMENTED = [
+    ("em", "John_Smith@gmail.com", None, "john_smith@gmail.com", "62a14e44", "f62f"),
+    ("ph", "(650)555-1212", "US", "16505551212", "e323ec62", "3176"),
+    ("db", "2/16/1997", None, "19970216", "01acdbf6", None),
+    ("country", "United States", None, "us", "79adb2a2", "4621"),
+    ("fn", "Valéry", None, "valéry", "08e1996b", None),
+    ("fn", "정", None, "정", "8fa8cd9c", None),
+    ("fn", "Mary", None, "mary", None, None),  # the page gives no hash for this one
+]
+
+
+@pytest.mark.parametrize(("field", "raw", "country", "expected", "prefix", "suffix"), DOCUMENTED)
+def test_meta_documented_example(field, raw, country, expected, prefix, suffix):
+    normalized = normalize(field, raw, country)
+    assert normalized == expected
+    digest = hashlib.sha256(normalized.encode("utf-8")).hexdigest()
+    assert hash_field(field, raw, country) == digest == sha256_hex(normalized)
+    if prefix:
+        assert digest.startswith(prefix)
+    if suffix:
+        assert digest.endswith(suffix)
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "country", "expected"),
+    [
+        ("ct", "Paris", "FR", "paris"),
+        ("ct", "London", "GB", "london"),
+        ("ct", "New York", "US", "newyork"),
+        ("st", "AZ", "US", "az"),
+        ("st", "California", "US", "ca"),
+        ("zp", "94035", "US", "94035"),
+        ("zp", "1987", "AU", "1987"),
+        ("zp", "75018", "FR", "75018"),
+        ("zp", "M1 1AE", "GB", "m11ae"),
+        ("ge", "F", None, "f"),
+        ("ge", "m", None, "m"),
+        ("country", "US", None, "us"),
+    ],
+)
+def test_meta_documented_normalization(field, raw, country, expected):
+    assert normalize(field, raw, country) == expected
+
+
+# --- the SDK's departures from the docs (meta-capi.md §8), one test each --------------------------
+
+
+def test_sdk_case_01_phone_gets_its_country_code():
+    assert normalize("ph", "(650)555-1212", "US") == "16505551212"  # SDK: 6505551212
+    assert normalize("ph", "06-12345678", "NL") == "31612345678"  # SDK: 612345678
+
+
+def test_sdk_case_02_common_phone_formats_do_not_raise_and_trunk_marker_goes():
+    assert normalize("ph", "+31.6.12345678") == "31612345678"
+    assert normalize("ph", "+49 170/1234567") == "491701234567"
+    assert normalize("ph", "tel:+31-6-12345678") == "31612345678"
+    assert normalize("ph", "+1 650 555 1212 ext. 42") == "16505551212"
+    assert normalize("ph", "+31 (0)6 12345678") == "31612345678"  # SDK: 310612345678
+
+
+def test_sdk_case_03_birth_date_becomes_yyyymmdd():
+    assert normalize("db", "2/16/1997") == "19970216"  # SDK hashes "2/16/1997"
+    assert normalize("db", "1997-02-16") == "19970216"
+    assert normalize("db", "16.02.1997") == "19970216"
+
+
+def test_sdk_case_04_country_names_map_and_junk_does_not():
+    assert [normalize("country", v) for v in ("United States", "UK", "USA", "NLD", "Netherlands", "Deutschland")] == [
+        "us",
+        "gb",
+        "us",
+        "nl",
+        "nl",
+        "de",
+    ]
+    assert normalize("country", "us1") is None  # SDK strips the digit and sends "us"
+
+
+def test_sdk_case_05_us_state_names_become_codes():
+    assert normalize("st", "California", "US") == "ca"  # SDK: california
+    assert normalize("st", "new york", None) == "ny"
+
+
+def test_sdk_case_06_names_lose_punctuation():
+    assert normalize("ln", "O'Brien") == "obrien"
+    assert normalize("fn", "Jean-Luc") == "jeanluc"
+    assert normalize("fn", "Dr. John") == "dr john"
+
+
+def test_sdk_case_07_cities_lose_punctuation_and_keep_digits():
+    assert normalize("ct", "'s-Hertogenbosch", "NL") == "shertogenbosch"  # SDK: 'shertogenbosch
+    assert normalize("ct", "Washington, D.C.", "US") == "washingtondc"  # SDK: washington,dc
+    assert normalize("ct", "Paris 18e", "FR") == "paris18e"  # SDK: parise
+
+
+def test_sdk_case_08_postcodes_are_not_cut_at_the_dash():
+    assert normalize("zp", "B-2000", "BE") == "b2000"  # SDK: b
+    assert normalize("zp", "D-10115", "DE") == "d10115"
+    assert normalize("zp", "CH-8001", "CH") == "ch8001"
+    assert normalize("zp", "1000-001", "PT") == "1000001"
+    assert normalize("zp", "00-950", "PL") == "00950"
+    assert normalize("zp", "01310-100", "BR") == "01310100"
+    assert normalize("zp", "90210 1234", "US") == "90210"  # SDK: 902101234
+    assert normalize("zp", "902101234", "US") == "90210"
+
+
+def test_sdk_case_09_gender_words_become_f_or_m():
+    assert normalize("ge", "Female") == "f"  # SDK: female
+    assert normalize("ge", "Male") == "m"
+
+
+def test_sdk_case_10_bad_email_is_dropped_not_raised_or_sent():
+    for bad in ("user@example", "user@@example.com", "Jan <jan@example.nl>", "a@x.nl;b@y.nl", "mailto:a@x.nl"):
+        assert normalize("em", bad) is None, bad
+        assert hash_field("em", bad) is None, bad
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_sdk_case_11_whitespace_only_is_none_never_the_empty_hash(field):
+    assert normalize(field, " \t\u00a0 ", "NL") is None
+    assert hash_field(field, " \t ", "NL") is None
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_sdk_case_12_empty_string_is_none(field):
+    assert normalize(field, "", "NL") is None
+    assert hash_field(field, "", "NL") is None
+
+
+def test_sdk_case_13_only_a_sha256_digest_passes_through():
+    digest = sha256_hex("john_smith@gmail.com")
+    assert hash_field("em", f" {digest} ") == digest
+    md5 = hashlib.md5(b"john_smith@gmail.com").hexdigest()
+    assert hash_field("em", md5) is None  # not an address, and not sent raw as the SDK would
+    assert hash_field("ph", "1" * 32) is None  # a 32-digit "phone" is neither a number nor a digest
+
+
+def test_sdk_case_15_unicode_is_nfc_and_turkish_capital_i_lowercases_cleanly():
+    decomposed = unicodedata.normalize("NFD", "José")
+    assert normalize("fn", decomposed) == "josé" == unicodedata.normalize("NFC", "josé")
+    assert hash_field("fn", decomposed) == hash_field("fn", "José")
+    assert normalize("ln", "ÇELİK") == "çelik"
+    assert normalize("ct", "İSTANBUL", "TR") == "istanbul"
+
+
+# Cases 14 (external_id sent raw) and 16 (currency) are not user_data normalization: relay.match
+# hashes external_id and relay.capi checks the currency.
+
+
+# --- phones ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        ("06-12345678", "NL", "31612345678"),
+        ("06 1234 5678", "nl", "31612345678"),
+        ("+31 6 12345678", "NL", "31612345678"),
+        ("0031 6 12345678", "NL", "31612345678"),
+        ("+0031 6 12345678", None, "31612345678"),
+        ("(0)6-12345678", "NL", "31612345678"),
+        ("+31 (0)6 12345678", None, "31612345678"),
+        ("+31 06 12345678", None, "31612345678"),
+        ("31612345678", "NL", "31612345678"),
+        ("612345678", "NL", "31612345678"),
+        ("020-1234567", "NL", "31201234567"),
+        ("010-4567890", "NL", "31104567890"),
+        ("0470 12 34 56", "BE", "32470123456"),
+        ("+32 470 12 34 56", "BE", "32470123456"),
+        ("0032 470/12.34.56", None, "32470123456"),
+        ("02 123 45 67", "BE", "3221234567"),
+        ("+32 (0)2 123 45 67", None, "3221234567"),
+        ("0170 1234567", "DE", "491701234567"),
+        ("0170/1234567", "DE", "491701234567"),
+        ("+49 170 1234567", None, "491701234567"),
+        ("030 12345678", "DE", "493012345678"),
+        ("+49 (0)30 12345678", None, "493012345678"),
+        ("06 12 34 56 78", "FR", "33612345678"),
+        ("01.23.45.67.89", "FR", "33123456789"),
+        ("+33 6 12 34 56 78", None, "33612345678"),
+        ("07700 900123", "GB", "447700900123"),
+        ("020 7946 0958", "GB", "442079460958"),
+        ("+44 (0)20 7946 0958", None, "442079460958"),
+        ("+44 7700 900123", None, "447700900123"),
+        ("(650)555-1212", "US", "16505551212"),
+        ("650.555.1212", "US", "16505551212"),
+        ("1-650-555-1212", "US", "16505551212"),
+        ("+1 (650) 555-1212", None, "16505551212"),
+        ("650-555-1212 x123", "US", "16505551212"),
+        ("011 31 6 12345678", "US", "31612345678"),
+        ("06 12345678", "Netherlands", "31612345678"),
+        ("０６－１２３４５６７８", "NL", "31612345678"),
+        ("+39 06 1234 5678", None, "390612345678"),  # Italy keeps its leading 0
+        ("+39 (0)6 1234 5678", None, "390612345678"),
+        ("8 800 123-45-67", "RU", "78001234567"),  # Russia's trunk 8 before a number starting with 8
+    ],
+)
+def test_phone_to_e164_digits(raw, country, expected):
+    assert normalize("ph", raw, country) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "country"),
+    [
+        ("06-12345678", None),  # national, and no country to place it
+        ("123", "NL"),
+        ("06-1234", "NL"),
+        ("06-123456789012", "NL"),
+        ("+31 12", None),
+        ("+999 12345678", None),  # no such calling code
+        ("0800-FLOWERS", "US"),
+        ("n.v.t.", "NL"),
+        ("+", "NL"),
+    ],
+)
+def test_phone_not_a_number_is_none(raw, country):
+    assert normalize("ph", raw, country) is None
+
+
+def test_phone_every_regions_example_numbers_in_every_written_form():
+    """Every example number phonenumbers has for a person's line, written as people write it."""
+    kinds = (
+        PhoneNumberType.FIXED_LINE,
+        PhoneNumberType.MOBILE,
+        PhoneNumberType.VOIP,
+        PhoneNumberType.PERSONAL_NUMBER,
+        PhoneNumberType.PAGER,
+        PhoneNumberType.UAN,
+    )
+    # Argentina's national format puts a "15" mobile token inside the number, which a length
+    # table cannot undo; the international forms of that number are still checked.
+    known = {("AR", PhoneNumberType.MOBILE, "national")}
+    failures, checked = [], 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        code = phonenumbers.country_code_for_region(region)
+        for kind in kinds:
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            expected = phonenumbers.format_number(example, PhoneNumberFormat.E164)[1:]
+            national = phonenumbers.national_significant_number(example)
+            forms = {
+                "e164": (phonenumbers.format_number(example, PhoneNumberFormat.E164), None),
+                "international": (phonenumbers.format_number(example, PhoneNumberFormat.INTERNATIONAL), None),
+                "rfc3966": (phonenumbers.format_number(example, PhoneNumberFormat.RFC3966), None),
+                "national": (phonenumbers.format_number(example, PhoneNumberFormat.NATIONAL), region),
+                "00": ("00" + expected, region),
+                "no plus": (expected, region),
+            }
+            if phonenumbers.ndd_prefix_for_region(region, True) == "0":
+                forms["(0)"] = (f"+{code} (0){national}", None)
+                forms["+code 0"] = (f"+{code} 0{national}", None)
+            for form, (written, country) in forms.items():
+                checked += 1
+                if normalize("ph", written, country) != expected and (region, kind, form) not in known:
+                    failures.append((region, kind, form, written))
+    assert checked > 4000
+    assert failures == []
+
+
+# --- the generated tables against their libraries ------------------------------------------------
+
+
+def test_phone_table_is_what_the_generator_writes_now():
+    generated = (ROOT / "src" / "relay" / "_phone_regions.py").read_text(encoding="utf-8")
+    assert generated == _generator().render(), "run: uv run python tools/gen_phone_regions.py"
+
+
+def test_phone_table_matches_phonenumbers_for_every_region():
+    assert set(_phone_regions.REGIONS) == set(phonenumbers.SUPPORTED_REGIONS)
+    for region, (code, trunks, idd, lengths) in _phone_regions.REGIONS.items():
+        metadata = PhoneMetadata.metadata_for_region(region)
+        assert code == phonenumbers.country_code_for_region(region), region
+        ndd = phonenumbers.ndd_prefix_for_region(region, True)
+        trunk_list = trunks.split("|") if trunks else []
+        assert (ndd in trunk_list) if ndd else trunk_list == [], region
+        for trunk in trunk_list:  # each one is a prefix phonenumbers itself strips
+            assert re.fullmatch(metadata.national_prefix_for_parsing or ndd, trunk), (region, trunk)
+        assert idd == "" or re.fullmatch(metadata.international_prefix, idd), region
+        by_digit = lengths.split("|")
+        assert len(by_digit) == 10, region
+        possible = set(metadata.general_desc.possible_length)
+        for digit, chars in enumerate(by_digit):
+            assert {int(ch, 36) for ch in chars} <= possible, (region, digit)
+        assert any(by_digit), region
+
+
+def test_calling_codes_cover_every_code_phonenumbers_knows():
+    codes = _phone_regions.CALLING_CODES
+    assert set(codes) == set(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    assert set(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS) <= set(codes)
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        if regions == ("001",):
+            continue
+        main = phonenumbers.region_code_for_country_code(code)
+        assert codes[code][0] == _phone_regions.REGIONS[main][1], code
+
+
+def test_country_table_knows_every_iso_country_by_code_and_name():
+    assert set(_phone_regions.COUNTRY_NAMES) == {c.alpha_2.lower() for c in pycountry.countries}
+    for country in pycountry.countries:
+        expected = country.alpha_2.lower()
+        assert normalize("country", country.alpha_2) == expected
+        assert normalize("country", country.alpha_3.lower()) == expected
+        assert normalize("country", country.name.upper()) == expected, country.name
+
+
+def test_us_state_table_knows_every_pycountry_subdivision():
+    subdivisions = list(pycountry.subdivisions.get(country_code="US"))
+    assert len(_phone_regions.US_STATES) == len(subdivisions)
+    for sub in subdivisions:
+        assert normalize("st", sub.name, "US") == sub.code.removeprefix("US-").lower(), sub.name
+
+
+# --- the other rules -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        ("1988-04-23", "NL", "19880423"),
+        ("1988-04-23T00:00:00+02:00", None, "19880423"),
+        ("1988/4/23", None, "19880423"),
+        ("19880423", None, "19880423"),
+        ("23-04-1988", "NL", "19880423"),
+        ("23 . 04 . 1988", "BE", "19880423"),
+        ("4/23/1988", "NL", "19880423"),  # 23 cannot be a month
+        ("23/4/1988", "US", "19880423"),  # nor here
+        ("02/03/1997", "NL", "19970302"),  # both could be: day first
+        ("02/03/1997", None, "19970302"),
+        ("02/03/1997", "US", "19970203"),  # month first where dates are written so
+        ("02/03/1997", "CA", "19970203"),
+        ("1900-01-01", None, "19000101"),
+    ],
+)
+def test_birth_date(raw, country, expected):
+    assert normalize("db", raw, country) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["1899-12-31", "2101-01-01", "1997-02-30", "0000-00-00", "16.02.97", "16 February 1997", "13/13/1997", "1"]
+)
+def test_birth_date_invalid_is_none(raw):
+    assert normalize("db", raw) is None
+
+
+def test_birth_date_latest_year_is_the_callers_to_give():
+    assert birth_date("2025-11-18") == "20251118"
+    assert birth_date("2025-11-18", max_year=2024) is None
+    assert birth_date("16/02/1997", "NL", max_year=2025) == "19970216"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("female", "f"),
+        ("Vrouw", "f"),
+        ("Mevrouw", "f"),
+        ("mevr.", "f"),
+        ("Madame", "f"),
+        ("Frau", "f"),
+        ("male", "m"),
+        ("Man", "m"),
+        ("De heer", "m"),
+        ("Monsieur", "m"),
+        ("Männlich", "m"),
+        ("other", None),
+        ("x", None),
+        ("fm", None),
+    ],
+)
+def test_gender(raw, expected):
+    assert normalize("ge", raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("nl", "nl"),
+        ("NL", "nl"),
+        ("Nederland", "nl"),
+        ("Holland", "nl"),
+        ("Netherlands, The", "nl"),
+        ("België", "be"),
+        ("Belgique", "be"),
+        ("Belgium", "be"),
+        ("BEL", "be"),
+        ("Deutschland", "de"),
+        ("Duitsland", "de"),
+        ("Great Britain", "gb"),
+        ("England", "gb"),
+        ("U.S.", "us"),
+        ("United States of America", "us"),
+        ("Côte d'Ivoire", "ci"),
+        ("xx", None),
+        ("Atlantis", None),
+        ("N1", None),
+    ],
+)
+def test_country(raw, expected):
+    assert normalize("country", raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "country", "expected"),
+    [
+        ("em", "  Marielle.vanDenBroek@Example.NL ", None, "marielle.vandenbroek@example.nl"),
+        ("em", "jan@mail.example.co.uk", None, "jan@mail.example.co.uk"),
+        ("em", "jan @example.nl", None, None),
+        ("em", "jan@example.", None, None),
+        ("em", "@example.nl", None, None),
+        ("fn", "  Mariëlle ", None, "mariëlle"),
+        ("fn", "Anne–Sophie", None, "annesophie"),
+        ("ln", "van den  Broek", None, "van den broek"),
+        ("ln", "De Smet", None, "de smet"),
+        ("ln", "---", None, None),
+        ("ct", "Den Haag", "NL", "denhaag"),
+        ("ct", "Liège", "BE", "liège"),
+        ("ct", "Frankfurt am Main", "DE", "frankfurtammain"),
+        ("st", "Noord-Holland", "NL", "noordholland"),
+        ("st", "California", "NL", "california"),  # only US states become codes
+        ("zp", "1015 KK", "NL", "1015kk"),
+        ("zp", "9000", "BE", "9000"),
+        ("zp", "75 018", "FR", "75018"),
+        ("zp", "90210-1234", None, "90210"),  # ZIP+4 even without a country
+        ("zp", "CA 90210", "US", "90210"),
+        ("zp", "9021", "US", None),
+        ("zp", "-", "NL", None),
+    ],
+)
+def test_other_fields(field, raw, country, expected):
+    assert normalize(field, raw, country) == expected
+
+
+def test_unknown_field_raises():
+    with pytest.raises(ValueError, match="unknown user_data field 'email'"):
+        normalize("email", "a@b.nl")
+    with pytest.raises(ValueError, match="unknown user_data field"):
+        hash_field("phone", sha256_hex("x"))
+
+
+def test_not_a_string_is_none():
+    assert normalize("ge", False) is None  # Lightspeed's "no gender"
+    assert hash_field("db", None) is None
+
+
+def test_sha256_hex_refuses_the_empty_string():
+    assert sha256_hex("mary") == hashlib.sha256(b"mary").hexdigest()
+    with pytest.raises(ValueError):
+        sha256_hex("")
+
+
+SAMPLES = {
+    "em": ["John_Smith@gmail.com", "ÉMILE@exämple.fr"],
+    "ph": ["06-12345678", "+32 470 12 34 56"],
+    "fn": ["Mariëlle", "ÇELİK", "Jean-Luc", "정"],
+    "ln": ["van den Broek", "O'Brien"],
+    "ct": ["'s-Hertogenbosch", "Liège"],
+    "st": ["California", "Noord-Holland"],
+    "zp": ["1015 KK", "B-2000"],
+    "country": ["Netherlands", "BE"],
+    "ge": ["female", "M"],
+    "db": ["1988-04-23", "2/16/1997"],
+}
+
+
+@pytest.mark.parametrize(("field", "raw"), [(f, v) for f, values in SAMPLES.items() for v in values])
+def test_output_is_nfc_stable_and_idempotent(field, raw):
+    once = normalize(field, raw, "NL")
+    assert once and once == unicodedata.normalize("NFC", once) and once == once.strip()
+    again = "+" + once if field == "ph" else once  # E.164 digits need their "+" outside their own country
+    assert normalize(field, again, "NL") == once
+
+
+# --- the shared fixtures ------------------------------------------------------------------------
+
+
+def test_fixture_orders_normalize_to_the_expected_keys():
+    paid = json.loads((FIXTURES / "webhook-order-paid.json").read_text(encoding="utf-8"))["order"]
+    country = paid["addressBillingCountry"]["code"]
+    assert normalize("ph", paid["phone"], country) == normalize("ph", paid["mobile"], country) == "31612345678"
+    assert normalize("zp", paid["addressBillingZipcode"], country) == "1015kk"
+    assert normalize("db", paid["birthDate"], country) == "19880423"
+    assert normalize("ge", paid["gender"], country) == "f"
+    assert normalize("fn", paid["firstname"], country) == "mariëlle"
+    assert normalize("country", paid["addressBillingCountry"]["title"]) == "nl"
+
+    orders = json.loads((FIXTURES / "orders-list-page.json").read_text(encoding="utf-8"))["orders"]
+    joris = next(o for o in orders if o["email"].startswith("joris"))
+    assert normalize("ph", joris["phone"], joris["addressBillingCountry"]["code"]) == "32470123456"
+    assert normalize("ln", joris["lastname"]) == "de smet"
+    sven = next(o for o in orders if o["email"].startswith("sven"))
+    assert normalize("ph", sven["phone"], "nl") == "31104567890"
+    assert normalize("ph", sven["mobile"], "nl") == "31698765432"
+    anais = json.loads((FIXTURES / "webhook-order-paid-missing-optional.json").read_text(encoding="utf-8"))["order"]
+    assert normalize("ph", anais["phone"], "be") is None
+    assert normalize("db", anais["birthDate"], "be") is None
+    assert normalize("ln", anais["lastname"]) == "lefèvre"
