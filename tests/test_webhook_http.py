@@ -209,3 +209,13 @@ def test_ledger_keeps_hashes_and_drops_ip_and_agent_once_sent(relay, meta):
     assert payload["user_data"]["em"] == hashlib.sha256(b"marielle.vandenbroek@example.nl").hexdigest()
     assert "client_ip_address" not in payload["user_data"]
     assert "client_user_agent" not in payload["user_data"]
+
+
+def test_paid_order_older_than_metas_window_is_stored_expired_and_never_sent(relay, meta, clock):
+    clock.advance(7 * 86400)
+    answer = post(relay, PAID_RAW, PAID_HEADERS["headers"])
+    assert answer.json()["status"] == "ignored"
+    assert "7-day" in answer.json()["reason"]
+    [stored] = ledger_rows(relay)
+    assert stored["state"] == "expired" and "7-day" in stored["last_error"]
+    assert meta.requests == []
