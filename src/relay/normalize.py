@@ -82,7 +82,7 @@ def hash_field(field: str, value: str, country: str | None = None) -> str | None
     """Normalize, then SHA-256; a value that already is a SHA-256 hex digest passes unchanged."""
     if field not in _RULES:
         raise ValueError(f"unknown user_data field {field!r}; expected one of {', '.join(FIELDS)}")
-    if isinstance(value, str) and _SHA256.fullmatch(stripped := value.strip()):
+    if isinstance(value, str) and len(stripped := value.strip()) == 64 and _SHA256.fullmatch(stripped):
         return stripped
     normalized = normalize(field, value, country)
     return sha256_hex(normalized) if normalized else None
@@ -102,6 +102,8 @@ _FOLD = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", 
 
 
 def _lower(text: str) -> str:
+    if text.isascii():
+        return text.lower()
     return unicodedata.normalize("NFC", text.replace("İ", "i").lower())
 
 
@@ -110,13 +112,20 @@ def _letters_digits(text: str, keep_spaces: bool) -> str:
     text = _lower(text)
     if text.isascii():
         return (_ASCII_NOT_NAME if keep_spaces else _ASCII_NOT_WORD).sub("", text)
-    kept = []
-    for ch in text:
-        if unicodedata.category(ch)[0] in "LMN":
-            kept.append(ch)
-        elif keep_spaces and ch.isspace():
-            kept.append(" ")
-    return "".join(kept)
+    return _NOT_WORD.sub(_keep_name_char if keep_spaces else _keep_place_char, text)
+
+
+_NOT_WORD = re.compile(r"[\W_]")  # everything but letters and digits (str.isalnum), in any script
+
+
+def _keep_place_char(found: re.Match[str]) -> str:
+    ch = found.group()
+    return ch if unicodedata.category(ch)[0] == "M" else ""  # combining marks belong to their letter
+
+
+def _keep_name_char(found: re.Match[str]) -> str:
+    ch = found.group()
+    return " " if ch.isspace() else _keep_place_char(found)
 
 
 def country_key(text: str) -> str:
@@ -196,18 +205,24 @@ _MALE = frozenset(
 )
 
 
+_GENDER = {word: "f" for word in _FEMALE} | {word: "m" for word in _MALE}
+
+
 def _gender(text: str, country: str | None) -> str | None:
-    key = country_key(text)
-    return "f" if key in _FEMALE else "m" if key in _MALE else None
+    return _GENDER.get(text.lower()) or _GENDER.get(country_key(text))
 
 
 # --- date of birth -----------------------------------------------------------------------------
 
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _YMD = re.compile(r"(\d{4})([-/. ]?)(\d{1,2})\2(\d{1,2})(?:[T ]\d.*)?")
 _XY_YEAR = re.compile(r"(\d{1,2})([-/. ])(\d{1,2})\2(\d{4})")
 
 
 def _birth_date(text: str, country: str | None, max_year: int = LATEST_BIRTH_YEAR) -> str | None:
+    if found := _ISO_DATE.fullmatch(text):  # the common case, and Lightspeed's
+        year, month, day = int(found.group(1)), int(found.group(2)), int(found.group(3))
+        return _date(year, month, day, max_year)
     text = re.sub(r"\s*([-/.])\s*", r"\1", " ".join(text.split()))
     if found := _YMD.fullmatch(text):
         if not found.group(2) and len(text) != 8:  # undelimited: only YYYYMMDD
@@ -221,12 +236,17 @@ def _birth_date(text: str, country: str | None, max_year: int = LATEST_BIRTH_YEA
         month, day = (first, second) if month_first else (second, first)
     else:
         return None
+    return _date(year, month, day, max_year)
+
+
+def _date(year: int, month: int, day: int, max_year: int) -> str | None:
     if not EARLIEST_BIRTH_YEAR <= year <= max_year:
         return None
     try:
-        return date(year, month, day).strftime("%Y%m%d")
+        date(year, month, day)
     except ValueError:
         return None
+    return f"{year:04d}{month:02d}{day:02d}"
 
 
 def _db(text: str, country: str | None) -> str | None:
