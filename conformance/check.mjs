@@ -1,0 +1,508 @@
+#!/usr/bin/env node
+// Conformance run: the relay in Pyodide 0.28.2 (the Python of the Workers runtime for this project's
+// compatibility date) must behave exactly as it does in CPython, offline, on loopback only.
+//
+//   uv run node conformance/check.mjs [--python PATH] [--json REPORT.json]
+//
+// Checks (each PASS or FAIL, never skipped; exit 1 on any failure):
+//   runtime         node_modules/pyodide is 0.28.2 and runs Python 3.13
+//   core-identical  conformance/core_events.py prints the same bytes under CPython and Pyodide
+//   entry-imports   src/entry.py imports in Pyodide next to the real `workers` SDK (workers-runtime-sdk 1.9.5)
+//   send-path       conformance/send_path.py: relay.service over the Worker's ports (entry.FetchHttp on JS
+//                   fetch, entry.D1 on a real D1 from miniflare) gives the same output, and the same requests
+//                   reach the fakes, as over the local runner's ports (httpx, SQLite) in CPython
+//   worker-fetch    entry.Default(ctx, env).fetch() on signed webhooks, end to end: answers, waitUntil, the
+//                   event Meta receives, the D1 ledger, the R2 delivery log
+//   worker-scheduled  a webhook whose waitUntil work died is sent by entry.Default.scheduled() (the cron sweep)
+//
+// Upstreams are the project's own fakes (relay.local.fakes) started by conformance/upstreams.py under
+// CPython. D1 and R2 are miniflare's (the workerd binary from the wrangler package), reached from Node.
+
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const PYODIDE_VERSION = "0.28.2";
+const SDK_VERSION = "1.9.5";
+const SDK_DIR = join(REPO, "conformance", ".cache", `workers-runtime-sdk-${SDK_VERSION}`);
+// Runtime compat flags for wrangler.toml's compatibility_date (2026-04-20): header commas preserved from
+// 2026-02-17; everything else the SDK asks about is off (research/python-workers.md §1, §3).
+const COMPAT_FLAGS = { python_request_headers_preserve_commas: true };
+
+const { values: opts } = parseArgs({
+  options: {
+    python: { type: "string", default: process.env.PYTHON || "python" },
+    json: { type: "string" },
+  },
+});
+
+function fail(message) {
+  throw new Error(message);
+}
+
+function run(cmd, args, what) {
+  const result = spawnSync(cmd, args, { cwd: REPO, maxBuffer: 64 * 1024 * 1024 });
+  if (result.error) fail(`${what}: could not start ${cmd} (${result.error.code ?? result.error.message})`);
+  if (result.status !== 0) {
+    fail(`${what}: ${cmd} ${args.join(" ")} exited ${result.status}\n${result.stderr.toString().trim()}`);
+  }
+  return result.stdout;
+}
+
+// --- the reference: CPython ------------------------------------------------------------------------
+
+function cpythonVersion() {
+  return run(opts.python, ["-c", "import sys; print('.'.join(map(str, sys.version_info[:3])))"],
+    `CPython (--python ${opts.python})`).toString().trim();
+}
+
+function ensureSdk() {
+  // The Workers SDK as pywrangler vendors it into python_modules/: pure Python, pinned by hash.
+  if (existsSync(join(SDK_DIR, "workers", "__init__.py"))) return SDK_DIR;
+  mkdirSync(SDK_DIR, { recursive: true });
+  run("uv", ["pip", "install", "--quiet", "--no-deps", "--require-hashes", "--python", opts.python,
+    "--target", SDK_DIR, "-r", join(REPO, "conformance", "sdk-requirements.txt")],
+    "installing workers-runtime-sdk (needs uv and PyPI)");
+  return SDK_DIR;
+}
+
+class Upstreams {
+  // conformance/upstreams.py: FakeMeta, a slow FakeMeta, FakeLightspeed on 127.0.0.1.
+  async start() {
+    this.proc = spawn(opts.python, [join(REPO, "conformance", "upstreams.py")], { cwd: REPO });
+    this.stderr = "";
+    this.proc.stderr.on("data", (d) => { this.stderr += d; });
+    this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
+    this.urls = await this.next("starting conformance/upstreams.py");
+    return this;
+  }
+  async next(what) {
+    const line = await Promise.race([
+      this.lines.next(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("no answer in 30 s")), 30_000)),
+    ]).catch((e) => fail(`${what}: ${e.message}\n${this.stderr}`));
+    if (line.done) fail(`${what}: conformance/upstreams.py exited\n${this.stderr}`);
+    return JSON.parse(line.value);
+  }
+  async dump() {
+    this.proc.stdin.write("dump\n");
+    return this.next("reading recorded requests");
+  }
+  stop() {
+    this.proc?.stdin.end();
+  }
+}
+
+// --- Pyodide, set up as workerd sets it up ---------------------------------------------------------
+
+async function startPyodide(sdkDir) {
+  const indexURL = join(REPO, "node_modules", "pyodide") + "/";
+  if (!existsSync(join(indexURL, "pyodide.mjs"))) {
+    fail("node_modules/pyodide is missing: run `npm ci` in the repository root");
+  }
+  const { loadPyodide } = await import(join(indexURL, "pyodide.mjs"));
+  const pyodide = await loadPyodide({ indexURL });
+  if (pyodide.version !== PYODIDE_VERSION) {
+    fail(`node_modules/pyodide is ${pyodide.version}, the Workers runtime uses ${PYODIDE_VERSION}: run \`npm ci\``);
+  }
+  pyodide.FS.mkdirTree("/repo");
+  pyodide.mountNodeFS("/repo", REPO);
+  pyodide.FS.mkdirTree("/sdk");
+  pyodide.mountNodeFS("/sdk", sdkDir);
+  // The two modules workerd provides to the SDK; everything else is the real SDK.
+  pyodide.FS.mkdirTree("/runtime");
+  pyodide.FS.writeFile("/runtime/_cloudflare_compat_flags.py",
+    Object.entries(COMPAT_FLAGS).map(([k, v]) => `${k} = ${v ? "True" : "False"}\n`).join("") +
+    "\n\ndef __getattr__(name):\n    return False\n");
+  pyodide.registerJsModule("_pyodide_entrypoint_helper", {
+    patchWaitUntil(ctx) {
+      // workerd keeps the Python awaitable alive (copy) and awaits it after the handler returns.
+      const original = ctx.waitUntil.bind(ctx);
+      ctx.waitUntil = (work) => original(typeof work?.copy === "function" ? work.copy() : work);
+    },
+    cloudflareWorkersModule: {},
+    cloudflareSocketsModule: {},
+    doAnImport: (name) => import(name),
+  });
+  pyodide.runPython(`
+import sys
+sys.dont_write_bytecode = True  # never leave Pyodide's .pyc files in the working tree
+sys.path[:0] = ["/repo/conformance", "/repo/src", "/sdk", "/runtime"]
+`);
+  return pyodide;
+}
+
+// --- D1 and R2: miniflare's, behind classes named as workerd names them ------------------------------
+// The SDK picks its binding wrapper by JS constructor name (D1Database, R2Bucket), so the miniflare
+// proxies are wrapped in classes of those names, and the Worker meets the same conversions as in workerd.
+
+class D1PreparedStatement {
+  constructor(inner) { this.inner = inner; }
+  bind(...values) { return new D1PreparedStatement(this.inner.bind(...values)); }
+  all() { return this.inner.all(); }
+  run() { return this.inner.run(); }
+  first(column) { return this.inner.first(column); }
+  raw(options) { return this.inner.raw(options); }
+}
+
+class D1Database {
+  constructor(inner) { this.inner = inner; }
+  prepare(sql) { return new D1PreparedStatement(this.inner.prepare(sql)); }
+  batch(statements) { return this.inner.batch(statements.map((s) => s.inner)); }
+  exec(sql) { return this.inner.exec(sql); }
+}
+
+class R2Bucket {
+  constructor(inner) { this.inner = inner; }
+  put(key, value, options) { return this.inner.put(key, value, options); }
+  get(key, options) { return this.inner.get(key, options); }
+  head(key) { return this.inner.head(key); }
+  list(options) { return this.inner.list(options); }
+  delete(keys) { return this.inner.delete(keys); }
+}
+
+async function startMiniflare() {
+  const { Miniflare } = await import(join(REPO, "node_modules", "miniflare", "dist", "src", "index.js"));
+  const mf = new Miniflare({
+    modules: true,
+    script: "export default { fetch() { return new Response('conformance') } }",
+    compatibilityDate: "2026-04-20",
+    d1Databases: { SEND_DB: "conformance-send-path", WORKER_DB: "conformance-worker" },
+    r2Buckets: { LOGS: "conformance-logs" },
+  });
+  return mf;
+}
+
+function statements(sql) {
+  // Split a migration file into statements: ";" ends one, "--" starts a comment, both outside '...' only.
+  const out = [];
+  let current = "";
+  let quoted = false;
+  for (let i = 0; i < sql.length; i += 1) {
+    const c = sql[i];
+    if (quoted) {
+      current += c;
+      if (c === "'") quoted = false;
+    } else if (c === "'") {
+      current += c;
+      quoted = true;
+    } else if (c === "-" && sql[i + 1] === "-") {
+      while (i < sql.length && sql[i] !== "\n") i += 1;
+      current += "\n";
+    } else if (c === ";") {
+      if (current.trim()) out.push(current.trim());
+      current = "";
+    } else {
+      current += c;
+    }
+  }
+  if (current.trim()) out.push(current.trim());
+  return out;
+}
+
+async function migrate(db) {
+  // What `wrangler d1 migrations apply` runs: every migrations/*.sql in name order, each in one batch.
+  const files = readdirSync(join(REPO, "migrations")).filter((f) => f.endsWith(".sql")).sort();
+  for (const file of files) {
+    const sql = readFileSync(join(REPO, "migrations", file), "utf8");
+    await db.batch(statements(sql).map((s) => db.prepare(s)));
+  }
+  return files;
+}
+
+// --- comparisons -----------------------------------------------------------------------------------
+
+function sha256(bytes) {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+function sameBytes(what, cpython, pyodide) {
+  const a = Buffer.from(cpython);
+  const b = Buffer.from(pyodide);
+  if (Buffer.compare(a, b) === 0) return `${a.length} bytes, sha256 ${sha256(a).slice(0, 16)}… in both`;
+  const la = a.toString("utf8").split("\n");
+  const lb = b.toString("utf8").split("\n");
+  let i = 0;
+  while (i < la.length && la[i] === lb[i]) i += 1;
+  const context = (lines) => lines.slice(Math.max(0, i - 3), i + 3).map((l, k) => `    ${Math.max(0, i - 3) + k + 1}: ${l}`).join("\n");
+  fail(`${what} differ (CPython ${a.length} bytes, Pyodide ${b.length} bytes), first at line ${i + 1}:\n` +
+    `  CPython:\n${context(la)}\n  Pyodide:\n${context(lb)}`);
+}
+
+function expect(condition, message) {
+  if (!condition) fail(message);
+}
+
+// --- the checks ------------------------------------------------------------------------------------
+
+const ctx = {};
+
+async function checkRuntime() {
+  ctx.cpython = cpythonVersion();
+  ctx.sdk = ensureSdk();
+  ctx.pyodide = await startPyodide(ctx.sdk);
+  ctx.pyVersion = ctx.pyodide.runPython("import sys; '.'.join(map(str, sys.version_info[:3]))");
+  expect(ctx.pyVersion.startsWith("3.13."), `Pyodide runs Python ${ctx.pyVersion}, expected 3.13`);
+  expect(ctx.cpython.startsWith("3.13."), `CPython is ${ctx.cpython}; the reference must be 3.13 like the runtime`);
+  return `Pyodide ${ctx.pyodide.version} (Python ${ctx.pyVersion}) vs CPython ${ctx.cpython}`;
+}
+
+async function checkCore() {
+  const cpython = run(opts.python, [join(REPO, "conformance", "core_events.py")], "core_events.py under CPython");
+  const pyodide = ctx.pyodide.runPython("import core_events; core_events.render()");
+  return sameBytes("core outputs", cpython, Buffer.from(pyodide, "utf8"));
+}
+
+async function checkEntryImports() {
+  ctx.pyodide.runPython("import entry, worker_harness");
+  const names = ctx.pyodide.runPython("import entry; ', '.join(sorted(n for n in ('Default', 'D1', 'R2', 'FetchHttp', 'Env') if hasattr(entry, n)))");
+  expect(names === "D1, Default, Env, FetchHttp, R2", `entry.py no longer defines the Worker's pieces: has ${names}`);
+  return `entry.py imports with workers-runtime-sdk ${SDK_VERSION}; ${names}`;
+}
+
+function eventPosts(recorded) {
+  // Meta requests that carry events; the cron pass may also ask Graph other things (token health).
+  return recorded.meta.filter((q) => q.method === "POST" && /\/events$/.test(q.path));
+}
+
+function requestsSummary(recorded) {
+  return Object.entries(recorded).map(([name, list]) => `${name} ${list.length}`).join(", ");
+}
+
+async function checkSendPath() {
+  const up = ctx.upstreams;
+  const urls = JSON.stringify(up.urls);
+  await up.dump();
+  const cpython = run(opts.python, [join(REPO, "conformance", "send_path.py"), urls], "send_path.py under CPython");
+  const cpythonRequests = await up.dump();
+  const db = new D1Database(await ctx.mf.getD1Database("SEND_DB"));
+  await migrate(db);
+  ctx.pyodide.globals.set("js_env", { DB: db });
+  ctx.pyodide.globals.set("urls", urls);
+  const pyodide = await ctx.pyodide.runPythonAsync(`
+import json, entry, scenario, send_path
+from workers import _EnvWrapper
+env = _EnvWrapper(js_env)   # what Default.runtime() gets as self.env
+scenario.canonical(await send_path.drive(entry.D1(env.DB), entry.FetchHttp(), json.loads(urls)))
+`);
+  const pyodideRequests = await up.dump();
+  const detail = sameBytes("send-path outputs", cpython, Buffer.from(pyodide, "utf8"));
+  sameBytes("requests recorded by the fakes", JSON.stringify(cpythonRequests, null, 1), JSON.stringify(pyodideRequests, null, 1));
+  const sent = JSON.parse(pyodide).outbox.filter((row) => row.state === "sent").length;
+  expect(sent === 2, `expected both fixture orders sent to Meta, ledger has ${sent} sent`);
+  return `${detail}; requests (${requestsSummary(pyodideRequests)}) identical`;
+}
+
+function freshWebhook(which = "webhook-order-paid.raw.json", minutesAgo = 10) {
+  // The paid fixture with times inside Meta's 7-day window, signed like Lightspeed signs: md5(body + secret).
+  const delivery = JSON.parse(readFileSync(join(REPO, "tests", "fixtures", "lightspeed", "webhook-order-paid.headers.json"), "utf8"));
+  const stamp = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "+00:00");
+  const now = Date.now();
+  const body = readFileSync(join(REPO, "tests", "fixtures", "lightspeed", which), "utf8")
+    .replace(/"createdAt":\s*"[^"]*"/, `"createdAt":"${stamp(now - minutesAgo * 60_000)}"`)
+    .replace(/"updatedAt":\s*"[^"]*"/, `"updatedAt":"${stamp(now - minutesAgo * 60_000 + 60_000)}"`);
+  const bytes = Buffer.from(body, "utf8");
+  const signature = createHash("md5").update(Buffer.concat([bytes, Buffer.from(delivery.secret_used_for_signature)])).digest("hex");
+  return { bytes, headers: { "Content-Type": "application/json", "X-Shop-Id": delivery.headers["X-Shop-Id"], "X-Signature": signature } };
+}
+
+function workerEnv(db, logs) {
+  const shop = JSON.parse(ctx.pyodide.runPython("import json, scenario; json.dumps(scenario.shop_env())"));
+  return { ...shop, DB: db, LOGS: logs, META_GRAPH_URL: ctx.upstreams.urls.meta, LIGHTSPEED_API_URL: ctx.upstreams.urls.lightspeed };
+}
+
+async function invoke(env, request, { dropWaitUntil = false } = {}) {
+  // One invocation: a fresh ExecutionContext; its waitUntil work is awaited as workerd does after answering.
+  const pending = [];
+  const dropped = [];
+  const context = {
+    // Awaiting the Python awaitable starts it at once, as workerd does; a dropped one never runs.
+    waitUntil: (work) => (dropWaitUntil ? dropped : pending).push(dropWaitUntil ? work : Promise.resolve(work)),
+    passThroughOnException() {},
+  };
+  const harness = ctx.pyodide.pyimport("worker_harness");
+  const response = await harness.fetch(context, env, request);
+  const text = await response.text();
+  for (const work of dropped) {
+    // The isolate died after answering: the work is discarded unstarted; the cron sweep must catch up.
+    work.close?.();
+    work.destroy?.();
+  }
+  const settled = await Promise.allSettled(pending);
+  const failures = settled.filter((s) => s.status === "rejected").map((s) => String(s.reason));
+  if (failures.length) fail(`waitUntil work failed:\n${failures.join("\n")}`);
+  if (!dropWaitUntil && pending.length === 0 && request.method === "POST" && response.status === 200) {
+    fail("an accepted webhook handed no work to ctx.waitUntil");
+  }
+  return { status: response.status, body: text, json: (() => { try { return JSON.parse(text); } catch { return null; } })() };
+}
+
+function post(url, webhook) {
+  return new Request(url, { method: "POST", headers: webhook.headers, body: webhook.bytes });
+}
+
+async function checkWorkerFetch() {
+  const up = ctx.upstreams;
+  const db = new D1Database(await ctx.mf.getD1Database("WORKER_DB"));
+  await migrate(db);
+  const logs = new R2Bucket(await ctx.mf.getR2Bucket("LOGS"));
+  const env = workerEnv(db, logs);
+  ctx.workerEnv = env;
+  ctx.workerDb = db;
+  ctx.logs = logs;
+  await up.dump();
+  const base = "https://relay.example.workers.dev";
+  const hook = freshWebhook();
+  const seen = [];
+
+  let r = await invoke(env, post(`${base}/?shop=vik`, hook));
+  seen.push(`signed webhook → ${r.status} ${r.json?.status}`);
+  expect(r.status === 200 && r.json?.status === "accepted", `signed webhook: expected 200 accepted, got ${r.status} ${r.body}`);
+  let got = await up.dump();
+  expect(eventPosts(got).length === 1, `Meta should have one event POST after the webhook, got ${eventPosts(got).length}`);
+  const sentBody = JSON.parse(eventPosts(got)[0].body);
+  const expected = ctx.pyodide.pyimport("worker_harness").expected_event(new Uint8Array(hook.bytes));
+  expect(JSON.stringify(sentBody.data?.length) === "1", "Meta request should carry exactly one event");
+  expect(JSON.stringify(sortKeys(sentBody.data[0])) === JSON.stringify(sortKeys(JSON.parse(expected))),
+    `the event Meta received differs from what the core builds for this webhook:\n  received ${JSON.stringify(sortKeys(sentBody.data[0]))}\n  expected ${expected}`);
+  expect(got.lightspeed.some((q) => q.path.endsWith("/shop.json")), "the currency should come from Lightspeed's shop.json");
+
+  r = await invoke(env, post(`${base}/?shop=vik`, hook));
+  seen.push(`same webhook again → ${r.status} ${r.json?.status}`);
+  expect(r.status === 200 && r.json?.status === "duplicate", `redelivery: expected 200 duplicate, got ${r.status} ${r.body}`);
+
+  const forged = { bytes: hook.bytes, headers: { ...hook.headers, "X-Signature": "0".repeat(32) } };
+  r = await invoke(env, post(`${base}/?shop=vik`, forged));
+  seen.push(`wrong signature → ${r.status}`);
+  expect(r.status === 401, `wrong signature: expected 401, got ${r.status} ${r.body}`);
+
+  r = await invoke(env, post(`${base}/?shop=nosuchshop`, hook));
+  seen.push(`unknown shop → ${r.status}`);
+  expect(r.status === 404, `unknown shop: expected 404, got ${r.status} ${r.body}`);
+
+  const notJson = { bytes: Buffer.from("not json"), headers: {} };
+  notJson.headers = { ...hook.headers, "X-Signature": createHash("md5").update(Buffer.concat([notJson.bytes, Buffer.from(JSON.parse(ctx.pyodide.runPython("import json, scenario; json.dumps(scenario.SECRET)")))])).digest("hex") };
+  r = await invoke(env, post(`${base}/?shop=vik`, notJson));
+  seen.push(`signed non-JSON → ${r.status}`);
+  expect(r.status === 400, `signed non-JSON body: expected 400, got ${r.status} ${r.body}`);
+
+  r = await invoke(env, new Request(`${base}/health`));
+  seen.push(`GET /health → ${r.status}`);
+  expect(r.status === 200, `GET /health: expected 200, got ${r.status}`);
+  r = await invoke(env, new Request(`${base}/?shop=vik`));
+  seen.push(`GET / → ${r.status}`);
+  expect(r.status === 405, `GET /: expected 405, got ${r.status}`);
+
+  got = await up.dump();
+  expect(got.meta.length === 0, `nothing after the first webhook may reach Meta, got ${got.meta.length} request(s)`);
+  const rows = (await db.prepare("SELECT order_id, state, payload FROM outbox").all()).results;
+  expect(rows.length === 1 && rows[0].state === "sent", `D1 ledger should hold one sent row, has ${JSON.stringify(rows.map((x) => x.state))}`);
+  const pii = piiStrings(hook.bytes);
+  const leaked = pii.filter((s) => rows[0].payload.includes(s));
+  expect(leaked.length === 0, `the D1 ledger keeps raw customer data: ${leaked.length} value(s)`);
+  const logText = await readLogs(logs);
+  expect(logText.length > 0, "no delivery log was written to R2");
+  const logLeaks = pii.filter((s) => logText.includes(s));
+  expect(logLeaks.length === 0, `the R2 delivery log holds raw customer data: ${logLeaks.length} value(s)`);
+  return `${seen.join("; ")}; Meta got 1 event = core's; D1 row sent; R2 log clean`;
+}
+
+function sortKeys(value) {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys(value[k])]));
+  }
+  return value;
+}
+
+function piiStrings(bytes) {
+  const order = JSON.parse(bytes.toString("utf8")).order;
+  return [order.email, order.phone, order.mobile, order.lastname, order.remoteIp, order.addressBillingZipcode]
+    .filter((v) => typeof v === "string" && v.length > 3);
+}
+
+async function readLogs(logs) {
+  const listing = await logs.list({ prefix: "logs/" });
+  let text = "";
+  for (const obj of listing.objects) text += await (await logs.get(obj.key)).text();
+  return text;
+}
+
+async function checkWorkerScheduled() {
+  const up = ctx.upstreams;
+  const env = ctx.workerEnv;
+  const hook = freshWebhook("webhook-order-paid-missing-optional.json", 20);
+  await up.dump();
+  const r = await invoke(env, post("https://relay.example.workers.dev/?shop=vik", hook), { dropWaitUntil: true });
+  expect(r.status === 200 && r.json?.status === "accepted", `webhook: expected 200 accepted, got ${r.status} ${r.body}`);
+  let got = await up.dump();
+  expect(got.meta.length === 0, "the dropped waitUntil work still reached Meta");
+  const context = { waitUntil() {}, passThroughOnException() {} };
+  await ctx.pyodide.pyimport("worker_harness").scheduled(context, env,
+    { cron: "*/10 * * * *", scheduledTime: Date.now(), type: "scheduled" });
+  got = await up.dump();
+  const posts = eventPosts(got);
+  expect(posts.length === 1, `the cron pass should send the waiting order in one request, Meta got ${posts.length}`);
+  const ids = JSON.parse(posts[0].body).data.map((e) => e.event_id);
+  expect(JSON.stringify(ids) === JSON.stringify([r.json.event_id]), `the sweep sent ${ids}, expected ${r.json.event_id}`);
+  const products = got.lightspeed.filter((q) => q.path.endsWith("/products.json")).length;
+  expect(products === 1, `the sweep should fetch the order's products once (no embedded lines), fetched ${products}`);
+  const states = (await ctx.workerDb.prepare("SELECT state FROM outbox ORDER BY order_id").all()).results.map((x) => x.state);
+  expect(JSON.stringify(states) === '["sent","sent"]', `D1 ledger states after the sweep: ${states}`);
+  const other = [...got.meta, ...got.lightspeed].filter((q) => !posts.includes(q)).map((q) => `${q.method} ${q.path}`);
+  return `webhook answered, its waitUntil work dropped; scheduled() sent ${ids} with products from Lightspeed; ` +
+    `D1 ${states}; other upstream calls: ${other.join(", ") || "none"}`;
+}
+
+// --- main ------------------------------------------------------------------------------------------
+
+const CHECKS = [
+  ["runtime", checkRuntime],
+  ["core-identical", checkCore],
+  ["entry-imports", checkEntryImports],
+  ["send-path", checkSendPath],
+  ["worker-fetch", checkWorkerFetch],
+  ["worker-scheduled", checkWorkerScheduled],
+];
+
+const results = [];
+let blocked = null;
+try {
+  for (const [name, check] of CHECKS) {
+    if (blocked) {
+      results.push({ name, ok: false, detail: `not run: ${blocked} failed first` });
+      continue;
+    }
+    const started = Date.now();
+    try {
+      if (name === "send-path") {
+        ctx.upstreams = await new Upstreams().start();
+        ctx.mf = await startMiniflare();
+      }
+      const detail = await check();
+      results.push({ name, ok: true, detail, ms: Date.now() - started });
+    } catch (error) {
+      results.push({ name, ok: false, detail: String(error?.message ?? error), ms: Date.now() - started });
+      if (name === "runtime" || name === "entry-imports") blocked = name;
+    }
+  }
+} finally {
+  ctx.upstreams?.stop();
+  await ctx.mf?.dispose();
+}
+
+for (const r of results) {
+  console.log(`${r.ok ? "PASS" : "FAIL"} ${r.name.padEnd(17)} ${r.detail.split("\n").join("\n     ")}`);
+}
+const failed = results.filter((r) => !r.ok).length;
+console.log(`conformance: ${results.length - failed} of ${results.length} checks passed` +
+  (failed ? `, ${failed} FAILED` : ""));
+if (opts.json) {
+  writeFileSync(opts.json, JSON.stringify({ pyodide: PYODIDE_VERSION, python: ctx.pyVersion, cpython: ctx.cpython, checks: results }, null, 1));
+}
+process.exit(failed ? 1 : 0);
