@@ -229,7 +229,13 @@ function sameBytes(what, cpython, pyodide) {
   const lb = b.toString("utf8").split("\n");
   let i = 0;
   while (i < la.length && la[i] === lb[i]) i += 1;
-  const context = (lines) => lines.slice(Math.max(0, i - 3), i + 3).map((l, k) => `    ${Math.max(0, i - 3) + k + 1}: ${l}`).join("\n");
+  const a1 = la[i] ?? "";
+  const b1 = lb[i] ?? "";
+  let col = 0;
+  while (col < a1.length && a1[col] === b1[col]) col += 1;
+  const clip = (line, k) => (k === i && line.length > 160 ? `…${line.slice(Math.max(0, col - 70), col + 70)}… (column ${col + 1})` : line);
+  const context = (lines) => lines.slice(Math.max(0, i - 3), i + 3)
+    .map((l, k) => `    ${Math.max(0, i - 3) + k + 1}: ${clip(l, Math.max(0, i - 3) + k)}`).join("\n");
   fail(`${what} differ (CPython ${a.length} bytes, Pyodide ${b.length} bytes), first at line ${i + 1}:\n` +
     `  CPython:\n${context(la)}\n  Pyodide:\n${context(lb)}`);
 }
