@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from relay.errors import RelayError
+from relay.local import deploy_cli, webhooks_cli
 
 DEFAULT_DB = ".relay/relay.db"
 DEFAULT_LOGS = ".relay/logs"
@@ -86,7 +87,7 @@ def _register_core(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=_demo)
 
 
-COMMANDS: list[Register] = [_register_core]
+COMMANDS: list[Register] = [_register_core, deploy_cli.register_commands, webhooks_cli.register_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

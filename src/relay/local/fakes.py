@@ -162,7 +162,11 @@ def graph_error(status: int, code: int, message: str, subcode: int | None = None
 
 
 class FakeLightspeed(FakeServer):
-    """``/{lang}/shop.json`` and ``/{lang}/orders/{id}/products.json`` with HTTP Basic, like the eCom API."""
+    """``/{lang}/shop.json`` and ``/{lang}/orders/{id}/products.json`` with HTTP Basic, like the eCom API.
+
+    ``/{lang}/webhooks.json`` (GET pages, POST) and ``/{lang}/webhooks/{id}.json`` (GET, PUT, DELETE) keep
+    webhooks in ``self.webhooks`` and, like Lightspeed, add a second copy when asked twice.
+    """
 
     RATE_HEADERS = {"X-RateLimit-Limit": "300/3000/12000", "X-RateLimit-Remaining": "299/2999/11999",
                     "X-RateLimit-Reset": "300/3600/86400"}
@@ -173,6 +177,7 @@ class FakeLightspeed(FakeServer):
         self.currency = currency
         self.products: dict[int, list[dict[str, Any]]] = {}
         self.script: list[Reply] = []
+        self.webhooks: dict[int, dict[str, Any]] = {}
 
     def answer(self, request: Recorded) -> Reply:
         if request.headers.get("authorization") != self.auth:
@@ -192,7 +197,44 @@ class FakeLightspeed(FakeServer):
         lines = re.fullmatch(r"orders/(\d+)/products", resource)
         if lines and int(lines.group(1)) in self.products:
             return Reply(200, {"orderProducts": self.products[int(lines.group(1))]}, dict(self.RATE_HEADERS))
+        hook = re.fullmatch(r"webhooks(?:/(\d+))?", resource)
+        if hook:
+            return self.webhook_resource(request, match.group(1), int(hook.group(1)) if hook.group(1) else None)
         return self.not_found(request)
+
+    def webhook_resource(self, request: Recorded, language: str, hook_id: int | None) -> Reply:
+        with self.lock:
+            if hook_id is None and request.method == "GET":
+                limit = min(int((request.query.get("limit") or ["50"])[0]), 250)
+                page = int((request.query.get("page") or ["1"])[0])
+                hooks = [self.webhooks[k] for k in sorted(self.webhooks)][(page - 1) * limit:page * limit]
+                return Reply(200, {"webhooks": hooks}, dict(self.RATE_HEADERS))
+            if hook_id is None and request.method == "POST":
+                fields = (request.json() or {}).get("webhook") or {}
+                if not all(fields.get(k) for k in ("itemGroup", "itemAction", "address", "format")):
+                    return Reply(400, {"error": {"code": 400, "method": "POST", "request": request.path,
+                                                 "message": "Invalid webhook"}})
+                hook_id = max(self.webhooks, default=4100) + 1
+                self.webhooks[hook_id] = {"id": hook_id, "createdAt": "2026-11-25T12:00:00+01:00",
+                                          "updatedAt": "2026-11-25T12:00:00+01:00"}
+                self._update_webhook(hook_id, fields, language)
+                return Reply(201, {"webhook": self.webhooks[hook_id]}, dict(self.RATE_HEADERS))
+            if hook_id not in self.webhooks:
+                return self.not_found(request)
+            if request.method == "PUT":
+                self._update_webhook(hook_id, (request.json() or {}).get("webhook") or {}, language)
+            elif request.method == "DELETE":
+                del self.webhooks[hook_id]
+                return Reply(200, {}, dict(self.RATE_HEADERS))
+            return Reply(200, {"webhook": self.webhooks[hook_id]}, dict(self.RATE_HEADERS))
+
+    def _update_webhook(self, hook_id: int, fields: dict[str, Any], language: str) -> None:
+        hook = self.webhooks[hook_id]
+        for key in ("isActive", "itemGroup", "itemAction", "format", "address"):
+            if key in fields:
+                hook[key] = fields[key]
+        code = fields.get("language") or (hook.get("language") or {}).get("code") or language
+        hook["language"] = {"id": 1, "code": code, "locale": f"{code}_{code.upper()}", "title": code}
 
     @staticmethod
     def not_found(request: Recorded) -> Reply:
