@@ -6,9 +6,11 @@ Builds the bundle twice from a clean copy of ``wrangler.toml`` and ``src/`` (so 
 ``python_modules/`` does not skew it), with ``node_modules/.bin/wrangler deploy --dry-run --outdir``
 (offline, no account):
 
-- as deployed now: this compatibility date's runtime still ships the ``workers`` SDK, nothing vendored;
-- with ``workers-runtime-sdk`` vendored in ``python_modules/``, as ``pywrangler sync`` does and as a
-  compatibility date from 2026-04-21 on requires (research/python-workers.md §3).
+- ``src/`` alone, enough while the compatibility date is before 2026-04-21 (the runtime ships the SDK);
+- with ``workers-runtime-sdk`` vendored in ``python_modules/``, as ``pywrangler sync`` and ``deploy.sh``
+  do and as a compatibility date from 2026-04-21 on requires (research/python-workers.md §3).
+
+The limits are compared with the one that ``wrangler.toml``'s compatibility date deploys.
 
 Prints wrangler's "Total Upload ... gzip" line for each and splits the modules into the Worker's own
 code (``entry.py`` and the core), the CPython-only ``relay/local/`` package (uploaded because wrangler
@@ -33,6 +35,7 @@ KIB = 1024
 # Worker size after gzip (research/python-workers.md §7): copies of Cloudflare's limits page disagree on Free.
 LIMITS = [("Free plan, 1 MB (older copy)", 1000 * KIB), ("Free plan, 3 MB (newer copy)", 3 * 1000 * KIB),
           ("Paid plan, 10 MB", 10 * 1000 * KIB)]
+EXTERNAL_SDK_FROM = "2026-04-21"   # from this compatibility date the runtime no longer ships `workers`
 _TOTAL = re.compile(r"Total Upload: ([\d.]+) KiB / gzip: ([\d.]+) KiB")
 
 
@@ -79,22 +82,27 @@ def groups(outdir: Path) -> dict[str, tuple[int, int, int]]:
 def main() -> None:
     if not WRANGLER.exists():
         sys.exit("node_modules/.bin/wrangler is missing: run `npm ci` in the repository root")
-    print("Worker upload, wrangler deploy --dry-run (wrangler.toml, src/)")
-    worst = 0.0
-    for label, vendor in (("as deployed now (SDK from the runtime)", False),
-                          ("with workers-runtime-sdk vendored", True)):
+    date = re.search(r'^compatibility_date\s*=\s*"([\d-]+)"', (ROOT / "wrangler.toml").read_text(), re.M)
+    if date is None:
+        sys.exit("wrangler.toml has no compatibility_date")
+    needs_sdk = date.group(1) >= EXTERNAL_SDK_FROM
+    print(f"Worker upload, wrangler deploy --dry-run (wrangler.toml, compatibility_date {date.group(1)}: "
+          f"{'vendors' if needs_sdk else 'does not need'} workers-runtime-sdk)")
+    deployed = 0.0
+    for label, vendor in (("src/ alone", False), ("src/ + workers-runtime-sdk in python_modules/", True)):
         with tempfile.TemporaryDirectory(prefix="relay-bundle-") as tmp:
             total, outdir = dry_run(project_copy(Path(tmp), vendor))
-            print(f"\n{label}: {total}")
+            print(f"\n{label}{' (what this compatibility date deploys)' if vendor == needs_sdk else ''}: {total}")
             for group, (files, size, packed) in sorted(groups(outdir).items()):
                 print(f"  {group:<52} {files:>3} files {size / KIB:>8.1f} KiB  gzip {packed / KIB:>7.1f} KiB")
             match = _TOTAL.search(total)
             assert match is not None
-            worst = max(worst, float(match.group(2)) * KIB)
+            if vendor == needs_sdk:
+                deployed = float(match.group(2)) * KIB
     print()
     for plan, limit in LIMITS:
-        print(f"{plan + ' gzip limit':<40} the larger bundle ({worst / KIB:.1f} KiB gzip) uses "
-              f"{worst / limit:>5.1%} of it")
+        print(f"{plan + ' gzip limit':<40} the deployed bundle ({deployed / KIB:.1f} KiB gzip) uses "
+              f"{deployed / limit:>5.1%} of it")
 
 
 if __name__ == "__main__":

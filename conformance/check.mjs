@@ -5,7 +5,8 @@
 //   uv run node conformance/check.mjs [--python PATH] [--json REPORT.json]
 //
 // Checks (each PASS or FAIL, never skipped; exit 1 on any failure):
-//   runtime         node_modules/pyodide is 0.28.2 and runs Python 3.13
+//   runtime         wrangler.toml's compatibility date runs Pyodide 0.28.2, node_modules/pyodide is that one
+//                   (Python 3.13), the SDK tested is uv.lock's
 //   core-identical  conformance/core_events.py prints the same bytes under CPython and Pyodide
 //   entry-imports   src/entry.py imports in Pyodide next to the real `workers` SDK (workers-runtime-sdk 1.9.5)
 //   send-path       conformance/send_path.py: relay.service over the Worker's ports (entry.FetchHttp on JS
@@ -30,9 +31,26 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PYODIDE_VERSION = "0.28.2";
 const SDK_VERSION = "1.9.5";
 const SDK_DIR = join(REPO, "conformance", ".cache", `workers-runtime-sdk-${SDK_VERSION}`);
-// Runtime compat flags for wrangler.toml's compatibility_date (2026-04-20): header commas preserved from
-// 2026-02-17; everything else the SDK asks about is off (research/python-workers.md §1, §3).
-const COMPAT_FLAGS = { python_request_headers_preserve_commas: true };
+
+function wranglerConfig() {
+  // The Worker's compatibility date and flags decide its Pyodide and what the SDK's compat flags say.
+  const toml = readFileSync(join(REPO, "wrangler.toml"), "utf8");
+  const date = /^compatibility_date\s*=\s*"([\d-]+)"/m.exec(toml)?.[1];
+  const flags = [...(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1] ?? "").matchAll(/"([^"]+)"/g)].map((m) => m[1]);
+  if (!date) fail("wrangler.toml has no compatibility_date");
+  return { date, flags };
+}
+
+function runtimePyodide({ date, flags }) {
+  // research/python-workers.md §3: which Pyodide the Workers runtime runs for a compat date and flags.
+  if (flags.some((f) => ["python_workers_314", "python_workers_20260610", "python_workers_20260817"].includes(f)) ||
+      date >= "2026-09-08") return "314.x (Python 3.14)";
+  if (date < "2025-09-29") return "0.26.0a2";
+  return "0.28.2";
+}
+
+// What the SDK's `_cloudflare_compat_flags` answers in the runtime for that date; everything else is off.
+const compatFlags = ({ date }) => ({ python_request_headers_preserve_commas: date >= "2026-02-17" });
 
 const { values: opts } = parseArgs({
   options: {
@@ -117,7 +135,7 @@ async function startPyodide(sdkDir) {
   // The two modules workerd provides to the SDK; everything else is the real SDK.
   pyodide.FS.mkdirTree("/runtime");
   pyodide.FS.writeFile("/runtime/_cloudflare_compat_flags.py",
-    Object.entries(COMPAT_FLAGS).map(([k, v]) => `${k} = ${v ? "True" : "False"}\n`).join("") +
+    Object.entries(compatFlags(wranglerConfig())).map(([k, v]) => `${k} = ${v ? "True" : "False"}\n`).join("") +
     "\n\ndef __getattr__(name):\n    return False\n");
   pyodide.registerJsModule("_pyodide_entrypoint_helper", {
     patchWaitUntil(ctx) {
@@ -248,14 +266,33 @@ function expect(condition, message) {
 
 const ctx = {};
 
+function lockedSdk() {
+  // uv.lock's workers-runtime-sdk (the one deploy.sh vendors) must be the wheel tested here.
+  const lock = readFileSync(join(REPO, "uv.lock"), "utf8");
+  const block = /\[\[package\]\]\nname = "workers-runtime-sdk"\nversion = "([^"]+)"[\s\S]*?workers_runtime_sdk-[^"]*\.whl", hash = "(sha256:[0-9a-f]+)"/.exec(lock);
+  return block ? { version: block[1], hash: block[2] } : null;
+}
+
 async function checkRuntime() {
+  const config = wranglerConfig();
+  const expected = runtimePyodide(config);
+  expect(expected === PYODIDE_VERSION, `wrangler.toml's compatibility_date ${config.date} runs Pyodide ${expected} in ` +
+    `the Worker, but this run tests ${PYODIDE_VERSION}: pin that Pyodide in package.json and update conformance/check.mjs`);
+  const pinned = readFileSync(join(REPO, "conformance", "sdk-requirements.txt"), "utf8");
+  const locked = lockedSdk();
+  if (locked) {
+    expect(pinned.includes(`==${locked.version} `) && pinned.includes(locked.hash),
+      `uv.lock vendors workers-runtime-sdk ${locked.version} (${locked.hash.slice(0, 19)}…) but conformance/sdk-requirements.txt ` +
+      `pins another wheel: make them the same`);
+  }
   ctx.cpython = cpythonVersion();
   ctx.sdk = ensureSdk();
   ctx.pyodide = await startPyodide(ctx.sdk);
   ctx.pyVersion = ctx.pyodide.runPython("import sys; '.'.join(map(str, sys.version_info[:3]))");
   expect(ctx.pyVersion.startsWith("3.13."), `Pyodide runs Python ${ctx.pyVersion}, expected 3.13`);
   expect(ctx.cpython.startsWith("3.13."), `CPython is ${ctx.cpython}; the reference must be 3.13 like the runtime`);
-  return `Pyodide ${ctx.pyodide.version} (Python ${ctx.pyVersion}) vs CPython ${ctx.cpython}`;
+  return `Pyodide ${ctx.pyodide.version} (Python ${ctx.pyVersion}, the runtime's for compatibility_date ${config.date}) ` +
+    `vs CPython ${ctx.cpython}; workers-runtime-sdk ${SDK_VERSION}${locked ? " = uv.lock's" : ""}`;
 }
 
 async function checkCore() {
