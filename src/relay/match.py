@@ -2,14 +2,45 @@
 
 Every hashed key goes through ``relay.normalize`` (Meta's documented rules) and SHA-256 here, so
 nothing raw leaves this module but the client IP and user agent, which Meta wants unhashed.
+
+Decisions:
+
+- **Billing address, else shipping, never mixed.** The billing address belongs to the person who
+  paid, who is the one the Purchase is about; the shipping address may be a gift recipient or an
+  office. Shipping stands in only when billing has neither city nor postcode, and then all of
+  ``ct``/``st``/``zp``/``country`` come from it, so the keys describe one real place.
+- **Phone and mobile both go, as a list, when they differ** after normalization (Meta takes a
+  list for every hashed key); one value when they are the same number. A national number is
+  placed with the billing country, else the shipping country.
+- **Surname particles belong to ``ln``.** Lightspeed keeps the Dutch/Belgian *tussenvoegsel* in
+  ``middlename`` ("van den" + "Broek"). The person's surname is "van den Broek"; that is how it
+  is written on a card, in a passport and in a Facebook profile's last-name field, which has no
+  separate particle part, so ``ln`` is "van den broek" (inner spaces kept, per normalize). A
+  ``middlename`` that is not made of particles (an English or German middle name) is a given
+  name, not part of the surname, and is left out of both ``fn`` and ``ln``. Particles typed
+  twice (in ``middlename`` and again at the start of ``lastname``) are not doubled.
+- **Birth date**: Meta accepts years up to the current one; the order's own date stands in for
+  "now", so no clock is read here.
+- **external_id is the hashed Lightspeed customer id**, the same on the webhook, backfill and retry
+  paths, because it comes from the order itself. An order with no customer record gets **no**
+  external_id: an id that only this relay invents would join nothing on Meta's side, and one
+  derived from the email would repeat ``em`` and change once the shopper registers.
+- **Which keys went** is recorded by name only (``key_names``), never with values.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from relay.normalize import hash_field, sha256_hex
+from relay.normalize import birth_date, hash_field, normalize, sha256_hex
 from relay.order import Address, Order
+
+# Words that make up Dutch, Flemish, French, German, Italian, Spanish and Portuguese surname
+# prefixes (tussenvoegsels and nobiliary particles), compared case-insensitively without dots.
+PARTICLES = frozenset(
+    "van vd v de der den het 't t te ter ten in op onder over uit aan bij voor vanden vander ver"
+    " d' d l' l la le du des von vom zu zum zur am an auf aus dem da das do dos di del della dei y".split()
+)
 
 
 def _address(order: Order) -> Address:
@@ -17,10 +48,21 @@ def _address(order: Order) -> Address:
     return order.billing if order.billing.city or order.billing.zipcode else order.shipping
 
 
+def _words(text: str) -> list[str]:
+    return text.replace(".", " ").replace("’", "'").lower().split()
+
+
 def surname(order: Order) -> str | None:
     """Dutch and Belgian surnames keep their particles: ``van den`` + ``Broek`` is ``van den Broek``."""
-    parts = [p for p in (order.middlename, order.lastname) if p]
-    return " ".join(parts) or None
+    last = order.lastname
+    middle = order.middlename
+    if not middle or not all(word in PARTICLES for word in _words(middle)):
+        return last or None  # no particles, or a real middle name, which is no part of a surname
+    if not last:
+        return None  # particles alone are no surname
+    if _words(last)[: len(_words(middle))] == _words(middle):
+        return last  # "van den" + "van den Broek": typed twice
+    return f"{middle} {last}"
 
 
 def external_id(order: Order) -> str | None:
@@ -48,14 +90,15 @@ def user_data(order: Order, *, browser: bool) -> dict[str, Any]:
             data[key] = hashed[0] if len(hashed) == 1 else hashed
 
     put("em", order.email)
-    put("ph", order.phone, order.mobile)
+    put("ph", *(_phone(order, number) for number in (order.phone, order.mobile)))
     put("fn", order.firstname)
     put("ln", surname(order))
     put("ge", order.gender)
-    put("db", order.birth_date)
-    put("ct", address.city)
-    put("st", address.region)
-    put("zp", address.zipcode)
+    if order.birth_date:
+        put("db", birth_date(order.birth_date, country, max_year=order.created_at.year))
+    put("ct", address.city, region=address.country)
+    put("st", address.region, region=address.country)
+    put("zp", address.zipcode, region=address.country)
     put("country", address.country)
     ident = external_id(order)
     if ident:
@@ -66,6 +109,17 @@ def user_data(order: Order, *, browser: bool) -> dict[str, Any]:
         if order.user_agent:
             data["client_user_agent"] = order.user_agent
     return data
+
+
+def _phone(order: Order, number: str | None) -> str | None:
+    """``number`` as "+" and E.164 digits, placed with the billing country, else the shipping one."""
+    if not number:
+        return None
+    for country in dict.fromkeys((order.billing.country, order.shipping.country)):
+        digits = normalize("ph", number, country)
+        if digits:
+            return "+" + digits
+    return None
 
 
 def key_names(data: dict[str, Any]) -> list[str]:
