@@ -8,10 +8,12 @@ The generated region tables are checked against `phonenumbers` and `pycountry` t
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import json
 import re
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from phonenumbers.phonemetadata import PhoneMetadata
 
 from relay import _phone_regions
+from relay import normalize as normalize_module
 from relay.normalize import FIELDS, birth_date, hash_field, normalize, sha256_hex
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -351,6 +354,28 @@ def test_us_state_table_knows_every_pycountry_subdivision():
     assert len(_phone_regions.US_STATES) == len(subdivisions)
     for sub in subdivisions:
         assert normalize("st", sub.name, "US") == sub.code.removeprefix("US-").lower(), sub.name
+
+
+def test_runtime_modules_import_only_the_standard_library():
+    """The Worker ships no third-party package: phonenumbers and pycountry stay on the dev side."""
+    for name in ("normalize.py", "_phone_regions.py"):
+        tree = ast.parse((ROOT / "src" / "relay" / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                assert top in sys.stdlib_module_names or top == "relay", (name, module)
+
+
+def test_country_key_is_the_generators():
+    generator = _generator()
+    names = [c.name for c in pycountry.countries] + ["Côte d'Ivoire", "Netherlands, The", "The Gambia", "Færøerne"]
+    assert [normalize_module.country_key(n) for n in names] == [generator.country_key(n) for n in names]
 
 
 # --- the other rules -----------------------------------------------------------------------------
