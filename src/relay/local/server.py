@@ -76,7 +76,8 @@ class LocalRelay:
         response = await app.handle(self.runtime(), request)
         body = response.encoded()
         await send({"type": "http.response.start", "status": response.status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                    "headers": [(b"content-type", response.content_type.encode()),
+                                (b"content-length", str(len(body)).encode())]
                     + [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]})
         await send({"type": "http.response.body", "body": body})
         for work in response.after:
@@ -86,8 +87,10 @@ class LocalRelay:
 
     async def drain(self) -> None:
         """Wait for every send started after a response (tests and the demo use this)."""
-        while self.pending:
-            await asyncio.gather(*list(self.pending), return_exceptions=True)
+        while running := [task for task in self.pending if not task.done()]:
+            # a finished task leaves ``pending`` only when its done-callback runs, so wait for the
+            # unfinished ones: awaiting finished ones would never yield and spin forever
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def sweep(self) -> dict[str, service.SendReport]:
         rt = self.runtime()
