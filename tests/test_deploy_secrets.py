@@ -185,7 +185,8 @@ def test_check_mode_validates_without_writing(monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["secrets", "--json", "-", "--check"], json.dumps(GITHUB), monkeypatch, capsys)
 
-    assert code == 0 and out == ""
+    assert code == 0
+    assert out == "retoertje\nvikginchoice\n"
     assert "ready to upload" in err
 
 

@@ -53,6 +53,7 @@ def _secrets(args: argparse.Namespace) -> int:
         print("relay secrets: nothing written; fix the errors above and run the deploy again", file=sys.stderr)
         return 1
     if args.check:
+        sys.stdout.write("".join(shop + "\n" for shop in selection.shops))    # names only, for the deploy summary
         return 0
     if args.output:
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -105,7 +106,8 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--json", metavar="PATH", help="a JSON object of all secrets ('-' reads standard input), "
                                                         "e.g. GitHub's ${{ toJSON(secrets) }}")
     source.add_argument("--env-file", metavar="PATH", help="KEY=value file, e.g. .env.local")
-    secrets.add_argument("--check", action="store_true", help="validate and report only; write no JSON")
+    secrets.add_argument("--check", action="store_true",
+                         help="validate and report only: print the complete shops' names, no JSON")
     secrets.add_argument("--output", metavar="PATH", help="write the JSON to this file (mode 600), not stdout")
     secrets.set_defaults(func=_secrets)
 
