@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import js
 from workers import Response, WorkerEntrypoint, fetch
 
-from relay import app, service
+from relay import app, health, service
 from relay.ports import HttpRequest, HttpResponse, QueryResult
 
 
@@ -144,11 +144,12 @@ class Default(WorkerEntrypoint):
         for work in response.after:
             self.ctx.waitUntil(work)
         return Response(response.encoded(), status=response.status,
-                        headers={"content-type": "application/json", **response.headers})
+                        headers={"content-type": response.content_type, **response.headers})
 
     async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
         rt = self.runtime()
         try:
             await service.sweep(rt)
+            await health.run_daily(rt)   # each shop's Meta token and Lightspeed key, once a day (relay.health)
         finally:
             await rt.log.flush(rt.blobs, rt.clock())

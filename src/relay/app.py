@@ -35,8 +35,12 @@ class Response:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     after: list[Coroutine[Any, Any, Any]] = field(default_factory=list)
+    text: str | None = None                    # a page instead of JSON (/dashboard)
+    content_type: str = "application/json"
 
     def encoded(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode("utf-8")
         return json.dumps(self.body, ensure_ascii=False).encode("utf-8")
 
 
@@ -61,6 +65,12 @@ async def _route(rt: service.Runtime, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return _error(405, "use GET /health", Allow="GET, HEAD")
         return Response(200, {"status": "ok"})
+    if path == "/status":                      # imported here: the webhook path never loads the admin pages
+        from relay import status
+        return await status.respond(rt, request)
+    if path == "/dashboard":
+        from relay import dashboard
+        return await dashboard.respond(rt, request)
     if path != "/":
         return _error(404, "no such route; Lightspeed webhooks go to POST /?shop=<name>")
     if request.method != "POST":

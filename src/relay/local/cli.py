@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from relay.errors import RelayError
-from relay.local import deploy_cli, webhooks_cli
+from relay.local import deploy_cli, health_cli, logs_cli, webhooks_cli
 
 DEFAULT_DB = ".relay/relay.db"
 DEFAULT_LOGS = ".relay/logs"
@@ -87,7 +87,8 @@ def _register_core(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=_demo)
 
 
-COMMANDS: list[Register] = [_register_core, deploy_cli.register_commands, webhooks_cli.register_commands]
+COMMANDS: list[Register] = [_register_core, deploy_cli.register_commands, webhooks_cli.register_commands,
+                            logs_cli.register_commands, health_cli.register_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

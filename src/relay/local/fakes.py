@@ -110,6 +110,12 @@ class FakeMeta(FakeServer):
     ``script`` holds replies (or functions of the request) used in order before the default success;
     ``valid_tokens`` makes any other token a code-190 error; ``reject_event_ids`` fails any request that
     carries one of those events with code 100, as Meta rejects a whole batch for one bad event.
+
+    ``GET /{version}/debug_token?input_token=...`` (the token health check) describes the input token:
+    a never-expiring system-user token with ``ads_management`` unless ``token_info[token]`` says
+    otherwise (``expires_at``, ``issued_at``, ``scopes``, ``is_valid``, ``error``); the caller's own
+    token (Bearer header or ``access_token``) must pass ``valid_tokens``. ``debug_script`` replies come
+    first; ``served_version`` is the ``facebook-api-version`` it answers with (default: the one asked for).
     """
 
     def __init__(self) -> None:
@@ -117,6 +123,9 @@ class FakeMeta(FakeServer):
         self.script: list[Reply | Callable[[Recorded], Reply]] = []
         self.valid_tokens: set[str] | None = None
         self.reject_event_ids: set[str] = set()
+        self.token_info: dict[str, dict[str, Any]] = {}
+        self.debug_script: list[Reply] = []
+        self.served_version: str | None = None
 
     @property
     def event_posts(self) -> list[Recorded]:
@@ -125,7 +134,36 @@ class FakeMeta(FakeServer):
     def events(self) -> list[dict[str, Any]]:
         return [event for r in self.event_posts for event in r.json()["data"]]
 
+    @property
+    def debug_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path.endswith("/debug_token")]
+
+    def debug_token(self, request: Recorded) -> Reply:
+        version = request.path.split("/")[1]
+        headers = {"facebook-api-version": self.served_version or version}
+        with self.lock:
+            scripted = self.debug_script.pop(0) if self.debug_script else None
+        if scripted is not None:
+            return Reply(scripted.status, scripted.body, {**headers, **scripted.headers}, scripted.delay)
+        scheme, _, caller = request.headers.get("authorization", "").partition(" ")
+        caller = caller if scheme.lower() == "bearer" else (request.query.get("access_token") or [""])[0]
+        token = (request.query.get("input_token") or [""])[0]
+        if not caller or not token:
+            return graph_error(400, 100, "(#100) The parameter input_token and an access token are required")
+        if self.valid_tokens is not None and caller not in self.valid_tokens:
+            reply = graph_error(400, 190, "Error validating access token: Session has expired.", subcode=463)
+            return Reply(reply.status, reply.body, headers)
+        info: dict[str, Any] = {
+            "app_id": "1234567890123", "type": "SYSTEM_USER", "application": "Relay (fake)",
+            "data_access_expires_at": 0, "expires_at": 0, "is_valid": True,
+            "scopes": ["ads_management", "business_management"], "user_id": "100000000000001",
+        }
+        info.update(self.token_info.get(token, {}))
+        return Reply(200, {"data": info}, headers)
+
     def answer(self, request: Recorded) -> Reply:
+        if request.method == "GET" and re.fullmatch(r"/v\d+\.\d+/debug_token", request.path):
+            return self.debug_token(request)
         if not re.fullmatch(r"/v\d+\.\d+/\d+/events", request.path) or request.method != "POST":
             return graph_error(400, 100, "Unsupported request", subcode=33)
         with self.lock:

@@ -1,0 +1,152 @@
+"""/dashboard: the login form and its cookie, and a page that shows the status figures, escaped."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from conftest import order_body, shop_env, signed_headers
+from relay import dashboard, health
+from relay.config import Secret
+from relay.local.fakes import graph_error
+
+ADMIN = "admin-token-for-dashboard-51d8e0"
+
+
+@pytest.fixture
+def env(meta, lightspeed) -> dict[str, str]:
+    return shop_env(meta, lightspeed, ADMIN_TOKEN=ADMIN)
+
+
+def get(relay, headers: dict[str, str] | None = None, query: str = "") -> httpx.Response:
+    return httpx.get(f"{relay.url}/dashboard{query}", headers=headers)
+
+
+def login(relay, token: str = ADMIN) -> httpx.Response:
+    return httpx.post(f"{relay.url}/dashboard", data={"token": token})
+
+
+def cookie_of(answer: httpx.Response) -> str:
+    """The ``name=value`` part of the Set-Cookie header (httpx keeps Secure cookies away from http://)."""
+    return answer.headers["set-cookie"].split(";")[0]
+
+
+def send(relay, body: bytes) -> None:
+    httpx.post(f"{relay.url}/?shop=vik", content=body, headers=signed_headers(body))
+    relay.drain()
+
+
+def test_without_a_token_the_page_is_a_login_form(relay):
+    answer = get(relay)
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "text/html; charset=utf-8"
+    assert '<form method="post" action="/dashboard">' in answer.text
+    assert 'type="password"' in answer.text and 'name="token"' in answer.text
+    assert ADMIN not in answer.text
+    assert "set-cookie" not in answer.headers
+
+
+def test_the_login_form_sets_a_strict_cookie_holding_an_hmac_not_the_token(relay, clock):
+    answer = login(relay)
+    assert answer.status_code == 303 and answer.headers["location"] == "/dashboard"
+    set_cookie = answer.headers["set-cookie"]
+    attributes = {a.strip().split("=")[0].lower() for a in set_cookie.split(";")[1:]}
+    assert {"httponly", "secure", "samesite", "path", "max-age"} <= attributes
+    assert "SameSite=Strict" in set_cookie and "Path=/dashboard" in set_cookie
+    value = cookie_of(answer).split("=", 1)[1]
+    assert ADMIN not in set_cookie
+    assert re.fullmatch(r"\d+\.[0-9a-f]{64}", value)
+    assert value == dashboard.session_value(Secret(ADMIN), int(clock.now) + dashboard.SESSION_SECONDS)
+    page = get(relay, {"Cookie": cookie_of(answer)})
+    assert page.status_code == 200 and "<h2>vik" in page.text
+
+
+def test_a_wrong_token_sets_no_cookie(relay):
+    answer = login(relay, "not-the-admin-token-at-all")
+    assert answer.status_code == 401
+    assert "set-cookie" not in answer.headers
+    assert "That is not the ADMIN_TOKEN" in answer.text
+
+
+def test_forged_expired_or_foreign_cookies_are_refused(relay, clock):
+    good = cookie_of(login(relay))
+    name, value = good.split("=", 1)
+    expires, mac = value.split(".")
+    later = str(int(expires) + 3600)
+    for cookie in (f"{name}={later}.{mac}",                                            # stretched expiry
+                   f"{name}={expires}.{'0' * 64}",                                    # made-up MAC
+                   f"{name}={dashboard.session_value(Secret('some-other-admin-token'), int(expires))}",
+                   f"{name}={ADMIN}"):                                                 # the token itself
+        assert get(relay, {"Cookie": cookie}).status_code == 401, cookie
+    clock.advance(dashboard.SESSION_SECONDS + 1)
+    assert get(relay, {"Cookie": good}).status_code == 401
+
+
+def test_replacing_admin_token_logs_every_browser_out(relay):
+    good = cookie_of(login(relay))
+    relay.relay.env["ADMIN_TOKEN"] = "a-brand-new-admin-token-0001"
+    assert get(relay, {"Cookie": good}).status_code == 401
+
+
+def test_a_bearer_header_works_and_a_token_in_the_url_does_not(relay):
+    assert get(relay, {"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+    assert get(relay, query=f"?token={ADMIN}").status_code == 401
+
+
+def test_without_admin_token_set_the_form_says_how_to_set_it(relay):
+    relay.relay.env.pop("ADMIN_TOKEN")
+    for answer in (get(relay), login(relay)):
+        assert answer.status_code == 401
+        assert "npx wrangler secret put ADMIN_TOKEN" in answer.text
+        assert "set-cookie" not in answer.headers
+
+
+def test_sign_out_clears_the_cookie(relay):
+    answer = httpx.post(f"{relay.url}/dashboard", data={"action": "logout"})
+    assert answer.status_code == 303
+    assert "Max-Age=0" in answer.headers["set-cookie"]
+
+
+def test_the_page_shows_the_same_figures_as_the_status_api(relay, meta, lightspeed):
+    relay.relay.env.update(shop_env(meta, lightspeed, "SHOP2"))
+    send(relay, order_body())
+    relay.call(health.run_daily(relay.relay.runtime()))
+    report = httpx.get(f"{relay.url}/status", headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    page = get(relay, {"Authorization": f"Bearer {ADMIN}"})
+    text = page.text
+    assert page.status_code == 200
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
+    assert page.headers["cache-control"] == "no-store"
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "<script" not in text
+    for shop in report["shops"]:
+        assert f"<h2>{shop['shop']} " in text
+    vik = report["shops"][1]
+    assert vik["shop"] == "vik"
+    assert '<tr><td>sent</td><td class="n">1</td><td class="n">1</td></tr>' in text
+    assert f"<tr><th>Last sent to Meta</th><td>{vik['last_success_at']}</td></tr>" in text
+    assert "Graph API v26.0" in text
+    assert ">ok</span> never expires" in text
+    assert f"<title>{vik['daily'][-1]['date']}: 1 sent</title>" in text            # the chart's bar for today
+    assert "Last 14 days: 1 sent, 0 failed or expired" in text
+    assert '<td>em</td><td class="n">100%</td>' in text
+
+
+def test_everything_on_the_page_is_escaped(relay, meta):
+    meta.script.append(graph_error(400, 100, '<script>alert("x")</script> & <b>bold</b>', subcode=2804050))
+    send(relay, order_body())
+    text = get(relay, {"Authorization": f"Bearer {ADMIN}"}).text
+    assert "<script>" not in text and "<b>bold</b>" not in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in text
+
+
+def test_other_methods_are_405(relay):
+    answer = httpx.put(f"{relay.url}/dashboard", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert answer.status_code == 405 and answer.headers["allow"] == "GET, POST"
+
+
+def test_an_oversized_form_is_refused(relay):
+    answer = httpx.post(f"{relay.url}/dashboard", data={"token": "x" * 10_000})
+    assert answer.status_code == 413 and "set-cookie" not in answer.headers
