@@ -264,11 +264,15 @@ step "Log retention"
 "$WRANGLER" r2 bucket lifecycle set "$BUCKET" --file "$WORK/lifecycle.json" --force </dev/null
 
 step "Secrets"
+# The names the Worker has now, so relay can warn about ones the env file no longer sets (bulk never deletes).
+"$WRANGLER" secret list -c "$DEPLOY_CONFIG" --format json </dev/null >"$WORK/worker-secrets.json" 2>/dev/null || true
 # Values travel on a pipe from relay to wrangler's stdin: never in argv, never on the screen.
-relay secrets --env-file "$ENV_FILE" 2>"$WORK/secrets.err" | "$WRANGLER" secret bulk -c "$DEPLOY_CONFIG" || {
+relay secrets --env-file "$ENV_FILE" --worker-secrets "$WORK/worker-secrets.json" 2>"$WORK/secrets.err" |
+  "$WRANGLER" secret bulk -c "$DEPLOY_CONFIG" || {
   cat "$WORK/secrets.err" >&2
   die "the secrets were not all uploaded (above); the new code is live, run ./deploy.sh again to finish"
 }
+grep 'warning' "$WORK/secrets.err" >&2 || true
 
 step "Done"
 cat <<EOF

@@ -92,6 +92,9 @@ if args[:4] == ["r2", "bucket", "lifecycle", "set"]:
     state["lifecycle"][args[4]] = json.loads(Path(option("--file")).read_text())
     call["force"] = "--force" in args
     save()
+if args[:2] == ["secret", "list"]:
+    print(json.dumps([{"name": name, "type": "secret_text"} for name in sorted(state["secrets"])]))
+    save()
 if args[:2] == ["secret", "bulk"]:
     uploaded = json.loads(sys.stdin.read())
     state["secrets"].update(uploaded)
@@ -138,7 +141,7 @@ class Cloudflare:
     def commands(self) -> list[str]:
         """Each call as its command words, e.g. ``d1 migrations apply``."""
         known = ["whoami", "deploy", "d1 list", "d1 create", "d1 migrations apply", "r2 bucket info",
-                 "r2 bucket create", "r2 bucket lifecycle set", "secret bulk"]
+                 "r2 bucket create", "r2 bucket lifecycle set", "secret list", "secret bulk"]
         out = []
         for call in self.state["calls"]:
             line = " ".join(call["argv"])
@@ -179,7 +182,7 @@ def test_deploy_sh_deploys_in_order_and_again_changes_nothing(cloudflare: Cloudf
     assert first.returncode == 0, first.stderr
     assert cloudflare.commands() == [
         "whoami", "deploy --dry-run", "d1 list", "d1 create", "d1 list", "r2 bucket info", "r2 bucket create",
-        "d1 migrations apply", "deploy", "r2 bucket lifecycle set", "secret bulk",
+        "d1 migrations apply", "deploy", "r2 bucket lifecycle set", "secret list", "secret bulk",
     ]
     state = cloudflare.state
     assert state["secrets"] == select(SHOPS).secrets
@@ -193,7 +196,7 @@ def test_deploy_sh_deploys_in_order_and_again_changes_nothing(cloudflare: Cloudf
     second = run_deploy_sh(cloudflare, "--yes", "--env-file", str(source))
 
     assert second.returncode == 0, second.stderr
-    again = cloudflare.commands()[11:]
+    again = cloudflare.commands()[12:]
     assert "d1 create" not in again and "r2 bucket create" not in again
     assert cloudflare.state["dbs"] == [{"uuid": DB_UUID, "name": "lightspeed-meta-relay"}]
     assert cloudflare.state["secrets"] == select(SHOPS).secrets
@@ -280,6 +283,9 @@ def test_deploy_workflow_steps_deploy_in_order_and_upload_only_the_workers_secre
     github_secrets = {**SHOPS, "CLOUDFLARE_API_TOKEN": "cf-token-never-upload", "CLOUDFLARE_ACCOUNT_ID": "acc0123",
                       "github_token": "ghs_never_upload_0001"}
     expressions = Expressions(github_secrets)
+    # Left on the Worker by an earlier deploy: a removed shop and an old test event code.
+    leftovers = {"OLDSHOP_META_PIXEL_ID": "111", "RETOERTJE_META_TEST_EVENT_CODE": "TEST999"}
+    cloudflare.state_file.write_text(json.dumps(cloudflare.state | {"secrets": leftovers}))
     job = workflow("deploy.yml")["jobs"]["deploy"]
     runner_temp = tmp_path / "runner"
     runner_temp.mkdir()
@@ -302,10 +308,12 @@ def test_deploy_workflow_steps_deploy_in_order_and_upload_only_the_workers_secre
 
     assert cloudflare.commands() == [
         "deploy --dry-run", "whoami", "d1 list", "d1 create", "d1 list", "r2 bucket info", "r2 bucket create",
-        "d1 migrations apply", "deploy", "r2 bucket lifecycle set", "secret bulk",
+        "d1 migrations apply", "deploy", "r2 bucket lifecycle set", "secret list", "secret bulk",
     ]
     uploaded = cloudflare.state["secrets"]
-    assert uploaded == select(SHOPS).secrets
+    assert uploaded == select(SHOPS).secrets | leftovers      # bulk adds and replaces, never deletes ...
+    assert ("the Worker still has OLDSHOP_META_PIXEL_ID, RETOERTJE_META_TEST_EVENT_CODE, which this source no "
+            "longer sets") in logs                              # ... so the owner is told what is left over
     assert not {"CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "github_token"} & set(uploaded)
     assert expressions.outputs["shops"] == {"shops": "retoertje,vikginchoice"}
     assert expressions.outputs["deploy"]["url"] == "https://lightspeed-meta-relay.owner.workers.dev"
@@ -342,7 +350,7 @@ def test_secrets_reach_only_the_steps_that_need_them() -> None:
         env = step.get("env", {})
         if "ALL_SECRETS" in env:
             assert "relay secrets --json -" in step["run"]
-            assert re.search(r"printenv ALL_SECRETS \| uv run --frozen relay secrets --json -", step["run"])
+            assert re.search(r"printenv ALL_SECRETS \|\s+uv run --frozen relay secrets --json -", step["run"])
         if any("secrets." in str(v) for v in env.values()):
             assert "$WRANGLER" in step["run"] or "./deploy.sh --prepare" in step["run"], step["name"]
         assert not re.search(r"\becho\b[^\n]*(SECRETS|TOKEN)", step.get("run", "")), step["name"]

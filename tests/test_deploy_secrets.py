@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from relay.delivery_log import log_key
-from relay.deploy_secrets import select
+from relay.deploy_secrets import select, stale
 from relay.local.cli import main
 from relay.local.deploy_cli import lifecycle_rules
 
@@ -233,3 +233,23 @@ def test_lifecycle_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captu
     code, out, err = run(["r2-lifecycle", "--days", "0"], "", monkeypatch, capsys)
     assert code == 2 and out == ""
     assert "between 1 and 3650" in err
+
+
+def test_stale_names_are_relay_variables_the_source_no_longer_sets() -> None:
+    selection = select(GITHUB)
+    on_worker = [*selection.secrets, "OLDSHOP_META_ACCESS_TOKEN", "VIKGINCHOICE_EVENT_ID_TEMPLATE", "SOMETHING_ELSE"]
+
+    assert stale(selection, on_worker) == ["OLDSHOP_META_ACCESS_TOKEN", "VIKGINCHOICE_EVENT_ID_TEMPLATE"]
+
+
+def test_stale_worker_secrets_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    listed = tmp_path / "worker-secrets.json"
+    listed.write_text(json.dumps([{"name": "OLDSHOP_META_PIXEL_ID", "type": "secret_text"}]))
+
+    code, out, err = run(["secrets", "--json", "-", "--worker-secrets", str(listed)], json.dumps(GITHUB),
+                         monkeypatch, capsys)
+
+    assert code == 0 and json.loads(out) == select(GITHUB).secrets
+    assert "the Worker still has OLDSHOP_META_PIXEL_ID" in err
+    assert "npx wrangler secret delete" in err

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from relay.config import GLOBALS, OPTIONAL, REQUIRED, discover_shops, load_settings, load_shop, prefix_of
@@ -76,6 +76,15 @@ class Selection:
         if self.ok:
             lines.append(f"{len(self.secrets)} secrets for {len(self.shops)} shop(s) ready to upload")
         return lines
+
+
+def stale(selection: Selection, worker_names: Iterable[str]) -> list[str]:
+    """Relay variables the Worker still has but the source no longer sets (``secret bulk`` never deletes).
+
+    They are reported, not deleted: deleting is the owner's call (a removed shop, an old test event code).
+    """
+    return sorted(n for n in worker_names
+                  if n not in selection.secrets and (n in GLOBALS or _SHOP_VARIABLE.fullmatch(n)))
 
 
 def select(source: Mapping[str, str]) -> Selection:

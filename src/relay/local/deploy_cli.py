@@ -45,9 +45,27 @@ def read_source(args: argparse.Namespace) -> dict[str, str]:
     return data
 
 
+def worker_secret_names(path: str) -> list[str] | None:
+    """Names from ``wrangler secret list --format json``; ``None`` when the file cannot be read as such."""
+    try:
+        text = Path(path).read_text()
+        listed = json.loads(text[text.index("["):text.rindex("]") + 1])
+        return [str(item["name"]) for item in listed]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _secrets(args: argparse.Namespace) -> int:
     selection = deploy_secrets.select(read_source(args))
-    for line in selection.report():
+    lines = selection.report()
+    if args.worker_secrets and selection.ok:
+        names = worker_secret_names(args.worker_secrets)
+        if names is None:
+            lines.append("warning: could not read the Worker's secret list; stale secrets are not checked")
+        elif old := deploy_secrets.stale(selection, names):
+            lines.append(f"warning: the Worker still has {', '.join(old)}, which this source no longer sets; "
+                         "they stay until you run `npx wrangler secret delete NAME` for each")
+    for line in lines:
         print(f"relay secrets: {line}", file=sys.stderr)
     if not selection.ok:
         print("relay secrets: nothing written; fix the errors above and run the deploy again", file=sys.stderr)
@@ -109,6 +127,9 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     secrets.add_argument("--check", action="store_true",
                          help="validate and report only: print the complete shops' names, no JSON")
     secrets.add_argument("--output", metavar="PATH", help="write the JSON to this file (mode 600), not stdout")
+    secrets.add_argument("--worker-secrets", metavar="PATH",
+                         help="`wrangler secret list --format json` output: warn about relay secrets the Worker "
+                              "still has but the source no longer sets")
     secrets.set_defaults(func=_secrets)
 
     lifecycle = sub.add_parser("r2-lifecycle", help="the log bucket's lifecycle rules (JSON for `wrangler r2 bucket "
