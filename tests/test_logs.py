@@ -55,6 +55,13 @@ def test_free_text_is_scrubbed_of_emails_and_tokens_and_capped():
     assert len(error) <= 300
 
 
+def test_identifiers_are_kept_as_they_are():
+    log = DeliveryLog()
+    log.add("vik", 0, kind="attempt", fbtrace_id="AZ0kEAAlNxXyQ1234567", event_id="purchase_ORD04217")
+    line = log.lines["vik"][0]
+    assert (line["fbtrace_id"], line["event_id"]) == ("AZ0kEAAlNxXyQ1234567", "purchase_ORD04217")
+
+
 def test_attempt_lines_carry_the_state_transition():
     log = DeliveryLog()
     log.add("vik", 0, kind="decision", order_id=7, state="due")

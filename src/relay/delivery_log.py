@@ -4,8 +4,8 @@ Lines carry decisions and attempts only. Three rules keep customer data and secr
 - a field whitelist: anything not in ``FIELDS`` is dropped, so a new caller cannot leak by accident;
 - plain values only: strings, numbers, booleans and lists of short strings; a dict or an object
   (an order, a request, an exception) is dropped whole instead of being stringified;
-- free text is capped and scrubbed of anything shaped like an email address or a Meta token, in case
-  an upstream error message ever echoes one.
+- every string is capped, and free text (``error``, ``reason``, ``warning``) is scrubbed of anything
+  shaped like an email address or a Meta token, in case an upstream error message ever echoes one.
 
 Each attempt line carries its state transition (``from_state`` → ``state``), so a reader can follow
 an order without the ledger. The key is ``logs/<shop>/YYYY/MM/DD/HHMMSS-<id>.ndjson`` (UTC), so an R2
@@ -30,13 +30,14 @@ FIELDS = frozenset({
     "check", "expires_at", "scopes", "warning", "version",
 })
 TEXT_LIMIT = 300
+FREE_TEXT = frozenset({"error", "reason", "warning"})   # words from upstream answers: scrubbed, not just capped
 
 # What a ledger row becomes after an attempt with this verdict (relay.service._post).
 STATE_AFTER = {"sent": "sent", "failed": "failed", "retry": "retry", "hold": "retry"}
 _LEDGER_STATES = frozenset({"waiting", "due", "sent", "retry", "failed", "expired", "skipped"})
 
 _EMAIL = re.compile(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+\.[^\s@<>()\[\]\"',;:]+")
-_META_TOKEN = re.compile(r"EAA[A-Za-z0-9_\-]{8,}")
+_META_TOKEN = re.compile(r"(?<![A-Za-z0-9])EAA[A-Za-z0-9_\-]{8,}")
 
 logger = logging.getLogger("relay")
 
@@ -49,18 +50,21 @@ def log_key(shop: str, now: float, ident: str) -> str:
 def scrub(text: str) -> str:
     """Cap free text and blank out email- or token-shaped pieces."""
     text = _EMAIL.sub("[email]", text)
-    text = _META_TOKEN.sub("[token]", text)
+    return _cap(_META_TOKEN.sub("[token]", text))
+
+
+def _cap(text: str) -> str:
     return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT - 1] + "…"
 
 
-def _plain(value: Any) -> Any:
+def _plain(key: str, value: Any) -> Any:
     """The value if it may go into a line, else ``None`` (dropped)."""
     if isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(value) if key in FREE_TEXT else _cap(value)
     if isinstance(value, list | tuple) and all(isinstance(v, str) and len(v) <= 64 for v in value):
-        return [scrub(v) for v in value]
+        return list(value)
     return None
 
 
@@ -72,7 +76,7 @@ class DeliveryLog:
     def add(self, shop: str, at: float, **fields: Any) -> None:
         line: dict[str, Any] = {"t": int(at), "shop": shop}
         for key, value in fields.items():
-            if key in FIELDS and (value := _plain(value)) is not None:
+            if key in FIELDS and (value := _plain(key, value)) is not None:
                 line[key] = value
         if line.get("kind") == "attempt":
             self._transition(line)

@@ -161,8 +161,9 @@ def warnings(shop: Shop, row: dict[str, Any] | None, now: int) -> list[str]:
     if row is None:
         return [f"{var} has not been checked yet; the next cron run checks it"]
     out: list[str] = []
-    state = row["token_state"]
-    if row["token_fingerprint"] != shop.meta_token.fingerprint():
+    same_token = row["token_fingerprint"] == shop.meta_token.fingerprint()
+    state = row["token_state"] if same_token else "replaced"
+    if not same_token:
         out.append(f"{var} was replaced after the last check; the next cron run checks the new token")
     elif state == "invalid":
         out.append(f"Meta refused {var} ({row['token_error'] or 'invalid'}); events are held and stay queued. "
