@@ -9,15 +9,18 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from relay.config import CLUSTER_HOSTS, Settings, Shop
 from relay.errors import LightspeedError, PayloadError
-from relay.order import Line, parse_lines
+from relay.order import Line, Order, parse_lines, parse_order
 from relay.ports import HttpRequest, HttpResponse
 
 TIMEOUT = 10.0
+PAGE_LIMIT = 250          # orders.json's maximum ``limit`` (research/lightspeed.md §4)
+FILTER_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,53 @@ def shop_request(shop: Shop, settings: Settings) -> HttpRequest:
 
 def order_products_request(shop: Shop, settings: Settings, order_id: int) -> HttpRequest:
     return request(shop, settings, f"orders/{order_id}/products")
+
+
+def orders_request(shop: Shop, settings: Settings, updated_at_min: str, page: int,
+                   limit: int = PAGE_LIMIT) -> HttpRequest:
+    """One page of ``orders.json`` updated since ``updated_at_min`` (a ``filter_time`` string); pages start at 1."""
+    return request(shop, settings, "orders", {"updated_at_min": updated_at_min, "limit": limit, "page": page})
+
+
+def filter_time(unix: int) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` as the list filters take it, written in UTC.
+
+    Which time zone Lightspeed reads it in is unconfirmed; ``relay.backfill`` moves the value back
+    by the shop's offset so that either reading covers the wanted window.
+    """
+    return datetime.fromtimestamp(unix, UTC).strftime(FILTER_FORMAT)
+
+
+@dataclass(frozen=True)
+class OrdersPage:
+    """One ``orders.json`` page: the orders read, the items that could not be read, and the raw item count.
+
+    ``size`` counts every item, readable or not, because a page is short (the listing's end) only when
+    Lightspeed sent fewer items than asked for.
+    """
+
+    orders: tuple[Order, ...]
+    unreadable: tuple[tuple[int | None, str], ...]
+    size: int
+
+
+def parse_orders(response: HttpResponse, shop: Shop) -> OrdersPage:
+    data = checked(response, shop, "orders.json", "Orders (read)")
+    items = data.get("orders") if isinstance(data, dict) else None
+    if items is False:
+        items = []                           # the API writes false for an absent list
+    if not isinstance(items, list):
+        raise LightspeedError(f"shop '{shop.name}': orders.json has no orders list; will retry", retryable=True)
+    orders, unreadable = [], []
+    for item in items:
+        try:
+            if not isinstance(item, dict):
+                raise PayloadError("a listed order is not an object")
+            orders.append(parse_order(item))
+        except PayloadError as exc:
+            ident = item.get("id") if isinstance(item, dict) else None
+            unreadable.append((ident if isinstance(ident, int) and not isinstance(ident, bool) else None, str(exc)))
+    return OrdersPage(tuple(orders), tuple(unreadable), len(items))
 
 
 def parse_currency(response: HttpResponse, shop: Shop) -> str:
@@ -116,6 +166,11 @@ def checked(response: HttpResponse, shop: Shop, what: str, permission: str) -> A
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LightspeedError(f"{where} answered {status} with a body that is not JSON; will retry",
                               status=status, retryable=True) from exc
+
+
+def retry_after(response: HttpResponse) -> float | None:
+    """Seconds to wait after a 429: ``Retry-After`` when sent, else the spent window's ``X-RateLimit-Reset``."""
+    return _retry_after(response)
 
 
 def _retry_after(response: HttpResponse) -> float | None:

@@ -6,6 +6,7 @@ their own edges and call these functions, so both behave the same.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 from relay import capi, lightspeed_api, match
 from relay.capi import Outcome, Verdict
-from relay.config import Settings, Shop, load_settings, load_shop, scan_shops
+from relay.config import Settings, Shop, load_settings, load_shop
 from relay.delivery_log import DeliveryLog
 from relay.errors import LightspeedError, SignatureError
 from relay.ledger import Claimed, Finished, Ledger, NewRow
@@ -142,10 +143,20 @@ class SendReport:
     expired: int = 0
     held: bool = False
     requests: int = 0
+    due: int = 0              # claimed but put back unsent: ``max_requests`` ran out while bisecting
 
 
-async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: int = BATCH_SIZE) -> SendReport:
-    """Claim what is due for one shop (or one order) and post it to Meta in one request."""
+DEFERRED = "not sent yet: this pass's Meta request allowance ran out; the next pass sends it"
+
+
+async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: int = BATCH_SIZE, *,
+                   max_requests: int | None = None) -> SendReport:
+    """Claim what is due for one shop (or one order) and post it to Meta in one request.
+
+    ``max_requests`` caps the Meta requests this call may make (bisecting a rejected batch makes more);
+    what is left when it runs out goes back to ``due`` for the next call. The cron pass sets it from
+    its subrequest budget and the shop's per-minute allowance.
+    """
     report = SendReport()
     now = rt.now()
     state = await rt.ledger.shop_state(shop.name)
@@ -184,7 +195,7 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
                     rt.log.add(shop.name, now, kind="warning", order_id=row.order_id,
                                error=f"sending without contents: {exc}")
             ready.append((row, capi.with_currency(event, currency)))
-        finished += await _post(rt, shop, ready, now, report)
+        finished += await _post(rt, shop, ready, now, report, max_requests)
     await rt.ledger.finish(shop.name, token, now, finished)
     for f in finished:
         setattr(report, f.state, getattr(report, f.state) + 1)
@@ -192,10 +203,13 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
 
 
 async def _post(rt: Runtime, shop: Shop, batch: list[tuple[Claimed, dict[str, Any]]], now: int,
-                report: SendReport) -> list[Finished]:
+                report: SendReport, max_requests: int | None = None) -> list[Finished]:
     """One Meta request for ``batch``; a payload error in a batch is bisected so good events still go."""
     if not batch:
         return []
+    if max_requests is not None and report.requests >= max_requests:
+        return [_finished(row, Outcome(Verdict.RETRY, message=DEFERRED), "due", row.payload, next_attempt_at=now)
+                for row, _ in batch]
     request = capi.events_request(shop, rt.settings, [event for _, event in batch])
     started = time.monotonic()
     report.requests += 1
@@ -208,7 +222,8 @@ async def _post(rt: Runtime, shop: Shop, batch: list[tuple[Claimed, dict[str, An
     ms = int((time.monotonic() - started) * 1000)
     if outcome.verdict is Verdict.FAILED and len(batch) > 1:
         half = len(batch) // 2
-        return await _post(rt, shop, batch[:half], now, report) + await _post(rt, shop, batch[half:], now, report)
+        return (await _post(rt, shop, batch[:half], now, report, max_requests)
+                + await _post(rt, shop, batch[half:], now, report, max_requests))
     if outcome.verdict is Verdict.HOLD:
         until = now + HOLD_SECONDS
         await rt.ledger.hold(shop.name, until, shop.meta_token.fingerprint(), outcome.message or "", now)
@@ -276,23 +291,16 @@ async def _lines(rt: Runtime, shop: Shop, order_id: int) -> tuple[Line, ...]:
 # --- the sweep ----------------------------------------------------------------------------------------------
 
 
-async def sweep(rt: Runtime, only: str | None = None, max_rounds: int = 50) -> dict[str, SendReport]:
-    """What the cron trigger does for retries: send everything due now, shop by shop."""
-    shops, problems = scan_shops(rt.env, rt.env_names)
-    now = rt.now()
-    for name, problem in problems.items():
-        rt.log.add(name, now, kind="config", error=problem)
-    reports: dict[str, SendReport] = {}
-    for shop in shops:
-        if only is not None and shop.name != only.lower():
-            continue
-        total = SendReport()
-        for _ in range(max_rounds):
-            report = await send_due(rt, shop)
-            for name in ("claimed", "sent", "retry", "failed", "expired", "requests"):
-                setattr(total, name, getattr(total, name) + getattr(report, name))
-            total.held = total.held or report.held
-            if report.held or report.claimed == 0:
-                break
-        reports[shop.name] = total
-    return reports
+async def sweep(rt: Runtime, only: str | None = None) -> dict[str, SendReport]:
+    """Send everything due now, shop by shop: the cron pass without the Lightspeed listing.
+
+    The local server's retry timer runs this; it shares ``relay.backfill``'s turns and Meta allowance
+    but has no subrequest budget (CPython has none).
+    """
+    from relay import backfill  # backfill builds on this module
+
+    limits = dataclasses.replace(backfill.load_limits(rt.env), budget=None)
+    report = await backfill.run_pass(rt, only=only, listing=False, limits=limits, flush=False)
+    return {name: SendReport(sent=r.sent, retry=r.retry, failed=r.failed, expired=r.expired, held=r.held,
+                             requests=r.requests)
+            for name, r in report.shops.items()}

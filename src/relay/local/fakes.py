@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -48,6 +49,7 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True   # headers and body go out as two writes: no 40 ms delayed-ACK stall
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -204,6 +206,11 @@ class FakeLightspeed(FakeServer):
 
     ``/{lang}/webhooks.json`` (GET pages, POST) and ``/{lang}/webhooks/{id}.json`` (GET, PUT, DELETE) keep
     webhooks in ``self.webhooks`` and, like Lightspeed, add a second copy when asked twice.
+
+    ``/{lang}/orders.json`` lists ``self.orders`` (raw order objects) by ``updated_at_min``, ``limit`` (max
+    250) and ``page``, in id order; ``filter_utc_offset`` is the time zone (seconds east of UTC) it reads
+    ``updated_at_min`` in. ``orders_script[page]`` replies (e.g. ``rate_limited()``) come before that page's
+    answer; ``add_account`` gives another key and secret an order list of its own (a second shop).
     """
 
     RATE_HEADERS = {"X-RateLimit-Limit": "300/3000/12000", "X-RateLimit-Remaining": "299/2999/11999",
@@ -216,9 +223,19 @@ class FakeLightspeed(FakeServer):
         self.products: dict[int, list[dict[str, Any]]] = {}
         self.script: list[Reply] = []
         self.webhooks: dict[int, dict[str, Any]] = {}
+        self.orders: list[dict[str, Any]] = []
+        self.accounts: dict[str, list[dict[str, Any]]] = {}
+        self.orders_script: dict[int, list[Reply]] = {}
+        self.filter_utc_offset = 0
+
+    def add_account(self, key: str, secret: str) -> list[dict[str, Any]]:
+        orders: list[dict[str, Any]] = []
+        self.accounts["Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()] = orders
+        return orders
 
     def answer(self, request: Recorded) -> Reply:
-        if request.headers.get("authorization") != self.auth:
+        auth = request.headers.get("authorization")
+        if auth != self.auth and auth not in self.accounts:
             return Reply(401, {"error": {"code": 401, "method": request.method, "request": request.path,
                                          "message": "Unauthorized"}})
         with self.lock:
@@ -235,6 +252,8 @@ class FakeLightspeed(FakeServer):
         lines = re.fullmatch(r"orders/(\d+)/products", resource)
         if lines and int(lines.group(1)) in self.products:
             return Reply(200, {"orderProducts": self.products[int(lines.group(1))]}, dict(self.RATE_HEADERS))
+        if resource == "orders" and request.method == "GET":
+            return self.list_orders(request, self.orders if auth == self.auth else self.accounts[str(auth)])
         hook = re.fullmatch(r"webhooks(?:/(\d+))?", resource)
         if hook:
             return self.webhook_resource(request, match.group(1), int(hook.group(1)) if hook.group(1) else None)
@@ -274,7 +293,37 @@ class FakeLightspeed(FakeServer):
         code = fields.get("language") or (hook.get("language") or {}).get("code") or language
         hook["language"] = {"id": 1, "code": code, "locale": f"{code}_{code.upper()}", "title": code}
 
+    def list_orders(self, request: Recorded, orders: list[dict[str, Any]]) -> Reply:
+        query = {k: v[-1] for k, v in request.query.items()}
+        try:
+            limit = max(1, min(int(query.get("limit", "50")), 250))
+            page = max(1, int(query.get("page", "1")))
+            since = query.get("updated_at_min")
+            zone = timezone(timedelta(seconds=self.filter_utc_offset))
+            after = datetime.strptime(since, "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone) if since else None
+        except ValueError:
+            return Reply(400, {"error": {"code": 400, "method": "GET", "request": request.path,
+                                         "message": "Invalid filter value"}})
+        with self.lock:
+            scripted = self.orders_script.get(page)
+            reply = scripted.pop(0) if scripted else None
+            listed = sorted((o for o in orders if after is None or datetime.fromisoformat(o["updatedAt"]) >= after),
+                            key=lambda o: o["id"])
+        if reply is not None:
+            return reply
+        return Reply(200, {"orders": listed[(page - 1) * limit:page * limit]}, dict(self.RATE_HEADERS))
+
     @staticmethod
     def not_found(request: Recorded) -> Reply:
         return Reply(404, {"error": {"code": 404, "method": request.method, "request": request.path,
                                      "message": "Not found"}})
+
+
+def rate_limited(retry_after: int | None = None, reset: int = 143) -> Reply:
+    """Lightspeed's 429 (tests/fixtures/lightspeed/api-errors.json), with or without ``Retry-After``."""
+    headers = {"X-RateLimit-Limit": "300/3000/12000", "X-RateLimit-Remaining": "0/2712/11210",
+               "X-RateLimit-Reset": f"{reset}/2263/40345"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return Reply(429, {"error": {"code": 429, "method": "GET", "request": "nl/orders.json",
+                                 "message": "Too many requests"}}, headers)
