@@ -21,7 +21,7 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -82,11 +82,22 @@ function cpythonVersion() {
 
 function ensureSdk() {
   // The Workers SDK as pywrangler vendors it into python_modules/: pure Python, pinned by hash.
+  // Installed beside the cache and renamed into place, so an interrupted or concurrent run never leaves half of it.
   if (existsSync(join(SDK_DIR, "workers", "__init__.py"))) return SDK_DIR;
-  mkdirSync(SDK_DIR, { recursive: true });
-  run("uv", ["pip", "install", "--quiet", "--no-deps", "--require-hashes", "--python", opts.python,
-    "--target", SDK_DIR, "-r", join(REPO, "conformance", "sdk-requirements.txt")],
-    "installing workers-runtime-sdk (needs uv and PyPI)");
+  const partial = `${SDK_DIR}.partial-${process.pid}`;
+  mkdirSync(dirname(SDK_DIR), { recursive: true });
+  try {
+    run("uv", ["pip", "install", "--quiet", "--no-deps", "--require-hashes", "--python", opts.python,
+      "--target", partial, "-r", join(REPO, "conformance", "sdk-requirements.txt")],
+      "installing workers-runtime-sdk (needs uv and PyPI)");
+    try {
+      renameSync(partial, SDK_DIR);
+    } catch (error) {
+      if (!existsSync(join(SDK_DIR, "workers", "__init__.py"))) throw error;  // another run got there first
+    }
+  } finally {
+    rmSync(partial, { recursive: true, force: true });
+  }
   return SDK_DIR;
 }
 
@@ -103,7 +114,7 @@ class Upstreams {
   async next(what) {
     const line = await Promise.race([
       this.lines.next(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error("no answer in 30 s")), 30_000)),
+      new Promise((_, reject) => setTimeout(() => reject(new Error("no answer in 30 s")), 30_000).unref()),
     ]).catch((e) => fail(`${what}: ${e.message}\n${this.stderr}`));
     if (line.done) fail(`${what}: conformance/upstreams.py exited\n${this.stderr}`);
     return JSON.parse(line.value);
