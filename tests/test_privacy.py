@@ -70,3 +70,27 @@ def test_nothing_raw_in_ledger_logs_or_errors(relay, meta, clock, log_root, tmp_
     assert {r["state"] for r in rows} == {"sent", "failed", "retry"}
     for r in rows:
         scan(json.dumps(r, ensure_ascii=False), f"ledger row {r['order_id']}")
+
+
+def test_rows_past_the_window_forget_ip_and_user_agent(relay, meta, clock):
+    from conftest import order_body
+
+    unpaid = order_body(id=7, number="ORD7", paymentStatus="not_paid")
+    rejected = order_body(id=8, number="ORD8")
+    meta.reject_event_ids.add("purchase_ORD8")
+    for body in (unpaid, rejected):
+        httpx.post(f"{relay.url}/?shop=vik", content=body, headers=signed_headers(body))
+        relay.drain()
+    rows = {r["order_id"]: r for r in relay.call(relay.relay.runtime().ledger.rows())}
+    assert (rows[7]["state"], rows[8]["state"]) == ("waiting", "failed")
+    assert "2001:db8:3c4d:15::1a2f" in rows[7]["payload"]          # may still be paid and sent
+    clock.advance(7 * 86400)
+    fresh = order_body(id=9, number="ORD9", createdAt="2025-11-25T21:50:00+01:00")
+    httpx.post(f"{relay.url}/?shop=vik", content=fresh, headers=signed_headers(fresh))   # the shop's next send
+    relay.drain()
+    for stored in relay.call(relay.relay.runtime().ledger.rows()):
+        if stored["order_id"] == 9:
+            continue
+        user = json.loads(stored["payload"])["user_data"]
+        assert "client_ip_address" not in user and "client_user_agent" not in user
+        assert user["em"], "the hashed keys stay"

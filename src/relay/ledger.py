@@ -67,13 +67,25 @@ SET state = ?, payload = ?, next_attempt_at = ?, last_status = ?, last_code = ?,
 WHERE shop = ? AND order_id = ? AND event_name = ? AND lease_token = ?
 """
 
-_EXPIRE = """
+_BROWSER_FIELDS = "'$.user_data.client_ip_address', '$.user_data.client_user_agent'"
+
+_EXPIRE = f"""
 UPDATE outbox
 SET state = 'expired', lease_token = NULL, lease_until = NULL, updated_at = ?,
+    payload = json_remove(payload, {_BROWSER_FIELDS}),
     last_error = 'older than Meta''s 7-day event_time window; not sent'
 WHERE shop = ? AND event_time <= ?
   AND (state IN ('due', 'retry') OR (state = 'sending' AND lease_until <= ?))
 RETURNING order_id, event_id
+"""
+
+# Rows that can no longer be sent keep no IP address or user agent (Meta's only unhashed personal data).
+_FORGET_BROWSER = f"""
+UPDATE outbox
+SET payload = json_remove(payload, {_BROWSER_FIELDS})
+WHERE shop = ? AND event_time <= ? AND state IN ('waiting', 'failed', 'skipped', 'expired')
+  AND (json_extract(payload, '$.user_data.client_ip_address') IS NOT NULL
+       OR json_extract(payload, '$.user_data.client_user_agent') IS NOT NULL)
 """
 
 
@@ -147,10 +159,11 @@ class Ledger:
         return result.rows[0]["state"] if result.rows else None
 
     async def expire(self, shop: str, now: int) -> list[dict[str, Any]]:
-        """Open rows about to leave Meta's window become ``expired`` before they can poison a request."""
+        """Open rows about to leave Meta's window become ``expired`` before they can poison a request,
+        and every row past the window forgets the shopper's IP address and user agent."""
         cutoff = now - (WINDOW - EXPIRE_MARGIN)
-        result = await self.db.run(_EXPIRE, (now, shop, cutoff, now))
-        return result.rows
+        expired, _ = await self.db.batch([(_EXPIRE, (now, shop, cutoff, now)), (_FORGET_BROWSER, (shop, cutoff))])
+        return expired.rows
 
     async def claim(self, shop: str, now: int, token: str, lease_seconds: int, limit: int,
                     order_id: int | None = None) -> list[Claimed]:

@@ -69,6 +69,9 @@ class WebhookResult:
 # --- taking in an order -------------------------------------------------------------------------------------
 
 
+SENDABLE = ("due", "waiting")   # states whose event may still go to Meta, so keep the IP and user agent
+
+
 def row_for(order: Order, shop: Shop, now: int, source: str) -> NewRow:
     """The ledger row an order asks for: due when paid, waiting when not yet, skipped when cancelled."""
     event = capi.build_event(order, shop)
@@ -87,7 +90,8 @@ def row_for(order: Order, shop: Shop, now: int, source: str) -> NewRow:
         event_id=event["event_id"], event_time=event["event_time"], state=state,
         payment_status=order.payment_status or "unknown",
         order_updated_at=int(order.updated_at.timestamp()) if order.updated_at else None,
-        payload=capi.dumps(event), match_keys=",".join(match.key_names(event["user_data"])),
+        payload=capi.dumps(event if state in SENDABLE else capi.without_browser_data(event)),
+        match_keys=",".join(match.key_names(event["user_data"])),
         needs_lines=order.lines is None, source=source, last_error=reason,
     )
 
