@@ -7,6 +7,7 @@ core in ``relay`` imports and runs unchanged on CPython.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -147,9 +148,14 @@ class Default(WorkerEntrypoint):
                         headers={"content-type": response.content_type, **response.headers})
 
     async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
+        from relay import backfill
+
         rt = self.runtime()
         try:
-            await service.sweep(rt)
-            await health.run_daily(rt)   # each shop's Meta token and Lightspeed key, once a day (relay.health)
+            # One invocation, one subrequest budget (RELAY_SUBREQUEST_BUDGET, D1 calls included): the daily
+            # Meta token and Lightspeed key check of a few shops spends from it first (relay.health), then the
+            # Lightspeed listing and the retry sweep of every shop plan with what is left (relay.backfill).
+            daily_health = functools.partial(health.run_daily, limit=backfill.HEALTH_SHOPS)
+            await backfill.scheduled(rt, before=(daily_health,))
         finally:
             await rt.log.flush(rt.blobs, rt.clock())

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,7 @@ LIST_COST = 3                  # a page: the fetch, a 429 retry, the D1 batch
 SEND_OVERHEAD = 9              # send_due besides lines and Meta: shop state, release, expire, claim,
                                # shop.json and its cache, a hold, finish, one spare
 MIN_META_REQUESTS = 3          # enough for a rejected batch to be bisected a step each time
+HEALTH_SHOPS = 2               # relay.health checks per cron run, before the pass (at most ~6 subrequests each)
 UNLIMITED = 10**9
 
 Sleep = Callable[[float], Awaitable[Any]]
@@ -97,6 +98,7 @@ class ShopPass:
     expired: int = 0
     requests: int = 0
     held: bool = False
+    due_left: int = 0            # due rows this pass did not reach (about: rows may fall due meanwhile)
     listing: str = "idle"        # idle | in progress | complete | paused | not started
     error: str | None = None
     calls: Counter[str] = field(default_factory=Counter)
@@ -364,6 +366,7 @@ class _Pass:
         waits = []
         for name, s in self.shops.items():
             s.report.calls = self.meter.shops.get(name, Counter())
+            s.report.due_left = s.due
             if s.report.listing == "idle" and s.listing_wanted:
                 s.report.listing = "paused" if s.paused(now) else "not started"
             report.shops[name] = s.report
@@ -447,9 +450,25 @@ async def run_pass(rt: service.Runtime, *, only: str | None = None, since: int |
     return report
 
 
-async def scheduled(rt: service.Runtime) -> PassReport:
-    """What the Worker's cron trigger runs."""
-    return await run_pass(rt)
+async def scheduled(rt: service.Runtime, before: Sequence[Callable[[service.Runtime], Awaitable[Any]]] = (),
+                    sleep: Sleep = asyncio.sleep) -> PassReport:
+    """What the Worker's cron trigger runs: ``before`` jobs first, then the pass with the budget they left.
+
+    The jobs get the runtime through the same meter, so what they spend is counted, and a job that
+    would go over the budget stops there (logged) instead of failing the invocation.
+    """
+    limits = load_limits(rt.env)
+    meter = Meter(limits.budget)
+    metered = dataclasses.replace(rt, db=meter.database(rt.db), http=meter.http(rt.http),
+                                  blobs=meter.blobs(rt.blobs) if rt.blobs is not None else None)
+    for job in before:
+        try:
+            await job(metered)
+        except BudgetExhausted as exc:
+            name = getattr(getattr(job, "func", job), "__name__", "a job")
+            rt.log.add("relay", rt.now(), kind="warning", error=f"{name}: {exc}")
+    left = None if limits.budget is None else max(limits.budget - meter.used, 0)
+    return await run_pass(rt, limits=dataclasses.replace(limits, budget=left), sleep=sleep)
 
 
 @dataclass

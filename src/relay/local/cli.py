@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from relay.errors import RelayError
-from relay.local import deploy_cli, health_cli, logs_cli, webhooks_cli
+from relay.local import backfill_cli, deploy_cli, health_cli, logs_cli, webhooks_cli
 
 DEFAULT_DB = ".relay/relay.db"
 DEFAULT_LOGS = ".relay/logs"
@@ -38,27 +38,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    from relay.local.edges import load_env
-    from relay.local.server import LocalRelay
-
-    relay = LocalRelay(load_env(args.env_file), args.db, args.logs, sweep_interval=None)
-
-    async def main() -> int:
-        try:
-            reports = await relay.sweep()
-        finally:
-            await relay.http.aclose()
-        for shop, r in reports.items():
-            print(f"{shop}: sent {r.sent}, retry {r.retry}, failed {r.failed}, expired {r.expired}"
-                  f"{', HELD (Meta token refused)' if r.held else ''}; {r.requests} Meta request(s)")
-        if not reports:
-            print("no complete shop configured: set the five <SHOP>_* variables (see .env.example)")
-        return 0 if reports else 1
-
-    try:
-        return asyncio.run(main())
-    finally:
-        relay.close()
+    """Cron passes until nothing is left to do now: progress on stderr, summary on stdout (relay.local.backfill_cli)."""
+    return backfill_cli.run_backfill(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -79,6 +60,7 @@ def _register_core(sub: argparse._SubParsersAction) -> None:
     backfill = sub.add_parser("backfill", help="what the cron trigger does, until nothing is due now")
     backfill.add_argument("--shop", help="only this shop")
     backfill.add_argument("--logs", default=DEFAULT_LOGS)
+    backfill_cli.add_backfill_options(backfill)
     _common(backfill)
     backfill.set_defaults(func=_backfill)
 
@@ -88,7 +70,7 @@ def _register_core(sub: argparse._SubParsersAction) -> None:
 
 
 COMMANDS: list[Register] = [_register_core, deploy_cli.register_commands, webhooks_cli.register_commands,
-                            logs_cli.register_commands, health_cli.register_commands]
+                            logs_cli.register_commands, health_cli.register_commands, backfill_cli.register_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
