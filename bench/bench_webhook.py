@@ -15,9 +15,11 @@ and secret). Rows:
 
 Each row is timed per webhook in CPU time (``time.process_time_ns``; inside Pyodide Node's
 ``process.cpuUsage()``, see ``cpu_clock``) over ``--runs`` webhooks after one first call, shown
-apart ("first": that row's first call in its process). The first webhook of a fresh interpreter pays for
-lazy tables and, in Pyodide, for V8 compiling the WebAssembly it touches, as the first request of a fresh
-isolate would: it is measured again in ``FRESH`` new Pyodide processes, with and without V8's lazy
+apart ("first": that row's first call in its process, in wall time, because right after Pyodide loads
+V8 compiles its WebAssembly on helper threads, whose CPU Node's counter would add to the call). The
+first webhook of a fresh interpreter pays for lazy tables and, in Pyodide, for V8 compiling the
+WebAssembly functions it touches, as the first request of a fresh isolate would: it is measured again
+in ``FRESH`` new Pyodide processes, each left idle for 2 s after loading, with and without V8's lazy
 WebAssembly compilation, to show how much of it is the engine's. Peak
 memory is ``tracemalloc``'s peak over one warm webhook. The Pyodide rows come from this same file
 run by ``bench/run_in_pyodide.mjs`` (Node, Pyodide 0.28.2 from node_modules); workerd runs the same
@@ -151,9 +153,9 @@ def cpu_clock() -> Callable[[], int]:
 
 def measure(fn: Callable[[], Any], runs: int) -> dict[str, float]:
     clock = cpu_clock()
-    started = clock()
+    started = time.perf_counter_ns()   # the first call in wall time: see the module docstring
     fn()
-    first = clock() - started
+    first = time.perf_counter_ns() - started
     samples = []
     for _ in range(runs):
         started = clock()
@@ -201,14 +203,17 @@ def rows(runs: int, with_sdk: bool) -> list[dict[str, Any]]:
     return found
 
 
-def pyodide_rows(runs: int, eager_wasm: bool = False) -> list[dict[str, Any]] | str:
-    """This file's rows from inside Pyodide; ``eager_wasm`` has V8 compile all WebAssembly at load."""
+def pyodide_rows(runs: int, eager_wasm: bool = False, settle_ms: int = 0) -> list[dict[str, Any]] | str:
+    """This file's rows from inside Pyodide; ``eager_wasm`` has V8 compile all WebAssembly at load,
+    ``settle_ms`` waits that long after loading, before the first call."""
     node = shutil.which("node")
     if node is None:
         return "node is not on PATH (Node 20+ and `npm ci` are needed for the Pyodide rows)"
     flags = ["--no-wasm-lazy-compilation"] if eager_wasm else []
-    proc = subprocess.run([node, *flags, str(ROOT / "bench" / "run_in_pyodide.mjs"), str(Path(__file__).resolve()),
-                           "--inner", "--runs", str(runs)], capture_output=True, text=True, cwd=ROOT)
+    settle = ["--settle-ms", str(settle_ms)] if settle_ms else []
+    proc = subprocess.run([node, *flags, str(ROOT / "bench" / "run_in_pyodide.mjs"), *settle,
+                           str(Path(__file__).resolve()), "--inner", "--runs", str(runs)],
+                          capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         return f"the Pyodide run failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -226,18 +231,19 @@ def main() -> None:
     table = rows(args.runs, with_sdk=True)
     remote = pyodide_rows(args.runs)
     # The first webhook of a fresh interpreter happens once per process: a few more processes give a spread.
-    fresh_runs = [pyodide_rows(20, eager_wasm=eager) for eager in (False,) * FRESH + (True,) * FRESH]
+    fresh_runs = [pyodide_rows(20, eager_wasm=eager, settle_ms=2000) for eager in (False,) * FRESH + (True,) * FRESH]
     problems = [r for r in (remote, *fresh_runs) if isinstance(r, str)]
     table += [] if isinstance(remote, str) else remote
     print(f"One webhook, shared paid fixture ({len(RAW):,} bytes, 3 lines), {args.runs:,} timed runs per row, "
           "CPU time per webhook")
-    print(f"{'runtime':<30} {'path':<40} {'median':>9} {'p95':>9} {'first':>9} {'peak mem':>10}")
+    print(f"{'runtime':<30} {'path':<40} {'median':>9} {'p95':>9} {'first*':>9} {'peak mem':>10}")
     for row in table:
         if "missing" in row:
             print(f"{row['runtime']:<30} {row['what']:<40} {row['missing']}")
             continue
         print(f"{row['runtime']:<30} {row['what']:<40} {row['median_ms']:>6.3f} ms {row['p95_ms']:>6.3f} ms "
               f"{row['first_ms']:>6.2f} ms {row['peak_kib']:>6.0f} KiB")
+    print("* first: that row's first call in its process, wall time")
     by = {(r["runtime"].split()[0], r["what"].split(" (")[0]): r for r in table if "missing" not in r}
     sdk, core = by.get(("CPython", "facebook-business SDK")), by.get(("CPython", "relay core"))
     if sdk and core:
@@ -250,9 +256,10 @@ def main() -> None:
         print(f"Workers Free plan, {FREE_PLAN_CPU_MS:.0f} ms CPU per invocation: a webhook's core work in Pyodide "
               f"takes {worker['median_ms'] / FREE_PLAN_CPU_MS:.1%} of it at the median, "
               f"{worker['p95_ms'] / FREE_PLAN_CPU_MS:.1%} at p95")
-        print(f"First webhook after import, {FRESH} fresh Pyodide processes each: {statistics.median(lazy):.1f} ms "
-              f"median ({lazy[0]:.1f}-{lazy[-1]:.1f}); with V8 compiling all WebAssembly at load "
-              f"(node --no-wasm-lazy-compilation) {statistics.median(eager):.1f} ms ({eager[0]:.1f}-{eager[-1]:.1f})")
+        print(f"First webhook after import, {FRESH} fresh Pyodide processes each (wall): "
+              f"{statistics.median(lazy):.1f} ms median ({lazy[0]:.1f}-{lazy[-1]:.1f}); "
+              f"with V8 compiling all WebAssembly at load (node --no-wasm-lazy-compilation) "
+              f"{statistics.median(eager):.1f} ms ({eager[0]:.1f}-{eager[-1]:.1f})")
         cpython = by.get(("CPython", "relay webhook"))
         if cpython:
             print(f"Pyodide / CPython, relay webhook median: {worker['median_ms'] / cpython['median_ms']:.2f}x")

@@ -11,9 +11,13 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const [script, ...args] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+// --settle-ms N: wait N ms after loading, so V8's background compilation of Pyodide's WebAssembly is done
+// before the script starts and its CPU is not counted against the script's first steps.
+const settle = argv[0] === "--settle-ms" ? Number(argv.splice(0, 2)[1]) : 0;
+const [script, ...args] = argv;
 if (!script) {
-  console.error("usage: node bench/run_in_pyodide.mjs SCRIPT.py [ARGS...]");
+  console.error("usage: node bench/run_in_pyodide.mjs [--settle-ms N] SCRIPT.py [ARGS...]");
   process.exit(2);
 }
 const indexURL = join(REPO, "node_modules", "pyodide") + "/";
@@ -26,6 +30,7 @@ const pyodide = await loadPyodide({ indexURL, stdout: (line) => console.log(line
 pyodide.FS.mkdirTree("/repo");
 pyodide.mountNodeFS("/repo", REPO);
 const path = "/repo/" + relative(REPO, resolve(script)).split("\\").join("/");
+if (settle > 0) await new Promise((done) => setTimeout(done, settle));
 pyodide.globals.set("script_path", path);
 pyodide.globals.set("script_args", args);
 try {
