@@ -387,6 +387,25 @@ def test_403_on_the_listing_says_which_permission_and_keeps_the_cursor(harness, 
     assert sent_event_ids(meta) == {event_id(lightspeed.orders[0]): 1}
 
 
+def test_lightspeed_down_the_listing_keeps_its_position_and_relay_backfill_stops_waiting(harness, meta, lightspeed,
+                                                                                          clock):
+    h, now = harness, clock.now
+    lightspeed.orders.append(listed(PAID, 680_000, now - DAY))
+    lightspeed.products[680_000] = LINES
+    down = Reply(503, b"<html><body>Service Unavailable</body></html>", {"Content-Type": "text/html"})
+    lightspeed.orders_script[1] = [down] * 5
+
+    totals = h.run(h.until_done)
+
+    assert "answered 503" in (totals.shops["vik"].error or "") and totals.shops["vik"].listing == "paused"
+    assert len(list_requests(lightspeed)) == backfill.IDLE_PASSES and h.sleeps == [backfill.ERROR_PAUSE + 1] * 2
+    assert h.progress()["cursor"] is None and "503" in h.progress()["last_error"] and h.rows() == {}
+    lightspeed.orders_script.clear()                       # Lightspeed is back by the next cron run
+    clock.advance(600)
+    h.run(h.until_done)
+    assert sent_event_ids(meta) == {event_id(lightspeed.orders[0]): 1} and h.progress()["last_error"] is None
+
+
 def test_budget_and_batch_size_settings_are_checked(env):
     env["RELAY_SUBREQUEST_BUDGET"] = "10"
     with pytest.raises(ConfigError, match="RELAY_SUBREQUEST_BUDGET must be a whole number from 20"):

@@ -54,6 +54,7 @@ SEND_OVERHEAD = 9              # send_due besides lines and Meta: shop state, re
                                # shop.json and its cache, a hold, finish, one spare
 MIN_META_REQUESTS = 3          # enough for a rejected batch to be bisected a step each time
 HEALTH_SHOPS = 2               # relay.health checks per cron run, before the pass (at most ~6 subrequests each)
+IDLE_PASSES = 3                # relay backfill gives up waiting after this many passes that got nothing done
 UNLIMITED = 10**9
 
 Sleep = Callable[[float], Awaitable[Any]]
@@ -315,8 +316,9 @@ class _Pass:
         for order_id, problem in page.unreadable:
             self.rt.log.add(shop.name, now, kind="warning", source="backfill", order_id=order_id,
                             error=f"listed order could not be read, not stored: {problem}")
-        self.rt.log.add(shop.name, now, kind="listing", events=page.size, state=r.listing,
-                        reason=f"orders.json page {p.run_page or 1} updated_at_min {p.run_filter}")
+        if any(states) or page.unreadable:      # an idle shop's pass writes no log object (an R2 call each)
+            self.rt.log.add(shop.name, now, kind="listing", events=page.size, state=r.listing,
+                            reason=f"orders.json page {p.run_page or 1} updated_at_min {p.run_filter}")
         return True
 
     def _pause(self, s: _Shop, wait: float, error: str, rate_limited: bool = False) -> bool:
@@ -505,10 +507,12 @@ async def run_until_done(runtime: Callable[[], service.Runtime], *, only: str | 
     """Passes, each with a fresh budget as the cron trigger would give it, until nothing is left to do now.
 
     Waits out Lightspeed's and Meta's rate limits when they ask for at most ``max_wait`` seconds;
-    Meta retries that back off to later are left to the cron trigger.
+    Meta retries that back off to later are left to the cron trigger, and so is a listing that keeps
+    failing (``IDLE_PASSES`` waits in a row without a page stored or a request sent).
     """
     totals = Totals()
     first = True
+    idle = 0
     while True:
         rt = runtime()
         report = await run_pass(rt, only=only, since=since if first else None, sleep=sleep)
@@ -520,7 +524,9 @@ async def run_until_done(runtime: Callable[[], service.Runtime], *, only: str | 
             if not report.turns:            # the budget cannot fit even one page or batch
                 return totals
             continue
-        if report.wait is not None and report.wait <= max_wait:
+        worked = any(r.pages or r.requests for r in report.shops.values())
+        idle = 0 if worked else idle + 1
+        if report.wait is not None and report.wait <= max_wait and idle < IDLE_PASSES:
             await sleep(max(report.wait, 0.0) + 1)
             totals.waited += report.wait + 1
             continue
