@@ -24,6 +24,7 @@ from relay import backfill, service
 from relay.config import load_shop
 from relay.errors import ConfigError, LedgerError
 from relay.ledger import CronLedger, Progress
+from relay.local import backfill_cli
 from relay.local.edges import FolderBlobs, HttpxClient
 from relay.local.fakes import FakeLightspeed, FakeMeta, Reply, rate_limited
 from relay.local.sqlite import SqliteDatabase
@@ -89,6 +90,7 @@ class Harness:
         self.sleeps: list[float] = []
         self.http: HttpxClient | None = None
         self.spent: list[int] = []          # subrequests of each pass, counted here
+        self.on_sleep: Callable[[float], None] | None = None
 
     def runtime(self) -> service.Runtime:
         assert self.http is not None
@@ -98,6 +100,8 @@ class Harness:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.clock.advance(seconds)
+        if self.on_sleep is not None:
+            self.on_sleep(seconds)
 
     def _count(self) -> int:
         return self.db.calls + self.blobs.calls + sum(len(f.requests) for f in self.fakes)
@@ -108,13 +112,13 @@ class Harness:
         self.spent.append(self._count() - before)
         return report
 
-    async def until_done(self, **options: Any) -> backfill.Totals:
+    async def until_done(self, **options: Any) -> backfill_cli.Totals:
         counts = [self._count()]
 
-        def on_pass(report: backfill.PassReport, totals: backfill.Totals) -> None:
+        def on_pass(report: backfill.PassReport, totals: backfill_cli.Totals) -> None:
             counts.append(self._count())
 
-        totals = await backfill.run_until_done(self.runtime, sleep=self.sleep, on_pass=on_pass, **options)
+        totals = await backfill_cli.run_until_done(self.runtime, sleep=self.sleep, on_pass=on_pass, **options)
         self.spent += [b - a for a, b in zip(counts, counts[1:], strict=False)]
         return totals
 
@@ -182,7 +186,7 @@ def test_600_orders_over_3_pages_every_paid_unsent_order_is_sent_exactly_once(ha
     paid = [o for o in orders[:600] if o["paymentStatus"] == "paid"]
     assert len(by_webhook) > 30 and len(paid) > 400
 
-    async def scenario() -> tuple[backfill.Totals, backfill.Totals]:
+    async def scenario() -> tuple[backfill_cli.Totals, backfill_cli.Totals]:
         for order in by_webhook:
             await webhook(h, order)()
         assert sent_event_ids(meta) == Counter(event_id(o) for o in by_webhook)
@@ -246,6 +250,31 @@ def test_a_429_mid_listing_is_waited_out_and_the_listing_completes(harness, meta
     assert [p["page"] for p in list_requests(lightspeed)] == ["1", "2", "2"]
     assert len(h.rows()) == 300 and totals.shops["vik"].listing == "complete"
     assert set(sent_event_ids(meta).values()) == {1} and len(sent_event_ids(meta)) == 300
+
+
+def test_lightspeeds_rate_limit_headers_keep_every_window_below_its_limit(harness, meta, lightspeed, clock):
+    """With a budget big enough for everything (a paid plan), Lightspeed's own limit is what stops the
+    pass: it slows down before the window is spent, waits for the reset, and never gets a 429."""
+    h, now = harness, clock.now
+    h.env["RELAY_SUBREQUEST_BUDGET"] = "1000"
+    lightspeed.window = 60
+    lightspeed.orders.extend(listed(PAID, 605_000 + i, now - DAY + i * 60) for i in range(130))
+    for order in lightspeed.orders:
+        lightspeed.products[order["id"]] = LINES
+    windows = []
+
+    def window_resets(seconds: float) -> None:
+        if seconds >= lightspeed.window_reset:
+            windows.append(lightspeed.window_used)
+            lightspeed.window_used = 0
+
+    h.on_sleep = window_resets
+    totals = h.run(h.until_done)
+    windows.append(lightspeed.window_used)
+
+    assert len(windows) >= 3 and max(windows) <= 60, windows
+    assert all(w >= 60 - backfill.LOW_WATER - 1 for w in windows[:-1]), "each window is used, not wasted"
+    assert totals.shops["vik"].sent == 130 and set(sent_event_ids(meta).values()) == {1}
 
 
 def test_a_long_retry_after_pauses_the_shop_and_the_next_pass_resumes(harness, meta, lightspeed, clock):
@@ -398,12 +427,42 @@ def test_lightspeed_down_the_listing_keeps_its_position_and_relay_backfill_stops
     totals = h.run(h.until_done)
 
     assert "answered 503" in (totals.shops["vik"].error or "") and totals.shops["vik"].listing == "paused"
-    assert len(list_requests(lightspeed)) == backfill.IDLE_PASSES and h.sleeps == [backfill.ERROR_PAUSE + 1] * 2
+    assert len(list_requests(lightspeed)) == backfill_cli.IDLE_PASSES and h.sleeps == [backfill.ERROR_PAUSE + 1] * 2
     assert h.progress()["cursor"] is None and "503" in h.progress()["last_error"] and h.rows() == {}
     lightspeed.orders_script.clear()                       # Lightspeed is back by the next cron run
     clock.advance(600)
     h.run(h.until_done)
     assert sent_event_ids(meta) == {event_id(lightspeed.orders[0]): 1} and h.progress()["last_error"] is None
+
+
+def test_the_cron_run_shares_one_budget_with_the_jobs_before_it(harness, meta, lightspeed, clock):
+    """The Worker's scheduled(): the daily health check spends first, the pass gets what is left, and a
+    failing job does not stop orders from being sent."""
+    h, now = harness, clock.now
+    lightspeed.orders.extend(listed(PAID, 690_000 + i, now - DAY + i * 60) for i in range(100))
+    for order in lightspeed.orders:
+        lightspeed.products[order["id"]] = LINES
+
+    async def spends_ten(rt: service.Runtime) -> None:
+        for _ in range(10):
+            await rt.db.run("SELECT 1")
+
+    async def broken(rt: service.Runtime) -> None:
+        raise RuntimeError("a bug in another cron job")
+
+    async def cron() -> backfill.PassReport:
+        before = h._count()
+        report = await backfill.scheduled(h.runtime(), before=(spends_ten, broken), sleep=h.sleep)
+        h.spent.append(h._count() - before)
+        return report
+
+    report = h.run(cron)
+    assert report.budget == backfill.DEFAULT_BUDGET - 10
+    assert report.shops["vik"].pages == 1 and report.shops["vik"].sent > 0
+    assert h.spent[0] <= backfill.DEFAULT_BUDGET, "health and pass together stay inside one invocation's budget"
+    warnings = [json.loads(line) for path in h.blobs.inner.root.glob("logs/relay/**/*.ndjson")
+                for line in path.read_text().splitlines()]
+    assert any("broken failed (RuntimeError)" in w.get("error", "") for w in warnings)
 
 
 def test_budget_and_batch_size_settings_are_checked(env):

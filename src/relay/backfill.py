@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from relay.config import CLUSTER_HOSTS, Settings, Shop, load_shop, scan_shops
 from relay.errors import ConfigError, LightspeedError
 from relay.ledger import CronLedger, Due, Progress
 from relay.ports import HttpResponse
+
+logger = logging.getLogger("relay")
 
 DEFAULT_BUDGET = 50            # the Workers free plan's subrequests per invocation
 MIN_BUDGET = 20                # below this a pass cannot both list a page and send a batch
@@ -54,7 +57,6 @@ SEND_OVERHEAD = 9              # send_due besides lines and Meta: shop state, re
                                # shop.json and its cache, a hold, finish, one spare
 MIN_META_REQUESTS = 3          # enough for a rejected batch to be bisected a step each time
 HEALTH_SHOPS = 2               # relay.health checks per cron run, before the pass (at most ~6 subrequests each)
-IDLE_PASSES = 3                # relay backfill gives up waiting after this many passes that got nothing done
 UNLIMITED = 10**9
 
 Sleep = Callable[[float], Awaitable[Any]]
@@ -456,78 +458,23 @@ async def scheduled(rt: service.Runtime, before: Sequence[Callable[[service.Runt
                     sleep: Sleep = asyncio.sleep) -> PassReport:
     """What the Worker's cron trigger runs: ``before`` jobs first, then the pass with the budget they left.
 
-    The jobs get the runtime through the same meter, so what they spend is counted, and a job that
-    would go over the budget stops there (logged) instead of failing the invocation.
+    The jobs get the runtime through the same meter, so what they spend is counted. A job that would
+    go over the budget, or fails, is logged and the pass runs all the same: a broken health check
+    must not stop orders from being sent.
     """
     limits = load_limits(rt.env)
     meter = Meter(limits.budget)
     metered = dataclasses.replace(rt, db=meter.database(rt.db), http=meter.http(rt.http),
                                   blobs=meter.blobs(rt.blobs) if rt.blobs is not None else None)
     for job in before:
+        name = getattr(getattr(job, "func", job), "__name__", "a job")
         try:
             await job(metered)
         except BudgetExhausted as exc:
-            name = getattr(getattr(job, "func", job), "__name__", "a job")
             rt.log.add("relay", rt.now(), kind="warning", error=f"{name}: {exc}")
+        except Exception as exc:
+            logger.exception("cron job %s failed; the backfill and retry pass runs anyway", name)
+            rt.log.add("relay", rt.now(), kind="warning",
+                       error=f"{name} failed ({type(exc).__name__}); the backfill and retry pass ran anyway")
     left = None if limits.budget is None else max(limits.budget - meter.used, 0)
     return await run_pass(rt, limits=dataclasses.replace(limits, budget=left), sleep=sleep)
-
-
-@dataclass
-class Totals:
-    """``relay backfill``'s sums over its passes."""
-
-    passes: int = 0
-    shops: dict[str, ShopPass] = field(default_factory=dict)
-    calls: Counter[str] = field(default_factory=Counter)
-    waited: float = 0.0
-
-    def add(self, report: PassReport) -> None:
-        self.passes += 1
-        self.calls.update(report.calls)
-        for name, r in report.shops.items():
-            total = self.shops.setdefault(name, ShopPass())
-            for attr in ("listed", "pages", "unreadable", "sent", "retry", "failed", "expired", "requests"):
-                setattr(total, attr, getattr(total, attr) + getattr(r, attr))
-            total.recorded.update(r.recorded)
-            total.calls.update(r.calls)
-            total.seen |= r.seen
-            total.held = total.held or r.held
-            if r.error:
-                total.error = r.error
-            elif r.listing == "complete":
-                total.error = None
-            if r.listing != "idle":
-                total.listing = r.listing
-
-
-async def run_until_done(runtime: Callable[[], service.Runtime], *, only: str | None = None,
-                         since: int | None = None, sleep: Sleep = asyncio.sleep, max_wait: float = 15 * 60,
-                         on_pass: Callable[[PassReport, Totals], None] | None = None) -> Totals:
-    """Passes, each with a fresh budget as the cron trigger would give it, until nothing is left to do now.
-
-    Waits out Lightspeed's and Meta's rate limits when they ask for at most ``max_wait`` seconds;
-    Meta retries that back off to later are left to the cron trigger, and so is a listing that keeps
-    failing (``IDLE_PASSES`` waits in a row without a page stored or a request sent).
-    """
-    totals = Totals()
-    first = True
-    idle = 0
-    while True:
-        rt = runtime()
-        report = await run_pass(rt, only=only, since=since if first else None, sleep=sleep)
-        first = False
-        totals.add(report)
-        if on_pass is not None:
-            on_pass(report, totals)
-        if report.more:
-            if not report.turns:            # the budget cannot fit even one page or batch
-                return totals
-            continue
-        worked = any(r.pages or r.requests for r in report.shops.values())
-        idle = 0 if worked else idle + 1
-        if report.wait is not None and report.wait <= max_wait and idle < IDLE_PASSES:
-            await sleep(max(report.wait, 0.0) + 1)
-            totals.waited += report.wait + 1
-            continue
-        return totals

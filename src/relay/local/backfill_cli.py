@@ -12,6 +12,8 @@ import argparse
 import asyncio
 import sys
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -22,6 +24,7 @@ from relay.errors import RelayError
 from relay.ledger import CronLedger
 
 BAR = 24
+IDLE_PASSES = 3           # relay backfill gives up waiting after this many passes that got nothing done
 
 
 def iso_time(value: str) -> int:
@@ -36,6 +39,66 @@ def iso_time(value: str) -> int:
     return int(parsed.timestamp())
 
 
+@dataclass
+class Totals:
+    """``relay backfill``'s sums over its passes."""
+
+    passes: int = 0
+    shops: dict[str, cron.ShopPass] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+    waited: float = 0.0
+
+    def add(self, report: cron.PassReport) -> None:
+        self.passes += 1
+        self.calls.update(report.calls)
+        for name, r in report.shops.items():
+            total = self.shops.setdefault(name, cron.ShopPass())
+            for attr in ("listed", "pages", "unreadable", "sent", "retry", "failed", "expired", "requests"):
+                setattr(total, attr, getattr(total, attr) + getattr(r, attr))
+            total.recorded.update(r.recorded)
+            total.calls.update(r.calls)
+            total.seen |= r.seen
+            total.held = total.held or r.held
+            if r.error:
+                total.error = r.error
+            elif r.listing == "complete":
+                total.error = None
+            if r.listing != "idle":
+                total.listing = r.listing
+
+
+async def run_until_done(runtime: Callable[[], service.Runtime], *, only: str | None = None,
+                         since: int | None = None, sleep: cron.Sleep = asyncio.sleep, max_wait: float = 15 * 60,
+                         on_pass: Callable[[cron.PassReport, Totals], None] | None = None) -> Totals:
+    """Passes, each with a fresh budget as the cron trigger would give it, until nothing is left to do now.
+
+    Waits out Lightspeed's and Meta's rate limits when they ask for at most ``max_wait`` seconds;
+    Meta retries that back off to later are left to the cron trigger, and so is a listing that keeps
+    failing (``IDLE_PASSES`` waits in a row without a page stored or a request sent).
+    """
+    totals = Totals()
+    first = True
+    idle = 0
+    while True:
+        rt = runtime()
+        report = await cron.run_pass(rt, only=only, since=since if first else None, sleep=sleep)
+        first = False
+        totals.add(report)
+        if on_pass is not None:
+            on_pass(report, totals)
+        if report.more:
+            if not report.turns:            # the budget cannot fit even one page or batch
+                return totals
+            continue
+        worked = any(r.pages or r.requests for r in report.shops.values())
+        idle = 0 if worked else idle + 1
+        if report.wait is not None and report.wait <= max_wait and idle < IDLE_PASSES:
+            await sleep(max(report.wait, 0.0) + 1)
+            totals.waited += report.wait + 1
+            continue
+        return totals
+
+
 class ProgressLine:
     """One line on stderr, redrawn in place on a terminal and appended otherwise (logs, CI)."""
 
@@ -44,7 +107,7 @@ class ProgressLine:
         self.live = out.isatty()
         self.drawn = False
 
-    def update(self, report: cron.PassReport, totals: cron.Totals) -> None:
+    def update(self, report: cron.PassReport, totals: Totals) -> None:
         shops = totals.shops.values()
         done = sum(s.sent + s.failed + s.expired for s in shops)
         left = sum(r.due_left for r in report.shops.values())
@@ -69,7 +132,7 @@ class ProgressLine:
             self.out.flush()
 
 
-def summary(totals: cron.Totals) -> list[str]:
+def summary(totals: Totals) -> list[str]:
     lines = []
     for name, s in sorted(totals.shops.items()):
         recorded = s.recorded
@@ -101,9 +164,9 @@ def run_backfill(args: argparse.Namespace) -> int:
     relay = LocalRelay(load_env(args.env_file), args.db, args.logs, sweep_interval=None)
     progress = ProgressLine(sys.stderr)
 
-    async def main() -> cron.Totals:
+    async def main() -> Totals:
         try:
-            return await cron.run_until_done(relay.runtime, only=args.shop, since=args.since, on_pass=progress.update)
+            return await run_until_done(relay.runtime, only=args.shop, since=args.since, on_pass=progress.update)
         finally:
             await relay.http.aclose()
 

@@ -211,6 +211,8 @@ class FakeLightspeed(FakeServer):
     250) and ``page``, in id order; ``filter_utc_offset`` is the time zone (seconds east of UTC) it reads
     ``updated_at_min`` in. ``orders_script[page]`` replies (e.g. ``rate_limited()``) come before that page's
     answer; ``add_account`` gives another key and secret an order list of its own (a second shop).
+    ``window`` (calls per 5-minute window, unlimited when ``None``) counts every call down in
+    ``X-RateLimit-Remaining`` and answers 429 past it, until ``window_used`` is reset to 0.
     """
 
     RATE_HEADERS = {"X-RateLimit-Limit": "300/3000/12000", "X-RateLimit-Remaining": "299/2999/11999",
@@ -227,6 +229,9 @@ class FakeLightspeed(FakeServer):
         self.accounts: dict[str, list[dict[str, Any]]] = {}
         self.orders_script: dict[int, list[Reply]] = {}
         self.filter_utc_offset = 0
+        self.window: int | None = None
+        self.window_used = 0
+        self.window_reset = 300
 
     def add_account(self, key: str, secret: str) -> list[dict[str, Any]]:
         orders: list[dict[str, Any]] = []
@@ -238,6 +243,15 @@ class FakeLightspeed(FakeServer):
         if auth != self.auth and auth not in self.accounts:
             return Reply(401, {"error": {"code": 401, "method": request.method, "request": request.path,
                                          "message": "Unauthorized"}})
+        if self.window is not None:
+            with self.lock:
+                self.window_used += 1
+                left = self.window - self.window_used
+                self.RATE_HEADERS = dict(type(self).RATE_HEADERS, **{
+                    "X-RateLimit-Remaining": f"{max(left, 0)}/2999/11999",
+                    "X-RateLimit-Reset": f"{self.window_reset}/3600/86400"})
+            if left < 0:
+                return rate_limited(reset=self.window_reset)
         with self.lock:
             scripted = self.script.pop(0) if self.script else None
         if scripted is not None:
