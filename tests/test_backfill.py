@@ -8,6 +8,7 @@ requests the fakes received, calls the database and the log folder received.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import dataclasses
 import json
@@ -342,6 +343,41 @@ def test_a_big_shop_does_not_starve_a_small_one(harness, env, meta, lightspeed, 
     assert report.shops["vik"].sent > 0
     posts = {r.path.split("/")[2] for r in meta.event_posts}
     assert posts == {PIXEL, "111222333444555"}
+
+
+def test_shops_the_budget_did_not_reach_go_first_next_time(harness, env, meta, lightspeed, clock):
+    h, now = harness, clock.now
+    h.env["RELAY_SUBREQUEST_BUDGET"] = "20"
+    names = [f"shop{i}" for i in range(6)]
+    for i, name in enumerate(names):
+        prefix = name.upper()
+        env.update(shop_env(meta, lightspeed, prefix))
+        env[f"{prefix}_LIGHTSPEED_API_KEY"], env[f"{prefix}_META_PIXEL_ID"] = f"{name}-key", f"90000000000000{i}"
+        orders = lightspeed.add_account(f"{name}-key", SECRET)
+        orders.append(listed(PAID, 720_000 + i, now - DAY))
+        lightspeed.products[720_000 + i] = LINES
+    for key in [k for k in env if k.startswith("VIK_")]:
+        del env[key]
+    auth = {"Basic " + base64.b64encode(f"{n}-key:{SECRET}".encode()).decode(): n for n in names}
+
+    def callers(start: int) -> list[str]:
+        """The shops whose calls reached Lightspeed, in order of their first call."""
+        return list(dict.fromkeys(auth[r.headers["authorization"]] for r in lightspeed.requests[start:]))
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        first = await h.one_pass()
+        assert first.more, "the budget did not reach every shop"
+        served = callers(0)
+        mark = len(lightspeed.requests)
+        await h.one_pass()
+        return served, callers(mark)
+
+    served, then = h.run(scenario)
+    assert 0 < len(served) < len(names)
+    left_out = [n for n in names if n not in served]
+    assert then[:len(left_out)] == left_out, "the shops left out go first in the next invocation"
+    h.run(h.until_done)
+    assert len(sent_event_ids(meta)) == 6 and max(h.spent) <= 20
 
 
 def test_meta_requests_stay_within_60_a_minute_per_shop(harness, meta, lightspeed, clock):
