@@ -83,7 +83,7 @@ RETURNING order_id, event_id
 _FORGET_BROWSER = f"""
 UPDATE outbox
 SET payload = json_remove(payload, {_BROWSER_FIELDS})
-WHERE shop = ? AND event_time <= ? AND state IN ('waiting', 'failed', 'skipped', 'expired')
+WHERE (shop = ? OR ? IS NULL) AND event_time <= ? AND state IN ('waiting', 'failed', 'skipped', 'expired')
   AND (json_extract(payload, '$.user_data.client_ip_address') IS NOT NULL
        OR json_extract(payload, '$.user_data.client_user_agent') IS NOT NULL)
 """
@@ -162,7 +162,7 @@ class Ledger:
         """Open rows about to leave Meta's window become ``expired`` before they can poison a request,
         and every row past the window forgets the shopper's IP address and user agent."""
         cutoff = now - (WINDOW - EXPIRE_MARGIN)
-        expired, _ = await self.db.batch([(_EXPIRE, (now, shop, cutoff, now)), (_FORGET_BROWSER, (shop, cutoff))])
+        expired, _ = await self.db.batch([(_EXPIRE, (now, shop, cutoff, now)), (_FORGET_BROWSER, (shop, shop, cutoff))])
         return expired.rows
 
     async def claim(self, shop: str, now: int, token: str, lease_seconds: int, limit: int,
@@ -336,7 +336,10 @@ class CronLedger(Ledger):
         return await _progress_rows(self.db)
 
     async def due(self, now: int) -> dict[str, Due]:
-        result = await self.db.run(_DUE_BY_SHOP, (now, now))
+        """What each shop has due now. The same D1 call first makes every row past Meta's window forget
+        the shopper's IP address and user agent, so a shop that sends nothing for days still forgets them."""
+        cutoff = now - (WINDOW - EXPIRE_MARGIN)
+        _, result = await self.db.batch([(_FORGET_BROWSER, (None, None, cutoff)), (_DUE_BY_SHOP, (now, now))])
         due: dict[str, Due] = {}
         for r in result.rows:
             before = due.get(r["shop"], Due())
