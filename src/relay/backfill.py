@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay import lightspeed_api, service
-from relay.budget import BudgetExhausted, Meter
+from relay.budget import Meter
 from relay.capi import WINDOW
 from relay.config import CLUSTER_HOSTS, Settings, Shop, load_shop, scan_shops
-from relay.errors import ConfigError, LightspeedError
+from relay.errors import BudgetExhausted, ConfigError, LightspeedError
 from relay.ledger import CronLedger, Due, Progress
 from relay.ports import HttpResponse
 

@@ -14,14 +14,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from relay.errors import RelayError
+from relay.errors import BudgetExhausted
 from relay.ports import Blobs, Database, Http, HttpRequest, HttpResponse, QueryResult
 
 KINDS = ("lightspeed", "meta", "database", "logs", "other")
-
-
-class BudgetExhausted(RelayError):
-    """The invocation's subrequest budget is spent; the next invocation continues where this one stopped."""
 
 
 class Meter:

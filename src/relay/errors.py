@@ -15,6 +15,7 @@ order ids and codes only.
     + LightspeedError
     + MetaError
   x LedgerError          the outbox database refused a statement
+  x BudgetExhausted      this invocation's subrequests are spent; the next one continues
 """
 
 from __future__ import annotations
@@ -73,3 +74,7 @@ class MetaError(UpstreamError):
 
 class LedgerError(RelayError):
     pass
+
+
+class BudgetExhausted(RelayError):
+    """The invocation's subrequest budget is spent; the next invocation continues where this one stopped."""

@@ -7,7 +7,7 @@ timer sweeps due retries as the cron trigger does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import random
 import socket
 import threading
@@ -22,6 +22,8 @@ import uvicorn
 from relay import app, service
 from relay.local.edges import FolderBlobs, HttpxClient
 from relay.local.sqlite import SqliteDatabase
+
+logger = logging.getLogger("relay")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -102,9 +104,11 @@ class LocalRelay:
     async def sweeper(self) -> None:
         while self.sweep_interval:
             await asyncio.sleep(self.sweep_interval)
-            with contextlib.suppress(Exception):
+            try:
                 await self.sweep()
                 self.sweeps += 1
+            except Exception:  # a failed sweep must not stop the timer; the next one retries
+                logger.exception("retry sweep failed; trying again in %s s", self.sweep_interval)
 
     async def serve(self, sock: socket.socket, ready: threading.Event | None = None) -> None:
         config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False,
