@@ -215,3 +215,12 @@ def test_an_expiring_token_is_on_the_status(relay, meta, reply):
     assert shop["health"]["meta_token"]["state"] == "expiring"
     assert shop["health"]["meta_token"]["expires_at"] == iso(FIXTURE_NOW + 5 * 86400)
     assert any("expires on" in w and "in 5 days" in w for w in shop["warnings"])
+
+
+def test_settings_that_cost_match_quality_or_mark_test_events_are_warned(relay):
+    relay.relay.env.pop("VIK_SHOP_URL")
+    relay.relay.env["VIK_META_TEST_EVENT_CODE"] = "TEST4242"
+    warnings = vik(relay)["warnings"]
+    assert any(w.startswith("VIK_SHOP_URL is not set") for w in warnings)
+    assert any(w.startswith("VIK_META_TEST_EVENT_CODE is set") for w in warnings)
+    assert not any("TEST4242" in w for w in warnings)

@@ -179,7 +179,7 @@ def _empty(now: int) -> dict[str, Any]:
 def _shop_entry(shop: Shop, fig: dict[str, dict[str, Any]], now: int, version: str) -> dict[str, Any]:
     f = fig[shop.name]
     row = f.pop("health_row")
-    found = health.warnings(shop, row, now)
+    found = config_warnings(shop) + health.warnings(shop, row, now)
     served = row["served_version"] if row and row["graph_version"] == version else None
     version_note = health.version_warning(version, served, datetime.fromtimestamp(now, UTC).date())
     if version_note:
@@ -187,6 +187,18 @@ def _shop_entry(shop: Shop, fig: dict[str, dict[str, Any]], now: int, version: s
     found += _delivery_warnings(shop.name, f, now)
     return {"shop": shop.name, "ok": not found, "warnings": found, "config_error": None, **_finish(f),
             "graph_api_version": version, "health": _health_view(row, now)}
+
+
+def config_warnings(shop: Shop) -> list[str]:
+    """Settings that are valid but cost match quality or send events to the wrong place."""
+    out = []
+    if not shop.shop_url:
+        out.append(f"{shop.prefix}SHOP_URL is not set: website events go without event_source_url, which Meta "
+                   "asks for on website events; set it to the shop's https:// address")
+    if shop.test_event_code:
+        out.append(f"{shop.prefix}META_TEST_EVENT_CODE is set: events are marked as test events; remove it once "
+                   "Events Manager shows them")
+    return out
 
 
 def _problem_entry(name: str, problem: str, fig: dict[str, dict[str, Any]], now: int,
