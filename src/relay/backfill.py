@@ -209,7 +209,7 @@ class _Pass:
     async def run(self, shops: list[Shop], since: int | None) -> PassReport:
         now = self.rt.now()
         progress = await self.ledger.progress()
-        due = await self.ledger.due(now)
+        due = await self.ledger.start_pass(now)
         for shop in shops:
             p = progress.get(shop.name) or Progress(shop.name)
             d = due.get(shop.name) or Due()
