@@ -160,3 +160,14 @@ def test_the_webhooks_waituntil_and_a_sweep_racing_send_once(relay, meta):
     assert len(meta.event_posts) == 1
     assert json.loads(row(relay)["payload"])["custom_data"]["currency"] == "EUR"
     assert TOKEN not in row(relay)["payload"]
+
+
+def test_a_redelivery_never_sends_an_event_past_metas_window(relay, meta, clock):
+    meta.script.append(graph_error(500, 2, "Service temporarily unavailable", transient=True))
+    deliver(relay)
+    assert row(relay)["state"] == "retry"
+    clock.advance(7 * 86400)                  # Meta was down all week; then Lightspeed redelivers
+    assert deliver(relay).json()["status"] == "duplicate"
+    assert len(meta.event_posts) == 1, "an event this old would make Meta reject the whole request"
+    sweep(relay)
+    assert row(relay)["state"] == "expired" and len(meta.event_posts) == 1

@@ -53,16 +53,17 @@ SET state = 'sending', lease_token = ?, lease_until = ?, attempts = attempts + 1
 WHERE rowid IN (
     SELECT id FROM (
         SELECT rowid AS id, next_attempt_at AS t, order_id FROM outbox
-        WHERE shop = ?{order} AND state IN ('due', 'retry') AND next_attempt_at <= ?
+        WHERE shop = ?{order} AND state IN ('due', 'retry') AND next_attempt_at <= ? AND event_time > ?
         UNION ALL
         SELECT rowid, lease_until, order_id FROM outbox
-        WHERE shop = ?{order} AND state = 'sending' AND lease_until <= ?
+        WHERE shop = ?{order} AND state = 'sending' AND lease_until <= ? AND event_time > ?
     ) ORDER BY t, order_id LIMIT ?
 )
 RETURNING order_id, event_name, order_number, event_id, event_time, payload, needs_lines, attempts, match_keys
 """
-# Two shapes of one statement, so that each finds its rows through an index: by the order's key on the
-# webhook path, by (shop, state, next_attempt_at) in the sweep.
+# Two shapes of one statement, one for the webhook's order and one for the sweep, so that each finds
+# its rows through an index. Neither ever claims an event past Meta's window: the sweep marks those
+# ``expired`` (``expire``), and the webhook path need not spend a call on that first.
 _CLAIM_DUE = _CLAIM.format(order="")
 _CLAIM_ORDER = _CLAIM.format(order=" AND order_id = ?")
 
@@ -178,11 +179,12 @@ class Ledger:
 
     async def claim(self, shop: str, now: int, token: str, lease_seconds: int, limit: int,
                     order_id: int | None = None) -> list[Claimed]:
-        head = (token, now + lease_seconds, now)
+        head, cutoff = (token, now + lease_seconds, now), now - (WINDOW - EXPIRE_MARGIN)
         if order_id is None:
-            result = await self.db.run(_CLAIM_DUE, (*head, shop, now, shop, now, limit))
+            result = await self.db.run(_CLAIM_DUE, (*head, shop, now, cutoff, shop, now, cutoff, limit))
         else:
-            result = await self.db.run(_CLAIM_ORDER, (*head, shop, order_id, now, shop, order_id, now, limit))
+            result = await self.db.run(
+                _CLAIM_ORDER, (*head, shop, order_id, now, cutoff, shop, order_id, now, cutoff, limit))
         return [
             Claimed(
                 order_id=int(r["order_id"]), event_name=r["event_name"], order_number=r["order_number"],
