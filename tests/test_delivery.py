@@ -167,7 +167,16 @@ def test_a_redelivery_never_sends_an_event_past_metas_window(relay, meta, clock)
     deliver(relay)
     assert row(relay)["state"] == "retry"
     clock.advance(7 * 86400)                  # Meta was down all week; then Lightspeed redelivers
-    assert deliver(relay).json()["status"] == "duplicate"
-    assert len(meta.event_posts) == 1, "an event this old would make Meta reject the whole request"
+    answer = deliver(relay).json()
+    assert answer["status"] == "ignored" and "7-day" in answer["reason"]
+    assert row(relay)["state"] == "expired"
     sweep(relay)
-    assert row(relay)["state"] == "expired" and len(meta.event_posts) == 1
+    assert len(meta.event_posts) == 1, "an event this old would make Meta reject the whole request"
+
+
+def test_the_webhook_path_never_claims_an_event_past_metas_window(relay, meta, clock):
+    rt = stored_not_sent(relay)
+    clock.advance(7 * 86400)
+    assert relay.call(rt.ledger.claim("vik", rt.now(), "late", service.LEASE_SECONDS, 10, 384271665)) == []
+    sweep(relay)
+    assert row(relay)["state"] == "expired" and meta.requests == []
