@@ -20,8 +20,6 @@ from typing import Any
 from relay.capi import EXPIRE_MARGIN, WINDOW
 from relay.ports import Database
 
-OPEN_STATES = ("waiting", "due", "retry", "skipped")
-FINAL_STATES = ("sent", "failed", "expired")
 STATES = ("waiting", "due", "sending", "sent", "retry", "failed", "expired", "skipped")
 
 _RECORD = """
@@ -212,17 +210,6 @@ class Ledger:
         result = await self.db.run(
             "SELECT * FROM outbox WHERE shop = ? OR ? IS NULL ORDER BY shop, order_id", (shop, shop))
         return result.rows
-
-    async def counts(self, shop: str) -> dict[str, int]:
-        result = await self.db.run("SELECT state, COUNT(*) AS n FROM outbox WHERE shop = ? GROUP BY state", (shop,))
-        return {r["state"]: int(r["n"]) for r in result.rows}
-
-    async def next_due_at(self, shop: str) -> int | None:
-        result = await self.db.run(
-            "SELECT MIN(CASE WHEN state = 'sending' THEN lease_until ELSE next_attempt_at END) AS t FROM outbox "
-            "WHERE shop = ? AND state IN ('due', 'retry', 'sending')", (shop,))
-        value = result.rows[0]["t"] if result.rows else None
-        return None if value is None else int(value)
 
     async def shop_state(self, shop: str) -> ShopState:
         result = await self.db.run("SELECT * FROM shops WHERE shop = ?", (shop,))
