@@ -37,11 +37,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backfill(args: argparse.Namespace) -> int:
-    """Cron passes until nothing is left to do now: progress on stderr, summary on stdout (relay.local.backfill_cli)."""
-    return backfill_cli.run_backfill(args)
-
-
 def _demo(args: argparse.Namespace) -> int:
     from relay.local import demo
 
@@ -62,7 +57,7 @@ def _register_core(sub: argparse._SubParsersAction) -> None:
     backfill.add_argument("--logs", default=DEFAULT_LOGS)
     backfill_cli.add_backfill_options(backfill)
     _common(backfill)
-    backfill.set_defaults(func=_backfill)
+    backfill.set_defaults(func=backfill_cli.run_backfill)
 
     demo = sub.add_parser("demo", help="a signed sample webhook through the relay, against loopback fakes")
     demo.add_argument("--db", default=None, help="SQLite file (default: a fresh temporary one)")
