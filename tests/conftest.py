@@ -6,6 +6,7 @@ final test can scan everything the suite logged for customer data and secrets.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,28 @@ SHOP_ID = "318842"
 # The paid fixture's createdAt (2025-11-18T21:47:09+01:00) plus five minutes: inside Meta's window.
 FIXTURE_CREATED = 1763498829
 FIXTURE_NOW = FIXTURE_CREATED + 300
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+# What Meta gets as user_data for the paid fixture: each value normalized by Meta's documented rules.
+PAID_USER_DATA = {
+    "em": sha256("marielle.vandenbroek@example.nl"),
+    "ph": sha256("31612345678"),                # phone 06-12345678 and mobile +31 6 12345678: one number
+    "fn": sha256("mariëlle"),
+    "ln": sha256("van den broek"),              # middlename particles belong to the surname
+    "ge": sha256("f"),
+    "db": sha256("19880423"),
+    "ct": sha256("amsterdam"),
+    "zp": sha256("1015kk"),
+    "country": sha256("nl"),
+    "external_id": sha256("226104587"),
+    "client_ip_address": "2001:db8:3c4d:15::1a2f",
+    "client_user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+                         "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+}
 
 
 class Clock:

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, PAID_USER_DATA
 from relay.match import external_id, key_names, surname, user_data
 from relay.order import parse_order
 
@@ -31,20 +31,7 @@ def order(base: dict, **changes: object):
 
 def test_paid_fixture_gives_every_key_hashed():
     data = user_data(parse_order(PAID), browser=True)
-    assert data == {
-        "em": h("marielle.vandenbroek@example.nl"),
-        "ph": h("31612345678"),  # phone 06-12345678 and mobile +31 6 12345678 are one number
-        "fn": h("mariëlle"),
-        "ln": h("van den broek"),
-        "ge": h("f"),
-        "db": h("19880423"),
-        "ct": h("amsterdam"),
-        "zp": h("1015kk"),
-        "country": h("nl"),
-        "external_id": h("226104587"),
-        "client_ip_address": "2001:db8:3c4d:15::1a2f",
-        "client_user_agent": PAID["userAgent"],
-    }
+    assert data == PAID_USER_DATA
     assert key_names(data) == sorted(data)
 
 

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import httpx
 
-from conftest import PAID_HEADERS, PAID_RAW, PIXEL, TOKEN
-
-
-def h(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
+from conftest import PAID_HEADERS, PAID_RAW, PAID_USER_DATA, PIXEL, TOKEN
 
 EXPECTED_EVENT = {
     "event_name": "Purchase",
@@ -19,21 +12,7 @@ EXPECTED_EVENT = {
     "event_id": "purchase_ORD04217",
     "action_source": "website",
     "event_source_url": "https://www.vikginchoice.example/checkout/thankyou/",
-    "user_data": {
-        "em": h("marielle.vandenbroek@example.nl"),
-        "ph": h("31612345678"),                      # phone 06-12345678 and mobile +31 6 12345678: one number
-        "fn": h("mariëlle"),
-        "ln": h("van den broek"),                    # middlename particles belong to the surname
-        "ge": h("f"),
-        "db": h("19880423"),
-        "ct": h("amsterdam"),
-        "zp": h("1015kk"),
-        "country": h("nl"),
-        "external_id": h("226104587"),
-        "client_ip_address": "2001:db8:3c4d:15::1a2f",
-        "client_user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-                             "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-    },
+    "user_data": PAID_USER_DATA,
     "custom_data": {
         "value": 140.4,
         "currency": "EUR",
