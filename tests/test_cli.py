@@ -62,3 +62,16 @@ def test_missing_env_file_says_what_to_do(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "copy .env.example" in result.stderr
+
+
+def test_the_serve_timer_checks_tokens_daily_and_sweeps(relay, meta, clock):
+    from conftest import PAID_HEADERS, PAID_RAW
+    from relay.local.fakes import graph_error
+
+    meta.script.append(graph_error(500, 2, "Service temporarily unavailable", transient=True))
+    httpx.post(f"{relay.url}/?shop=vik", content=PAID_RAW, headers=PAID_HEADERS["headers"])
+    relay.drain()
+    clock.advance(3600)
+    relay.call(relay.relay.timer_tick())
+    assert any(r.path.endswith("/debug_token") for r in meta.requests), "the daily token check ran"
+    assert len(meta.event_posts) == 2 and meta.event_posts[-1].json()["data"][0]["event_id"] == "purchase_ORD04217"

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 
-from relay import app, service
+from relay import app, health, service
 from relay.local.edges import FolderBlobs, HttpxClient
 from relay.local.sqlite import SqliteDatabase
 
@@ -101,11 +101,22 @@ class LocalRelay:
         finally:
             await rt.log.flush(self.blobs, self.clock())
 
+    async def timer_tick(self) -> None:
+        """What the cron trigger does besides the listing: the daily token and key check, then the sweep."""
+        rt = self.runtime()
+        try:
+            await health.run_daily(rt)
+        except Exception:  # a broken health check must not stop orders from being sent
+            logger.exception("daily health check failed; the retry sweep runs anyway")
+        finally:
+            await rt.log.flush(self.blobs, self.clock())
+        await self.sweep()
+
     async def sweeper(self) -> None:
         while self.sweep_interval:
             await asyncio.sleep(self.sweep_interval)
             try:
-                await self.sweep()
+                await self.timer_tick()
                 self.sweeps += 1
             except Exception:  # a failed sweep must not stop the timer; the next one retries
                 logger.exception("retry sweep failed; trying again in %s s", self.sweep_interval)
