@@ -66,6 +66,18 @@ class Clock:
         self.now += seconds
 
 
+def shop_secrets(prefix: str, n: int) -> dict[str, str]:
+    """A shop's five variables with distinctive values, so a leak of any of them is easy to spot."""
+    low = prefix.lower()
+    return {
+        f"{prefix}_LIGHTSPEED_API_KEY": f"lskey{low}{n}x9q",
+        f"{prefix}_LIGHTSPEED_API_SECRET": f"lssecret{low}{n}w7z",
+        f"{prefix}_LIGHTSPEED_SHOP_ID": f"31884{n}",
+        f"{prefix}_META_ACCESS_TOKEN": f"EAAsecret{low}{n}token",
+        f"{prefix}_META_PIXEL_ID": f"12345678901234{n}",
+    }
+
+
 def shop_env(meta: FakeMeta, lightspeed: FakeLightspeed, shop: str = "VIK", **extra: str) -> dict[str, str]:
     return {
         f"{shop}_LIGHTSPEED_API_KEY": KEY,

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import shop_secrets
 from relay.config import GLOBALS, OPTIONAL, REQUIRED
 from relay.deploy_secrets import select
 
@@ -106,17 +107,7 @@ save(2)
 '''
 
 
-def shop_values(prefix: str, n: int) -> dict[str, str]:
-    return {
-        f"{prefix}_LIGHTSPEED_API_KEY": f"lskey{prefix.lower()}{n}x9q",
-        f"{prefix}_LIGHTSPEED_API_SECRET": f"lssecret{prefix.lower()}{n}w7z",
-        f"{prefix}_LIGHTSPEED_SHOP_ID": f"31884{n}",
-        f"{prefix}_META_ACCESS_TOKEN": f"EAAsecret{prefix.lower()}{n}token",
-        f"{prefix}_META_PIXEL_ID": f"12345678901234{n}",
-    }
-
-
-SHOPS = {**shop_values("VIKGINCHOICE", 1), **shop_values("RETOERTJE", 2),
+SHOPS = {**shop_secrets("VIKGINCHOICE", 1), **shop_secrets("RETOERTJE", 2),
          "VIKGINCHOICE_META_TEST_EVENT_CODE": "TEST12345", "ADMIN_TOKEN": "admintoken-z8y7x6"}
 SECRET_VALUES = [v for k, v in SHOPS.items() if not k.endswith(("_SHOP_ID", "_PIXEL_ID"))]
 

@@ -12,28 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from conftest import shop_secrets
 from relay.delivery_log import log_key
 from relay.deploy_secrets import select, stale
 from relay.local.cli import main
 from relay.local.deploy_cli import lifecycle_rules
 
-
-def shop(prefix: str, n: int) -> dict[str, str]:
-    """Five distinctive values per shop, so a leak of any of them is easy to spot."""
-    return {
-        f"{prefix}_LIGHTSPEED_API_KEY": f"lskey-{prefix}-{n}-a7f3c1",
-        f"{prefix}_LIGHTSPEED_API_SECRET": f"lssecret-{prefix}-{n}-9b2e44",
-        f"{prefix}_LIGHTSPEED_SHOP_ID": f"31884{n}",
-        f"{prefix}_META_ACCESS_TOKEN": f"EAAtoken{prefix}{n}zz81",
-        f"{prefix}_META_PIXEL_ID": f"98765432101234{n}",
-    }
-
-
 GITHUB = {
-    **shop("VIKGINCHOICE", 1),
+    **shop_secrets("VIKGINCHOICE", 1),
     "VIKGINCHOICE_SHOP_URL": "https://www.vikginchoice.example",
     "VIKGINCHOICE_META_TEST_EVENT_CODE": "TEST41321",
-    **shop("RETOERTJE", 2),
+    **shop_secrets("RETOERTJE", 2),
     "ADMIN_TOKEN": "admin-token-5f5e-very-secret",
     "META_API_VERSION": "v26.0",
     "github_token": "ghs_githubtokenvalue0001",
@@ -143,7 +132,7 @@ def test_no_complete_shop_is_an_error() -> None:
 def test_more_variables_than_a_worker_holds_is_an_error() -> None:
     source: dict[str, str] = {}
     for i in range(26):                      # 26 x 5 + SHOPS = 131 > 128
-        source |= shop(f"SHOP{i:02d}", i % 10)
+        source |= shop_secrets(f"SHOP{i:02d}", i % 10)
 
     selection = select(source)
 
