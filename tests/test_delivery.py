@@ -180,3 +180,11 @@ def test_the_webhook_path_never_claims_an_event_past_metas_window(relay, meta, c
     assert relay.call(rt.ledger.claim("vik", rt.now(), "late", service.LEASE_SECONDS, 10, 384271665)) == []
     sweep(relay)
     assert row(relay)["state"] == "expired" and meta.requests == []
+
+
+def test_a_duplicate_webhook_leaves_a_pending_send_to_the_sweep(relay, meta):
+    stored_not_sent(relay)                   # the first delivery's send never ran
+    assert deliver(relay).json()["status"] == "duplicate"
+    assert meta.requests == [], "a duplicate costs no call on the webhook path"
+    sweep(relay)
+    assert row(relay)["state"] == "sent" and len(meta.event_posts) == 1

@@ -63,7 +63,10 @@ class WebhookResult:
 
     @property
     def should_send(self) -> bool:
-        return self.body["status"] in ("accepted", "duplicate")
+        """Only a new or changed paid order is sent from the webhook. A duplicate (Lightspeed fires
+        ``orders/updated`` on every status change) costs no further call: whatever it might still find
+        due, the cron sweep sends."""
+        return self.body["status"] == "accepted"
 
 
 # --- taking in an order -------------------------------------------------------------------------------------
