@@ -120,7 +120,7 @@ build_bundle() { # build_bundle DIR
       die "wrangler could not build the Worker (above)"
     }
   local missing=
-  for file in entry.py relay/app.py relay/service.py python_modules/workers/__init__.py; do
+  for file in entry.py relay/web/routes.py relay/jobs/delivery.py python_modules/workers/__init__.py; do
     [ -f "$out/$file" ] || missing="$missing $file"
   done
   [ -z "$missing" ] || die "the built Worker lacks:$missing"

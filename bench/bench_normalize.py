@@ -1,11 +1,11 @@
-"""Normalize + SHA-256 the customer data of the fixture orders: relay.normalize against Meta's SDK.
+"""Normalize + SHA-256 the customer data of the fixture orders: relay.core.normalize against Meta's SDK.
 
     uv run --group bench python bench/bench_normalize.py [--rounds N]
 
 Both sides get the same (field, value) pairs taken from every order in
-tests/fixtures/lightspeed/, the way relay.match takes them (billing address, phone and mobile,
+tests/fixtures/lightspeed/, the way relay.core.match takes them (billing address, phone and mobile,
 middle name + last name), and return a SHA-256 hex digest per value. Ours is
-`relay.normalize.hash_field(field, value, country)`; the SDK's is
+`relay.core.normalize.hash_field(field, value, country)`; the SDK's is
 `facebook_business...Normalize.normalize_field(field, value)`, the call its `UserData` makes for
 each value. The SDK raises on some inputs; those calls count, and the count is printed. Each
 side is timed `--repeat` times, interleaved, and the best run is reported (as timeit does), so
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from relay.normalize import hash_field
+from relay.core.normalize import hash_field
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "lightspeed"
 
@@ -114,7 +114,7 @@ def main() -> None:
         sdk_times.append(run(sdk, inputs, args.rounds))
     ours_seconds, ours_errors = min(ours_times)
     sdk_seconds, sdk_errors = min(sdk_times)
-    print(f"relay.normalize.hash_field  {calls / ours_seconds:>12,.0f} ops/s   raised: {ours_errors}")
+    print(f"relay.core.normalize.hash_field  {calls / ours_seconds:>12,.0f} ops/s   raised: {ours_errors}")
     print(f"facebook-business SDK       {calls / sdk_seconds:>12,.0f} ops/s   raised: {sdk_errors}")
     print(f"ratio ours / SDK            {sdk_seconds / ours_seconds:>12.2f}x")
 

@@ -7,8 +7,8 @@ and secret). Rows:
 
 - relay core: ``signature.verify`` + ``order.parse_webhook`` + ``capi.build_event`` (normalization and
   SHA-256 of every match key), the shop loaded once, as the issue defines the hot path;
-- relay webhook: all the CPU ``service.receive_webhook`` spends before its D1 write: ``load_shop`` on
-  the env, the same three steps, and the ledger row (``service.row_for``: the event again, JSON);
+- relay webhook: all the CPU ``intake.receive_webhook`` spends before its D1 write: ``load_shop`` on
+  the env, the same three steps, and the ledger row (``intake.row_for``: the event again, JSON);
 - facebook-business: the same event from the same bytes with Meta's SDK (json.loads, ``UserData``,
   ``CustomData``, ``Content``, ``Event``, ``Event.normalize()`` which normalizes and hashes), after the
   same signature check. CPython only: the SDK needs ``requests``, which does not run in the Worker.
@@ -44,10 +44,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from relay import capi, service
-from relay.config import load_shop
-from relay.order import parse_webhook
-from relay.signature import verify
+from relay.core import capi
+from relay.core.config import load_shop
+from relay.core.order import parse_webhook
+from relay.core.signature import verify
+from relay.jobs import intake
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "lightspeed"
@@ -82,7 +83,7 @@ def relay_webhook() -> Callable[[], Any]:
     def webhook() -> Any:
         shop = load_shop(ENV, "vik")
         verify(RAW, SIGNATURE, shop.lightspeed_secret)
-        return service.row_for(parse_webhook(RAW), shop, NOW, "webhook")
+        return intake.row_for(parse_webhook(RAW), shop, NOW, "webhook")
 
     return webhook
 

@@ -9,14 +9,14 @@
 //                   (Python 3.13), the SDK tested is uv.lock's
 //   core-identical  conformance/core_events.py prints the same bytes under CPython and Pyodide
 //   entry-imports   src/entry.py imports in Pyodide next to the real `workers` SDK (workers-runtime-sdk 1.9.5)
-//   send-path       conformance/send_path.py: relay.service over the Worker's ports (entry.FetchHttp on JS
+//   send-path       conformance/send_path.py: relay.jobs.service over the Worker's ports (entry.FetchHttp on JS
 //                   fetch, entry.D1 on a real D1 from miniflare) gives the same output, and the same requests
 //                   reach the fakes, as over the local runner's ports (httpx, SQLite) in CPython
 //   worker-fetch    entry.Default(ctx, env).fetch() on signed webhooks, end to end: answers, waitUntil, the
 //                   event Meta receives, the D1 ledger, the R2 delivery log
 //   worker-scheduled  a webhook whose waitUntil work died is sent by entry.Default.scheduled() (the cron sweep)
 //
-// Upstreams are the project's own fakes (relay.local.fakes) started by conformance/upstreams.py under
+// Upstreams are the project's own fakes (relay_tools.fakes) started by conformance/upstreams.py under
 // CPython. D1 and R2 are miniflare's (the workerd binary from the wrangler package), reached from Node.
 
 import { spawn, spawnSync } from "node:child_process";
@@ -318,11 +318,11 @@ async function checkEntryImports() {
   // The send-path check drives the Worker's own ports, so entry.py must keep offering them.
   const missing = ctx.pyodide.runPython("import entry; ', '.join(n for n in ('Default', 'D1', 'FetchHttp') if not hasattr(entry, n))");
   expect(!missing, `entry.py no longer defines ${missing}: update conformance/send_path's caller in check.mjs`);
-  // relay.local holds the CPython edges (sqlite3, httpx): the Worker must never import it.
-  const local = ctx.pyodide.runPython("import sys; ', '.join(sorted(m for m in sys.modules if m.startswith('relay.local')))");
+  // relay_tools holds the CPython edges (sqlite3, httpx): the Worker must never import it.
+  const local = ctx.pyodide.runPython("import sys; ', '.join(sorted(m for m in sys.modules if m.startswith('relay_tools')))");
   expect(!local, `importing entry.py loaded ${local}: the Worker must not import the CPython edges`);
   const modules = ctx.pyodide.runPython("import sys; len([m for m in sys.modules if m == 'relay' or m.startswith('relay.')])");
-  return `entry.py imports with workers-runtime-sdk ${SDK_VERSION} (${modules} relay modules loaded; none of relay.local)`;
+  return `entry.py imports with workers-runtime-sdk ${SDK_VERSION} (${modules} relay modules loaded; none of relay_tools)`;
 }
 
 function eventPosts(recorded) {

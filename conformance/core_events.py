@@ -15,11 +15,12 @@ from typing import Any
 
 import scenario
 
-from relay import capi, normalize, service
-from relay.config import load_settings, load_shop
-from relay.errors import RelayError
-from relay.order import parse_lines, parse_webhook
-from relay.signature import verify
+from relay.core import capi, normalize
+from relay.core.config import load_settings, load_shop
+from relay.core.errors import RelayError
+from relay.core.order import parse_lines, parse_webhook
+from relay.core.signature import verify
+from relay.jobs import intake
 
 # Inputs whose normalization leans on Unicode data, regular expressions and the generated phone table:
 # where CPython and Pyodide could drift apart if either shipped different tables.
@@ -77,7 +78,7 @@ def webhook(name: str, raw: bytes, headers: dict[str, str]) -> dict[str, Any]:
     return {
         "order": order,
         "event": event,
-        "ledger_row": service.row_for(order, shop, scenario.NOW, "webhook"),
+        "ledger_row": intake.row_for(order, shop, scenario.NOW, "webhook"),
         "meta_request": {"method": request.method, "url": request.url, "headers": request.headers,
                          "timeout": request.timeout, "body": body.decode("utf-8"),
                          "body_sha256": normalize.sha256_hex(body.decode("utf-8"))},

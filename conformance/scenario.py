@@ -23,7 +23,7 @@ PAID_DELIVERY = json.loads((FIXTURES / "webhook-order-paid.headers.json").read_t
 PAID_HEADERS = {k.lower(): v for k, v in PAID_DELIVERY["headers"].items()}
 SECRET = PAID_DELIVERY["secret_used_for_signature"]
 # The missing-optional fixture comes without delivery headers: it is signed here, with hashlib directly
-# (not relay.signature), so the check does not lean on the code it checks.
+# (not relay.core.signature), so the check does not lean on the code it checks.
 MISSING_RAW = (FIXTURES / "webhook-order-paid-missing-optional.json").read_bytes()
 MISSING_HEADERS = {
     "content-type": "application/json",

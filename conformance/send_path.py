@@ -1,4 +1,4 @@
-"""The webhook-and-send path through ``relay.service`` with real ports, printed as canonical JSON.
+"""The webhook-and-send path through ``relay.jobs`` with real ports, printed as canonical JSON.
 
 ``drive`` takes the ``Database`` and ``Http`` ports from its caller: under CPython the local runner's
 (SQLite, httpx), under Pyodide the Worker's own (``entry.D1`` over a D1 binding, ``entry.FetchHttp``
@@ -18,9 +18,10 @@ from typing import Any
 
 import scenario
 
-from relay import service
-from relay.errors import RelayError
-from relay.ports import Database, Http
+from relay.core.errors import RelayError
+from relay.core.ports import Database, Http
+from relay.jobs import delivery, intake
+from relay.jobs.runtime import Runtime
 
 # Each case is a shop with its own Meta address: the good path, a refused token (Graph code 190, the
 # shop's queue is held), Meta not answering in time, and nothing listening at all.
@@ -32,21 +33,21 @@ SHOPS = {
 }
 
 
-def runtime(db: Database, http: Http, urls: Mapping[str, str], shop: str) -> service.Runtime:
+def runtime(db: Database, http: Http, urls: Mapping[str, str], shop: str) -> Runtime:
     prefix, token, meta = SHOPS[shop]
     env = scenario.shop_env(prefix, token=token, META_GRAPH_URL=urls[meta], LIGHTSPEED_API_URL=urls["lightspeed"])
-    return service.Runtime(env=env, db=db, http=http, clock=lambda: scenario.NOW, random=lambda: 0.5)
+    return Runtime(env=env, db=db, http=http, clock=lambda: scenario.NOW, random=lambda: 0.5)
 
 
-async def deliver(rt: service.Runtime, shop: str, raw: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+async def deliver(rt: runtime.Runtime, shop: str, raw: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     """What the Worker does for one webhook: answer, then send that order (its ``waitUntil`` step)."""
     try:
-        result = await service.receive_webhook(rt, shop, headers, raw)
+        result = await intake.receive_webhook(rt, shop, headers, raw)
     except RelayError as exc:
         return {"answer": scenario.error(exc)}
     outcome: dict[str, Any] = {"answer": result.body}
     if result.should_send:
-        outcome["send"] = await service.send_due(rt, result.shop, order_id=result.order_id)
+        outcome["send"] = await delivery.send_due(rt, result.shop, order_id=result.order_id)
     return outcome
 
 
@@ -74,8 +75,8 @@ async def drive(db: Database, http: Http, urls: Mapping[str, str]) -> dict[str, 
 
 
 async def cpython(urls: Mapping[str, str]) -> str:
-    from relay.local.edges import HttpxClient
-    from relay.local.sqlite import SqliteDatabase
+    from relay_tools.edges import HttpxClient
+    from relay_tools.sqlite import SqliteDatabase
 
     db = SqliteDatabase(":memory:")
     db.migrate()

@@ -19,7 +19,7 @@ from typing import Any
 
 import scenario
 
-from relay.local.fakes import FakeLightspeed, FakeMeta, FakeServer, Recorded, Reply
+from relay_tools.fakes import FakeLightspeed, FakeMeta, FakeServer, Recorded, Reply
 
 SLOW_SECONDS = 3.0
 # Set by the HTTP client, not by the relay: httpx and JS fetch differ here by design.

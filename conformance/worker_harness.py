@@ -15,9 +15,9 @@ import scenario
 from workers import python_from_rpc
 
 import entry
-from relay import capi
-from relay.config import load_shop
-from relay.order import parse_webhook
+from relay.core import capi
+from relay.core.config import load_shop
+from relay.core.order import parse_webhook
 
 
 async def fetch(js_ctx: Any, js_env: Any, js_request: Any) -> Any:

@@ -1,5 +1,5 @@
 -- The outbox: one row per (shop, order_id, event_name), holding the hashed event only.
--- Applied by `wrangler d1 migrations apply` in the Worker and by relay.local.sqlite locally and in tests.
+-- Applied by `wrangler d1 migrations apply` in the Worker and by relay_tools.sqlite locally and in tests.
 CREATE TABLE IF NOT EXISTS outbox (
     shop              TEXT    NOT NULL,
     order_id          INTEGER NOT NULL,

@@ -1,4 +1,4 @@
--- The cron pass's memory per shop (relay.backfill): how far the Lightspeed order listing has got, and
+-- The cron pass's memory per shop (relay.jobs.backfill): how far the Lightspeed order listing has got, and
 -- the small counters that keep it inside Lightspeed's and Meta's limits. One row per shop.
 CREATE TABLE IF NOT EXISTS backfill (
     shop           TEXT    PRIMARY KEY,

@@ -1,6 +1,6 @@
--- Token and configuration health (relay.health): the latest daily check per shop, shown by /status and
+-- Token and configuration health (relay.jobs.health): the latest daily check per shop, shown by /status and
 -- /dashboard. History lives in the delivery log (kind "health" lines in R2). No token is stored, only its
--- fingerprint (relay.config.Secret.fingerprint), so a replaced token is noticed and checked at the next cron run.
+-- fingerprint (relay.core.config.Secret.fingerprint), so a replaced token is noticed and checked at the next cron run.
 CREATE TABLE IF NOT EXISTS shop_health (
     shop               TEXT    PRIMARY KEY,
     checked_at         INTEGER NOT NULL,

@@ -13,5 +13,5 @@ CREATE INDEX IF NOT EXISTS outbox_holding_browser ON outbox (event_time) WHERE h
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_leases ON outbox (state, lease_until);
 
--- Rows by age alone: the pass deletes what is past the ledger's retention (relay.ledger.RETENTION).
+-- Rows by age alone: the pass deletes what is past the ledger's retention (relay.outbox.ledger.RETENTION).
 CREATE INDEX IF NOT EXISTS outbox_by_age ON outbox (event_time);

@@ -15,8 +15,9 @@ from urllib.parse import parse_qsl, urlsplit
 import js
 from workers import Response, WorkerEntrypoint, fetch
 
-from relay import app, health, service
-from relay.ports import HttpRequest, HttpResponse, QueryResult
+from relay.core.ports import HttpRequest, HttpResponse, QueryResult
+from relay.jobs import cron, health, limits, runtime
+from relay.web import routes
 
 
 def _py(value: Any) -> Any:
@@ -130,32 +131,30 @@ class Env(Mapping[str, str]):
 
 
 class Default(WorkerEntrypoint):
-    def runtime(self) -> service.Runtime:
+    def runtime(self) -> runtime.Runtime:
         env = Env(self.env)
         logs = getattr(self.env, "LOGS", None)
-        return service.Runtime(env=env, db=D1(self.env.DB), http=FetchHttp(), blobs=R2(logs) if logs else None,
+        return runtime.Runtime(env=env, db=D1(self.env.DB), http=FetchHttp(), blobs=R2(logs) if logs else None,
                                env_names=env.names())
 
     async def fetch(self, request: Any) -> Response:
         url = urlsplit(str(request.url))
-        plain = app.Request(
+        plain = routes.Request(
             method=str(request.method).upper(), path=url.path, query=dict(parse_qsl(url.query)),
             headers={str(k).lower(): str(v) for k, v in request.headers.items()}, read_body=request.bytes)
-        response = await app.handle(self.runtime(), plain)
+        response = await routes.handle(self.runtime(), plain)
         for work in response.after:
             self.ctx.waitUntil(work)
         return Response(response.encoded(), status=response.status,
                         headers={"content-type": response.content_type, **response.headers})
 
     async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
-        from relay import backfill
-
         rt = self.runtime()
         try:
             # One invocation, one subrequest budget (RELAY_SUBREQUEST_BUDGET, D1 calls included): the daily
-            # Meta token and Lightspeed key check of a few shops spends from it first (relay.health), then the
-            # Lightspeed listing and the retry sweep of every shop plan with what is left (relay.backfill).
-            daily_health = functools.partial(health.run_daily, limit=backfill.HEALTH_SHOPS)
-            await backfill.scheduled(rt, before=(daily_health,))
+            # Meta token and Lightspeed key check of a few shops spends from it first (relay.jobs.health), then the
+            # Lightspeed listing and the retry sweep of every shop plan with what is left (relay.jobs.cron).
+            daily_health = functools.partial(health.run_daily, limit=limits.HEALTH_SHOPS)
+            await cron.scheduled(rt, before=(daily_health,))
         finally:
             await rt.log.flush(rt.blobs, rt.clock())

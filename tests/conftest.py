@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from relay.local.fakes import FakeLightspeed, FakeMeta
-from relay.local.server import LocalRelay, ServerThread
-from relay.signature import sign
+from relay.core.signature import sign
+from relay_tools.fakes import FakeLightspeed, FakeMeta
+from relay_tools.server import LocalRelay, ServerThread
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PAID_RAW = (FIXTURES / "lightspeed" / "webhook-order-paid.raw.json").read_bytes()

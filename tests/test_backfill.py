@@ -1,7 +1,7 @@
 """The cron pass: listing every shop's orders from Lightspeed and sending what no webhook delivered.
 
 Real SQLite, real HTTP to the loopback fakes, the Clock fixture for time: backoff never sleeps.
-Each pass is checked against the subrequest budget by counting independently of ``relay.budget``:
+Each pass is checked against the subrequest budget by counting independently of ``relay.outbox.budget``:
 requests the fakes received, calls the database and the log folder received.
 """
 
@@ -21,17 +21,18 @@ from typing import Any
 import pytest
 
 from conftest import FIXTURES, PIXEL, SECRET, SHOP_ID, Clock, shop_env
-from relay import backfill, service
-from relay.config import load_shop
-from relay.errors import ConfigError, LedgerError
-from relay.ledger import CronLedger, Progress
-from relay.local import backfill_cli
-from relay.local.edges import FolderBlobs, HttpxClient
-from relay.local.fakes import FakeLightspeed, FakeMeta, Reply, rate_limited
-from relay.local.sqlite import SqliteDatabase
-from relay.order import parse_order
-from relay.ports import QueryResult
-from relay.signature import sign
+from relay.core.config import load_shop
+from relay.core.errors import ConfigError, LedgerError
+from relay.core.order import parse_order
+from relay.core.ports import QueryResult
+from relay.core.signature import sign
+from relay.jobs import cron, delivery, intake, limits, pass_state, runtime
+from relay.outbox.cron_ledger import CronLedger
+from relay.outbox.rows import Progress
+from relay_tools import backfill_cli
+from relay_tools.edges import FolderBlobs, HttpxClient
+from relay_tools.fakes import FakeLightspeed, FakeMeta, Reply, rate_limited
+from relay_tools.sqlite import SqliteDatabase
 
 PAID, PAID_BE, UNPAID, CANCELLED = json.loads((FIXTURES / "lightspeed" / "orders-list-page.json").read_text())["orders"]
 LINES = json.loads((FIXTURES / "lightspeed" / "order-products.json").read_text())["orderProducts"][:1]
@@ -93,9 +94,9 @@ class Harness:
         self.spent: list[int] = []          # subrequests of each pass, counted here
         self.on_sleep: Callable[[float], None] | None = None
 
-    def runtime(self) -> service.Runtime:
+    def runtime(self) -> runtime.Runtime:
         assert self.http is not None
-        return service.Runtime(env=self.env, db=self.db, http=self.http, blobs=self.blobs, clock=self.clock,
+        return runtime.Runtime(env=self.env, db=self.db, http=self.http, blobs=self.blobs, clock=self.clock,
                                random=lambda: 0.5)
 
     async def sleep(self, seconds: float) -> None:
@@ -107,16 +108,16 @@ class Harness:
     def _count(self) -> int:
         return self.db.calls + self.blobs.calls + sum(len(f.requests) for f in self.fakes)
 
-    async def one_pass(self, **options: Any) -> backfill.PassReport:
+    async def one_pass(self, **options: Any) -> pass_state.PassReport:
         before = self._count()
-        report = await backfill.run_pass(self.runtime(), sleep=self.sleep, **options)
+        report = await cron.run_pass(self.runtime(), sleep=self.sleep, **options)
         self.spent.append(self._count() - before)
         return report
 
     async def until_done(self, **options: Any) -> backfill_cli.Totals:
         counts = [self._count()]
 
-        def on_pass(report: backfill.PassReport, totals: backfill_cli.Totals) -> None:
+        def on_pass(report: pass_state.PassReport, totals: backfill_cli.Totals) -> None:
             counts.append(self._count())
 
         totals = await backfill_cli.run_until_done(self.runtime, sleep=self.sleep, on_pass=on_pass, **options)
@@ -156,9 +157,9 @@ def webhook(h: Harness, order: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
 
     async def deliver() -> None:
         rt = h.runtime()
-        result = await service.receive_webhook(rt, "vik", {"x-signature": sign(body, SECRET), "x-shop-id": SHOP_ID},
+        result = await intake.receive_webhook(rt, "vik", {"x-signature": sign(body, SECRET), "x-shop-id": SHOP_ID},
                                                body)
-        await service.send_due(rt, result.shop, order_id=result.order_id)
+        await delivery.send_due(rt, result.shop, order_id=result.order_id)
     return deliver
 
 
@@ -221,7 +222,7 @@ def test_600_orders_over_3_pages_every_paid_unsent_order_is_sent_exactly_once(ha
     assert second.shops["vik"].listed == 13 and set(second.shops["vik"].recorded) == {"unchanged"}
 
     assert first.passes > 10, "the free plan's budget cannot send 500 orders in one invocation"
-    assert max(h.spent) <= backfill.DEFAULT_BUDGET, h.spent
+    assert max(h.spent) <= limits.DEFAULT_BUDGET, h.spent
 
     # the late payer: paid three days after it was placed, seen by the next cron run, sent once
     late_payer.update(paymentStatus="paid", status="processing_awaiting_shipment",
@@ -274,7 +275,7 @@ def test_lightspeeds_rate_limit_headers_keep_every_window_below_its_limit(harnes
     windows.append(lightspeed.window_used)
 
     assert len(windows) >= 3 and max(windows) <= 60, windows
-    assert all(w >= 60 - backfill.LOW_WATER - 1 for w in windows[:-1]), "each window is used, not wasted"
+    assert all(w >= 60 - limits.LOW_WATER - 1 for w in windows[:-1]), "each window is used, not wasted"
     assert totals.shops["vik"].sent == 130 and set(sent_event_ids(meta).values()) == {1}
 
 
@@ -446,8 +447,8 @@ def test_403_on_the_listing_says_which_permission_and_keeps_the_cursor(harness, 
 
     assert "give the API key the 'Orders (read)' permission" in (report.shops["vik"].error or "")
     assert h.progress()["cursor"] is None and h.rows() == {}
-    assert report.wait == backfill.REFUSED_PAUSE
-    clock.advance(backfill.REFUSED_PAUSE)
+    assert report.wait == limits.REFUSED_PAUSE
+    clock.advance(limits.REFUSED_PAUSE)
     h.run(h.until_done)
     assert sent_event_ids(meta) == {event_id(lightspeed.orders[0]): 1}
 
@@ -463,7 +464,7 @@ def test_lightspeed_down_the_listing_keeps_its_position_and_relay_backfill_stops
     totals = h.run(h.until_done)
 
     assert "answered 503" in (totals.shops["vik"].error or "") and totals.shops["vik"].listing == "paused"
-    assert len(list_requests(lightspeed)) == backfill_cli.IDLE_PASSES and h.sleeps == [backfill.ERROR_PAUSE + 1] * 2
+    assert len(list_requests(lightspeed)) == backfill_cli.IDLE_PASSES and h.sleeps == [limits.ERROR_PAUSE + 1] * 2
     assert h.progress()["cursor"] is None and "503" in h.progress()["last_error"] and h.rows() == {}
     lightspeed.orders_script.clear()                       # Lightspeed is back by the next cron run
     clock.advance(600)
@@ -479,23 +480,23 @@ def test_the_cron_run_shares_one_budget_with_the_jobs_before_it(harness, meta, l
     for order in lightspeed.orders:
         lightspeed.products[order["id"]] = LINES
 
-    async def spends_ten(rt: service.Runtime) -> None:
+    async def spends_ten(rt: runtime.Runtime) -> None:
         for _ in range(10):
             await rt.db.run("SELECT 1")
 
-    async def broken(rt: service.Runtime) -> None:
+    async def broken(rt: runtime.Runtime) -> None:
         raise RuntimeError("a bug in another cron job")
 
-    async def cron() -> backfill.PassReport:
+    async def cron_run() -> pass_state.PassReport:
         before = h._count()
-        report = await backfill.scheduled(h.runtime(), before=(spends_ten, broken), sleep=h.sleep)
+        report = await cron.scheduled(h.runtime(), before=(spends_ten, broken), sleep=h.sleep)
         h.spent.append(h._count() - before)
         return report
 
-    report = h.run(cron)
-    assert report.budget == backfill.DEFAULT_BUDGET - 10
+    report = h.run(cron_run)
+    assert report.budget == limits.DEFAULT_BUDGET - 10
     assert report.shops["vik"].pages == 1 and report.shops["vik"].sent > 0
-    assert h.spent[0] <= backfill.DEFAULT_BUDGET, "health and pass together stay inside one invocation's budget"
+    assert h.spent[0] <= limits.DEFAULT_BUDGET, "health and pass together stay inside one invocation's budget"
     warnings = [json.loads(line) for path in h.blobs.inner.root.glob("logs/relay/**/*.ndjson")
                 for line in path.read_text().splitlines()]
     assert any("broken failed (RuntimeError)" in w.get("error", "") for w in warnings)
@@ -504,19 +505,19 @@ def test_the_cron_run_shares_one_budget_with_the_jobs_before_it(harness, meta, l
 def test_budget_and_batch_size_settings_are_checked(env):
     env["RELAY_SUBREQUEST_BUDGET"] = "10"
     with pytest.raises(ConfigError, match="RELAY_SUBREQUEST_BUDGET must be a whole number from 20"):
-        backfill.load_limits(env)
+        limits.load_limits(env)
     env.update(RELAY_SUBREQUEST_BUDGET="1000", RELAY_BATCH_SIZE="1001")
     with pytest.raises(ConfigError, match="at most 1,000 events"):
-        backfill.load_limits(env)
+        limits.load_limits(env)
     env["RELAY_BATCH_SIZE"] = "500"
-    assert backfill.load_limits(env) == backfill.Limits(budget=1000, batch_size=500)
+    assert limits.load_limits(env) == limits.Limits(budget=1000, batch_size=500)
 
 
 def test_a_page_and_the_listing_position_are_one_transaction(harness, clock):
     """If one row of a page cannot be written, the position does not move past the page."""
     ledger = CronLedger(harness.sqlite)
     shop = load_shop(harness.env, "vik")
-    good = service.row_for(parse_order(listed(PAID, 670_000, clock.now - DAY)), shop, int(clock.now), "backfill")
+    good = intake.row_for(parse_order(listed(PAID, 670_000, clock.now - DAY)), shop, int(clock.now), "backfill")
     bad = dataclasses.replace(good, order_id=670_001, state="bogus")
     moved = Progress("vik", run_since=1, run_filter="x", run_started=2, run_page=2)
     with pytest.raises(LedgerError):

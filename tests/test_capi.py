@@ -7,9 +7,9 @@ import json
 import pytest
 
 from conftest import FIXTURES
-from relay import capi
-from relay.capi import Verdict
-from relay.ports import HttpResponse
+from relay.core import capi
+from relay.core.capi import Verdict
+from relay.core.ports import HttpResponse
 
 RESPONSES = json.loads((FIXTURES / "meta" / "graph-responses.json").read_text())
 

@@ -24,7 +24,7 @@ def test_serve_takes_a_webhook_and_backfill_shares_its_database(tmp_path, env, m
     db = tmp_path / "relay.db"
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "relay.local.cli", "serve", "--port", str(port), "--env-file", str(env_file),
+        [sys.executable, "-m", "relay_tools.cli", "serve", "--port", str(port), "--env-file", str(env_file),
          "--db", str(db), "--logs", str(tmp_path / "logs")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -48,7 +48,7 @@ def test_serve_takes_a_webhook_and_backfill_shares_its_database(tmp_path, env, m
         server.terminate()
         server.communicate(timeout=10)
 
-    result = subprocess.run([sys.executable, "-m", "relay.local.cli", "backfill", "--env-file", str(env_file),
+    result = subprocess.run([sys.executable, "-m", "relay_tools.cli", "backfill", "--env-file", str(env_file),
                              "--db", str(db), "--logs", str(tmp_path / "logs")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -57,7 +57,7 @@ def test_serve_takes_a_webhook_and_backfill_shares_its_database(tmp_path, env, m
 
 
 def test_missing_env_file_says_what_to_do(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "relay.local.cli", "backfill", "--env-file",
+    result = subprocess.run([sys.executable, "-m", "relay_tools.cli", "backfill", "--env-file",
                              str(tmp_path / "nope.env"), "--db", str(tmp_path / "x.db")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
@@ -66,7 +66,7 @@ def test_missing_env_file_says_what_to_do(tmp_path):
 
 def test_the_serve_timer_checks_tokens_daily_and_sweeps(relay, meta, clock):
     from conftest import PAID_HEADERS, PAID_RAW
-    from relay.local.fakes import graph_error
+    from relay_tools.fakes import graph_error
 
     meta.script.append(graph_error(500, 2, "Service temporarily unavailable", transient=True))
     httpx.post(f"{relay.url}/?shop=vik", content=PAID_RAW, headers=PAID_HEADERS["headers"])

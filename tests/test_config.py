@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.config import Secret, discover_shops, load_settings, load_shop, prefix_of, scan_shops
-from relay.errors import ConfigError, UnknownShopError
+from relay.core.config import Secret, discover_shops, load_settings, load_shop, prefix_of, scan_shops
+from relay.core.errors import ConfigError, UnknownShopError
 
 FULL = {
     "VIKGINCHOICE_LIGHTSPEED_API_KEY": "key-1",

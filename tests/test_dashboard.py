@@ -8,9 +8,10 @@ import httpx
 import pytest
 
 from conftest import order_body, shop_env, signed_headers
-from relay import dashboard, health
-from relay.config import Secret
-from relay.local.fakes import graph_error
+from relay.core.config import Secret
+from relay.jobs import health
+from relay.web import dashboard
+from relay_tools.fakes import graph_error
 
 ADMIN = "admin-token-for-dashboard-51d8e0"
 

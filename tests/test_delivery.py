@@ -8,11 +8,12 @@ import json
 import httpx
 
 from conftest import PAID_HEADERS, PAID_RAW, TOKEN
-from relay import service
-from relay.local.edges import HttpxClient
-from relay.local.fakes import Reply, graph_error
-from relay.local.sqlite import SqliteDatabase
-from relay.order import parse_webhook
+from relay.core.config import load_shop
+from relay.core.order import parse_webhook
+from relay.jobs import cron, delivery, intake, runtime
+from relay_tools.edges import HttpxClient
+from relay_tools.fakes import Reply, graph_error
+from relay_tools.sqlite import SqliteDatabase
 
 
 def deliver(relay) -> httpx.Response:
@@ -29,11 +30,11 @@ def sweep(relay) -> dict:
     return relay.call(relay.relay.sweep())
 
 
-def stored_not_sent(relay) -> service.Runtime:
+def stored_not_sent(relay) -> runtime.Runtime:
     """The paid fixture in the ledger as a webhook leaves it, with its send never started."""
     rt = relay.relay.runtime()
-    shop = service.load_shop(rt.env, "vik")
-    assert relay.call(service.record_order(rt, shop, parse_webhook(PAID_RAW), "webhook")) == "due"
+    shop = load_shop(rt.env, "vik")
+    assert relay.call(intake.record_order(rt, shop, parse_webhook(PAID_RAW), "webhook")) == "due"
     return rt
 
 
@@ -109,7 +110,7 @@ def test_held_shop_is_tried_again_after_the_hold_even_with_the_same_token(relay,
     meta.valid_tokens = {"EAAnew-token"}
     deliver(relay)
     meta.valid_tokens = None           # e.g. the permission was granted again in Business Manager
-    clock.advance(service.HOLD_SECONDS + 1)
+    clock.advance(delivery.HOLD_SECONDS + 1)
     sweep(relay)
     assert row(relay)["state"] == "sent"
 
@@ -123,11 +124,11 @@ def test_a_crash_between_the_ledger_write_and_the_send_is_completed_by_the_sweep
 
 def test_a_crash_mid_send_is_resent_after_the_lease_runs_out(relay, meta, clock):
     rt = stored_not_sent(relay)
-    claimed = relay.call(rt.ledger.claim("vik", rt.now(), "dead-worker", service.LEASE_SECONDS, 10))
+    claimed = relay.call(rt.ledger.claim("vik", rt.now(), "dead-worker", delivery.LEASE_SECONDS, 10))
     assert len(claimed) == 1                            # claimed, then the Worker died
     sweep(relay)
     assert meta.requests == [], "a live lease must not be sent by anyone else"
-    clock.advance(service.LEASE_SECONDS)
+    clock.advance(delivery.LEASE_SECONDS)
     sweep(relay)
     assert row(relay)["state"] == "sent" and len(meta.event_posts) == 1
 
@@ -139,9 +140,9 @@ def test_two_concurrent_sweeps_send_one_request(relay, meta, tmp_path):
     async def two_workers() -> None:
         runtimes = []
         for _ in range(2):     # two Workers: their own database connection and HTTP client each
-            runtimes.append(service.Runtime(env=rt.env, db=SqliteDatabase(relay.relay.db.path), http=HttpxClient(),
+            runtimes.append(runtime.Runtime(env=rt.env, db=SqliteDatabase(relay.relay.db.path), http=HttpxClient(),
                                             clock=rt.clock, random=rt.random))
-        await asyncio.gather(*(service.sweep(r) for r in runtimes))
+        await asyncio.gather(*(cron.sweep(r) for r in runtimes))
         for r in runtimes:
             await r.http.aclose()
             r.db.close()
@@ -177,7 +178,7 @@ def test_a_redelivery_never_sends_an_event_past_metas_window(relay, meta, clock)
 def test_the_webhook_path_never_claims_an_event_past_metas_window(relay, meta, clock):
     rt = stored_not_sent(relay)
     clock.advance(7 * 86400)
-    assert relay.call(rt.ledger.claim("vik", rt.now(), "late", service.LEASE_SECONDS, 10, 384271665)) == []
+    assert relay.call(rt.ledger.claim("vik", rt.now(), "late", delivery.LEASE_SECONDS, 10, 384271665)) == []
     sweep(relay)
     assert row(relay)["state"] == "expired" and meta.requests == []
 

@@ -7,7 +7,7 @@ import sys
 
 
 def test_relay_demo_sends_one_purchase_and_shows_the_ledger(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "relay.local.cli", "demo", "--db", str(tmp_path / "demo.db")],
+    result = subprocess.run([sys.executable, "-m", "relay_tools.cli", "demo", "--db", str(tmp_path / "demo.db")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout

@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from conftest import shop_secrets
-from relay.config import GLOBALS, OPTIONAL, REQUIRED
-from relay.deploy_secrets import select
+from relay.core.config import GLOBALS, OPTIONAL, REQUIRED
+from relay_tools.deploy_secrets import select
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import shop_secrets
-from relay.delivery_log import log_key
-from relay.deploy_secrets import select, stale
-from relay.local.cli import main
-from relay.local.deploy_cli import lifecycle_rules
+from relay.outbox.delivery_log import log_key
+from relay_tools.cli import main
+from relay_tools.deploy_cli import lifecycle_rules
+from relay_tools.deploy_secrets import select, stale
 
 GITHUB = {
     **shop_secrets("VIKGINCHOICE", 1),
@@ -181,7 +181,7 @@ def test_check_mode_validates_without_writing(monkeypatch: pytest.MonkeyPatch,
 
 def test_piped_through_a_real_process_and_refused_on_a_terminal(tmp_path: Path) -> None:
     """As the deploy paths run it: stdin from a pipe, JSON on stdout; and never onto a terminal."""
-    command = [sys.executable, "-m", "relay.local.cli", "secrets", "--json", "-"]
+    command = [sys.executable, "-m", "relay_tools.cli", "secrets", "--json", "-"]
     piped = subprocess.run(command, input=json.dumps(GITHUB), capture_output=True, text=True, timeout=60)
     assert piped.returncode == 0, piped.stderr
     assert json.loads(piped.stdout)["ADMIN_TOKEN"] == GITHUB["ADMIN_TOKEN"]

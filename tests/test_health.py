@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from conftest import FIXTURE_NOW, KEY, PAID_HEADERS, PAID_RAW, SECRET, TOKEN, shop_env
-from relay import health
-from relay.local.cli import main
-from relay.local.fakes import Reply
-from relay.ports import HttpResponse
+from relay.core.ports import HttpResponse
+from relay.jobs import health
+from relay_tools.cli import main
+from relay_tools.fakes import Reply
 
 DAY = 86400
 NEW_TOKEN = "EAAreplacement-token-vik-not-real"

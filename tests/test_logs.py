@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from conftest import PAID_HEADERS, PAID_RAW, TOKEN
-from relay.delivery_log import DeliveryLog, log_key
-from relay.local.cli import main
-from relay.local.edges import FolderBlobs
-from relay.local.fakes import graph_error
+from relay.outbox.delivery_log import DeliveryLog, log_key
+from relay_tools.cli import main
+from relay_tools.edges import FolderBlobs
+from relay_tools.fakes import graph_error
 
 KEY_SHAPE = re.compile(r"logs/vik/2025/11/18/\d{6}-[0-9a-f]{12}\.ndjson")
 

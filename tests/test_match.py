@@ -1,4 +1,4 @@
-"""relay.match: which hashed keys an order gives Meta, built from the shared Lightspeed fixtures."""
+"""relay.core.match: which hashed keys an order gives Meta, built from the shared Lightspeed fixtures."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import re
 import pytest
 
 from conftest import FIXTURES, PAID_USER_DATA
-from relay.match import external_id, key_names, surname, user_data
-from relay.order import parse_order
+from relay.core.match import external_id, key_names, surname, user_data
+from relay.core.order import parse_order
 
 PAID = json.loads((FIXTURES / "lightspeed" / "webhook-order-paid.json").read_text(encoding="utf-8"))["order"]
 MISSING = json.loads((FIXTURES / "lightspeed" / "webhook-order-paid-missing-optional.json").read_text("utf-8"))["order"]

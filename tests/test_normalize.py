@@ -1,4 +1,4 @@
-"""relay.normalize against Meta's documented rules, its published hashes and the SDK's departures.
+"""relay.core.normalize against Meta's documented rules, its published hashes and the SDK's departures.
 
 Sources: shared/research/meta-capi.md §3 (the documented rules and example hashes, which Meta
 prints abbreviated as prefix…suffix) and §8 (the sixteen places where the facebook-business SDK
@@ -23,9 +23,9 @@ import pytest
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from phonenumbers.phonemetadata import PhoneMetadata
 
-from relay import _phone_regions
-from relay import normalize as normalize_module
-from relay.normalize import FIELDS, birth_date, hash_field, normalize, sha256_hex
+from relay.core import _phone_regions
+from relay.core import normalize as normalize_module
+from relay.core.normalize import FIELDS, birth_date, hash_field, normalize, sha256_hex
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "lightspeed"
@@ -187,8 +187,8 @@ def test_sdk_case_15_unicode_is_nfc_and_turkish_capital_i_lowercases_cleanly():
     assert normalize("ct", "İSTANBUL", "TR") == "istanbul"
 
 
-# Cases 14 (external_id sent raw) and 16 (currency) are not user_data normalization: relay.match
-# hashes external_id and relay.capi checks the currency.
+# Cases 14 (external_id sent raw) and 16 (currency) are not user_data normalization: relay.core.match
+# hashes external_id and relay.core.capi checks the currency.
 
 
 # --- phones ------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def test_phone_every_regions_example_numbers_in_every_written_form():
 
 
 def test_phone_table_is_what_the_generator_writes_now():
-    generated = (ROOT / "src" / "relay" / "_phone_regions.py").read_text(encoding="utf-8")
+    generated = (ROOT / "src" / "relay" / "core" / "_phone_regions.py").read_text(encoding="utf-8")
     assert generated == _generator().render(), "run: uv run python tools/gen_phone_regions.py"
 
 
@@ -359,7 +359,7 @@ def test_us_state_table_knows_every_pycountry_subdivision():
 def test_runtime_modules_import_only_the_standard_library():
     """The Worker ships no third-party package: phonenumbers and pycountry stay on the dev side."""
     for name in ("normalize.py", "_phone_regions.py"):
-        tree = ast.parse((ROOT / "src" / "relay" / name).read_text(encoding="utf-8"))
+        tree = ast.parse((ROOT / "src" / "relay" / "core" / name).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]

@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from conftest import FIXTURES, PAID_RAW
-from relay import capi
-from relay.config import load_shop
-from relay.errors import PayloadError
-from relay.order import parse_order, parse_webhook
+from relay.core import capi
+from relay.core.config import load_shop
+from relay.core.errors import PayloadError
+from relay.core.order import parse_order, parse_webhook
 
 MISSING = (FIXTURES / "lightspeed" / "webhook-order-paid-missing-optional.json").read_bytes()
 SHOP = load_shop({"VIK_LIGHTSPEED_API_KEY": "k", "VIK_LIGHTSPEED_API_SECRET": "s", "VIK_LIGHTSPEED_SHOP_ID": "1",

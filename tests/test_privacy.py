@@ -8,7 +8,7 @@ import re
 import httpx
 
 from conftest import FIXTURES, KEY, PAID_HEADERS, PAID_RAW, SECRET, TOKEN, order_body, signed_headers
-from relay.local.fakes import Reply, graph_error
+from relay_tools.fakes import Reply, graph_error
 
 ORDER = json.loads(PAID_RAW)["order"]
 MISSING = json.loads((FIXTURES / "lightspeed" / "webhook-order-paid-missing-optional.json").read_text())["order"]

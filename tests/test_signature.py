@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from conftest import PAID_HEADERS, PAID_RAW, SECRET
-from relay.errors import SignatureError
-from relay.signature import sign, verify
+from relay.core.errors import SignatureError
+from relay.core.signature import sign, verify
 
 
 def test_known_answer_vector_from_the_shared_fixture():

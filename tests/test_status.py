@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from conftest import FIXTURE_CREATED, FIXTURE_NOW, order_body, shop_env, signed_headers
-from relay import health
-from relay.local.fakes import Reply, graph_error
-from relay.status import iso
+from relay.jobs import health
+from relay.web.status import iso
+from relay_tools.fakes import Reply, graph_error
 
 ADMIN = "admin-token-for-tests-7c1f0a9e2b"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

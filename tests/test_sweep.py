@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from conftest import SECRET, TOKEN, order_body, shop_env
-from relay import backfill, capi, service
-from relay.config import load_shop
-from relay.local import cli
-from relay.local.fakes import Reply
-from relay.order import parse_webhook
+from relay.core import capi
+from relay.core.config import load_shop
+from relay.core.order import parse_webhook
+from relay.jobs import cron, delivery, intake, limits
+from relay_tools import cli
+from relay_tools.fakes import Reply
 from test_backfill import DAY, LINES, PAID, UNPAID, Harness, list_requests, listed, sent_event_ids, stamp
 
 
@@ -33,12 +34,12 @@ def store(h: Harness, *orders: bytes, shop: str = "vik") -> None:
     async def record() -> None:
         rt = h.runtime()
         for body in orders:
-            await service.record_order(rt, load_shop(rt.env, shop), parse_webhook(body), "webhook")
+            await intake.record_order(rt, load_shop(rt.env, shop), parse_webhook(body), "webhook")
     h.run(record)
 
 
-def sweep(h: Harness) -> dict[str, service.SendReport]:
-    return h.run(lambda: service.sweep(h.runtime()))
+def sweep(h: Harness) -> dict[str, delivery.SendReport]:
+    return h.run(lambda: cron.sweep(h.runtime()))
 
 
 def bodies(count: int, first_id: int = 800_000, **changes: Any) -> list[bytes]:
@@ -68,15 +69,15 @@ def test_bisection_stops_at_the_request_cap_and_puts_the_rest_back(harness, meta
     store(harness, *bodies(10))
     meta.reject_event_ids.add("purchase_B6")
 
-    async def capped() -> service.SendReport:
+    async def capped() -> delivery.SendReport:
         rt = harness.runtime()
-        return await service.send_due(rt, load_shop(rt.env, "vik"), limit=10, max_requests=2)
+        return await delivery.send_due(rt, load_shop(rt.env, "vik"), limit=10, max_requests=2)
 
     report = harness.run(capped)
     assert (report.requests, report.sent, report.due) == (2, 5, 5)
     states = {k - 800_000: r["state"] for k, r in harness.rows().items()}
     assert states == {**dict.fromkeys(range(5), "sent"), **dict.fromkeys(range(5, 10), "due")}
-    assert service.DEFERRED in harness.rows()[800_009]["last_error"]
+    assert delivery.DEFERRED in harness.rows()[800_009]["last_error"]
 
     sweep(harness)
     assert {k - 800_000: r["state"] for k, r in harness.rows().items() if r["state"] != "sent"} == {6: "failed"}
@@ -225,4 +226,4 @@ def test_since_must_be_an_iso_time(value, capsys):
 
 
 def test_the_default_budget_is_the_free_plan(env):
-    assert backfill.load_limits(env).budget == 50
+    assert limits.load_limits(env).budget == 50

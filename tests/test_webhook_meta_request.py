@@ -48,7 +48,7 @@ def test_paid_fixture_becomes_this_exact_meta_request(relay, meta, lightspeed):
 
 
 def test_test_event_code_is_sent_beside_data_when_configured(env, tmp_path, log_root, clock, meta):
-    from relay.local.server import LocalRelay, ServerThread
+    from relay_tools.server import LocalRelay, ServerThread
 
     env["VIK_META_TEST_EVENT_CODE"] = "TEST12345"
     server = ServerThread(LocalRelay(env, tmp_path / "r.db", log_root / "test-code", clock=clock,

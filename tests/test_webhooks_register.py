@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import KEY, SECRET, shop_env
-from relay.local.cli import main
-from relay.local.fakes import FakeLightspeed, FakeMeta
+from relay_tools.cli import main
+from relay_tools.fakes import FakeLightspeed, FakeMeta
 
 URL = "https://lightspeed-meta-relay.example.workers.dev/?shop=vik"
 

@@ -28,14 +28,15 @@ from pathlib import Path
 import httpx
 
 from conftest import FIXTURES, KEY, SECRET, TOKEN, order_body, signed_headers
-from relay import health, lightspeed_api
-from relay.config import load_shop
-from relay.errors import RelayError
-from relay.local.fakes import graph_error
-from relay.normalize import normalize, sha256_hex
-from relay.order import parse_webhook
-from relay.ports import HttpResponse
-from relay.signature import verify
+from relay.core import lightspeed
+from relay.core.config import load_shop
+from relay.core.errors import RelayError
+from relay.core.normalize import normalize, sha256_hex
+from relay.core.order import parse_webhook
+from relay.core.ports import HttpResponse
+from relay.core.signature import verify
+from relay.jobs import health
+from relay_tools.fakes import graph_error
 from test_dashboard import ADMIN as DASHBOARD_ADMIN
 from test_health import NEW_TOKEN
 from test_status import ADMIN as STATUS_ADMIN
@@ -204,7 +205,7 @@ def error_texts(relay) -> list[str]:
     shop = load_shop(relay.relay.env, "vik")
     for status in (401, 403, 404, 500):
         echo = json.dumps({"error": {"message": f"{KEY} {SECRET} marielle.vandenbroek@example.nl"}}).encode()
-        raised(lambda status=status, echo=echo: lightspeed_api.parse_currency(HttpResponse(status, {}, echo), shop))
+        raised(lambda status=status, echo=echo: lightspeed.parse_currency(HttpResponse(status, {}, echo), shop))
     check = health.parse_debug_token(HttpResponse(400, {}, json.dumps({"error": {
         "code": 190, "message": f"Invalid OAuth access token - Cannot parse access token {TOKEN}"}}).encode()), 0)
     texts.append(repr(check))

@@ -1,0 +1,203 @@
+"""Meta Conversions API: the Purchase event, the request, and what an answer means.
+
+Pure functions. The event is built once, when the order is stored, and kept hashed in the ledger;
+the shop's currency is added when it is sent, because it comes from Lightspeed's ``shop.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Any
+
+from relay.core import match
+from relay.core.config import Settings, Shop
+from relay.core.order import Line, Order
+from relay.core.ports import HttpRequest, HttpResponse
+
+EVENT_NAME = "Purchase"
+WINDOW = 7 * 24 * 3600          # Meta rejects a whole request holding an event_time older than this
+EXPIRE_MARGIN = 15 * 60         # give up this long before the window closes: clocks and queues drift
+TIMEOUT = 1.5                   # Meta's recommendation for one event; batches get more
+BATCH_TIMEOUT = 10.0
+MESSAGE_LIMIT = 300
+
+# Lightspeed writes this user agent on orders created through its API: no shopper's browser there.
+API_USER_AGENTS = ("WebshopappApi",)
+
+TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 368, 613}) | frozenset(range(80000, 80015))
+HOLD_CODES = frozenset({10, 102, 190}) | frozenset(range(200, 300))
+
+
+class Verdict(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"      # transient: try again later with backoff
+    FAILED = "failed"    # the payload is wrong: never retried
+    HOLD = "hold"        # the shop's token or permission is wrong: hold its queue, drop nothing
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    status: int | None = None
+    code: int | None = None
+    subcode: int | None = None
+    fbtrace_id: str | None = None
+    message: str | None = None
+    events_received: int | None = None
+    retry_after: float | None = None
+
+
+def event_id(shop: Shop, order: Order) -> str:
+    """Stable across webhook, backfill, retries and the browser pixel (``purchase_{number}`` by default)."""
+    return shop.event_id_template.format(number=order.number, id=order.id, shop=shop.name)
+
+
+def is_browser_order(order: Order) -> bool:
+    agent = order.user_agent
+    return bool(agent) and not any(agent.startswith(a) for a in API_USER_AGENTS)
+
+
+def event_time(order: Order) -> int:
+    return int(order.created_at.timestamp())
+
+
+def money(amount: Decimal) -> float:
+    """Two decimals, as a JSON number."""
+    return float(amount.quantize(Decimal("0.01"), ROUND_HALF_UP))
+
+
+def contents(lines: tuple[Line, ...]) -> list[dict[str, Any]]:
+    return [
+        {"id": line.content_id, "quantity": line.quantity, "item_price": money(line.item_price)}
+        for line in lines
+        if line.content_id
+    ]
+
+
+def build_event(order: Order, shop: Shop) -> dict[str, Any]:
+    """The hashed Purchase event, without currency (added at send time by ``with_currency``)."""
+    browser = is_browser_order(order)
+    event: dict[str, Any] = {
+        "event_name": EVENT_NAME,
+        "event_time": event_time(order),
+        "event_id": event_id(shop, order),
+        "action_source": "website" if browser else "other",
+    }
+    if shop.shop_url:
+        event["event_source_url"] = shop.shop_url + "/checkout/thankyou/"
+    event["user_data"] = match.user_data(order, browser=browser)
+    custom: dict[str, Any] = {"value": money(order.price_incl), "order_id": order.number}
+    if order.lines is not None:
+        custom["contents"] = contents(order.lines)
+        custom["content_type"] = "product"
+    event["custom_data"] = custom
+    return event
+
+
+def with_lines(event: dict[str, Any], lines: tuple[Line, ...]) -> dict[str, Any]:
+    custom = dict(event["custom_data"], contents=contents(lines), content_type="product")
+    return dict(event, custom_data=custom)
+
+
+def with_currency(event: dict[str, Any], currency: str) -> dict[str, Any]:
+    return dict(event, custom_data=dict(event["custom_data"], currency=currency))
+
+
+def without_browser_data(event: dict[str, Any]) -> dict[str, Any]:
+    """What the ledger keeps once Meta has the event: no IP or user agent stays behind."""
+    user = {k: v for k, v in event.get("user_data", {}).items()
+            if k not in ("client_ip_address", "client_user_agent")}
+    return dict(event, user_data=user)
+
+
+def dumps(event: dict[str, Any]) -> str:
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def events_url(shop: Shop, settings: Settings) -> str:
+    """The URL has no token in it, so it can appear in logs and errors."""
+    return f"{settings.meta_graph_url}/{settings.meta_api_version}/{shop.pixel_id}/events"
+
+
+def events_request(shop: Shop, settings: Settings, events: list[dict[str, Any]]) -> HttpRequest:
+    body: dict[str, Any] = {"data": events, "access_token": shop.meta_token.reveal()}
+    if shop.test_event_code:
+        body["test_event_code"] = shop.test_event_code
+    return HttpRequest(
+        method="POST",
+        url=events_url(shop, settings),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+        timeout=TIMEOUT if len(events) <= 10 else BATCH_TIMEOUT,
+    )
+
+
+def classify(response: HttpResponse, expected: int) -> Outcome:
+    """What Meta's answer means for the events in the request (DESIGN.md §2, research/meta-capi.md §6)."""
+    status = response.status
+    try:
+        body = json.loads(response.body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = None
+    if 200 <= status < 300:
+        received = body.get("events_received") if isinstance(body, dict) else None
+        trace = body.get("fbtrace_id") if isinstance(body, dict) else None
+        if isinstance(received, int) and received >= expected >= 1:
+            return Outcome(Verdict.SENT, status, fbtrace_id=trace, events_received=received)
+        return Outcome(Verdict.RETRY, status, fbtrace_id=trace, events_received=received,
+                       message=f"Meta answered {status} but received {received} of {expected} events; will retry")
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        verdict = Verdict.RETRY if status >= 500 or status == 429 else Verdict.FAILED
+        return Outcome(verdict, status, message=f"Meta answered {status} without a Graph error body")
+    code = _int(error.get("code"))
+    subcode = _int(error.get("error_subcode"))
+    parts = [str(error.get(k)) for k in ("message", "error_user_title", "error_user_msg") if error.get(k)]
+    message = " / ".join(parts)[:MESSAGE_LIMIT] or None
+    trace = error.get("fbtrace_id") if isinstance(error.get("fbtrace_id"), str) else None
+    if code in TRANSIENT_CODES or error.get("is_transient") is True:
+        verdict = Verdict.RETRY
+    elif code in HOLD_CODES or (code == 100 and subcode == 33):
+        verdict = Verdict.HOLD
+    elif status >= 500 or status == 429:
+        verdict = Verdict.RETRY
+    else:
+        verdict = Verdict.FAILED
+    return Outcome(verdict, status, code, subcode, trace, message, retry_after=_business_use_case_wait(response))
+
+
+def unreachable(reason: str) -> Outcome:
+    """A timeout or network error: Meta may or may not have the events, so retry with the same event_id."""
+    return Outcome(Verdict.RETRY, message=reason[:MESSAGE_LIMIT])
+
+
+def is_expired(event_time_s: int, now: float) -> bool:
+    return now >= event_time_s + WINDOW - EXPIRE_MARGIN
+
+
+def backoff(attempts: int, rand: float, retry_after: float | None = None) -> float:
+    """Seconds before the next try: exponential from one minute, capped at an hour, with jitter."""
+    ceiling = min(3600.0, 60.0 * 2 ** max(0, attempts - 1))
+    delay = ceiling / 2 + rand * ceiling / 2
+    return max(delay, retry_after or 0.0)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _business_use_case_wait(response: HttpResponse) -> float | None:
+    """``X-Business-Use-Case``'s ``estimated_time_to_regain_access`` (minutes), as seconds."""
+    raw = response.header("X-Business-Use-Case")
+    if not raw:
+        return None
+    try:
+        usage = json.loads(raw)
+        waits = [entry.get("estimated_time_to_regain_access", 0) for entries in usage.values() for entry in entries]
+    except (ValueError, AttributeError, TypeError):
+        return None
+    minutes = max((w for w in waits if isinstance(w, int | float)), default=0)
+    return float(minutes) * 60 if minutes else None

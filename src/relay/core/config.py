@@ -1,0 +1,222 @@
+"""Shops and global settings, read from a plain mapping of variable names to strings.
+
+A shop is five variables sharing an upper-cased prefix (DESIGN.md §3). The mapping is injected:
+the Worker passes its env, the local runner ``os.environ`` overlaid with an env file, tests a dict.
+Errors name variables, never their values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from relay.core.errors import ConfigError, UnknownShopError
+
+REQUIRED = (
+    "LIGHTSPEED_API_KEY",
+    "LIGHTSPEED_API_SECRET",
+    "LIGHTSPEED_SHOP_ID",
+    "META_ACCESS_TOKEN",
+    "META_PIXEL_ID",
+)
+OPTIONAL = (
+    "LIGHTSPEED_CLUSTER",
+    "LIGHTSPEED_LANGUAGE",
+    "META_TEST_EVENT_CODE",
+    "SHOP_URL",
+    "EVENT_ID_TEMPLATE",
+)
+GLOBALS = ("ADMIN_TOKEN", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "SHOPS",
+           "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE")   # the last two: relay.jobs.cron.load_limits
+
+DEFAULT_META_API_VERSION = "v26.0"
+DEFAULT_META_GRAPH_URL = "https://graph.facebook.com"
+DEFAULT_EVENT_ID_TEMPLATE = "purchase_{number}"
+CLUSTER_HOSTS = {"eu1": "https://api.webshopapp.com", "us1": "https://api.shoplightspeed.com"}
+EVENT_ID_FIELDS = ("number", "id", "shop")
+
+_SHOP_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,39}", re.IGNORECASE)
+_VAR = re.compile(r"([A-Z0-9][A-Z0-9_]*?)_(" + "|".join(REQUIRED) + r")")
+_TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def fingerprint(self) -> str:
+        """A short, non-reversible id, so the ledger can tell that a token was replaced."""
+        return hashlib.sha256(self._value.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Shop:
+    name: str
+    lightspeed_key: Secret
+    lightspeed_secret: Secret
+    shop_id: str
+    meta_token: Secret
+    pixel_id: str
+    cluster: str = "eu1"
+    language: str = "nl"
+    test_event_code: str | None = None
+    shop_url: str | None = None
+    event_id_template: str = DEFAULT_EVENT_ID_TEMPLATE
+
+    @property
+    def prefix(self) -> str:
+        return prefix_of(self.name)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment-wide settings: the upstream base URLs and the admin token."""
+
+    meta_api_version: str = DEFAULT_META_API_VERSION
+    meta_graph_url: str = DEFAULT_META_GRAPH_URL
+    lightspeed_api_url: str | None = None
+    admin_token: Secret | None = None
+
+
+def prefix_of(shop: str) -> str:
+    """``vikginchoice`` → ``VIKGINCHOICE_``; anything outside ``[a-z0-9_]`` is refused."""
+    if not isinstance(shop, str) or not _SHOP_NAME.fullmatch(shop):
+        raise UnknownShopError(
+            "shop names are 1-40 letters, digits or underscores, starting with a letter or digit; "
+            "use the name from your <SHOP>_META_PIXEL_ID variable in ?shop="
+        )
+    return shop.upper() + "_"
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def missing_variables(env: Mapping[str, str], shop: str) -> list[str]:
+    prefix = prefix_of(shop)
+    return [prefix + key for key in REQUIRED if _get(env, prefix + key) is None]
+
+
+def load_shop(env: Mapping[str, str], shop: str) -> Shop:
+    """The shop's configuration, or an error that names what is missing or wrong."""
+    prefix = prefix_of(shop)
+    missing = missing_variables(env, shop)
+    if len(missing) == len(REQUIRED):
+        raise UnknownShopError(
+            f"no shop '{shop.lower()}' is configured: set the five {prefix}* variables "
+            f"({', '.join(prefix + k for k in REQUIRED)})"
+        )
+    if missing:
+        raise ConfigError(
+            f"shop '{shop.lower()}' is half-configured: {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set; add {'it' if len(missing) == 1 else 'them'} "
+            "as Worker secrets (GitHub Secrets or .env.local, then deploy)"
+        )
+
+    def var(key: str) -> str | None:
+        return _get(env, prefix + key)
+
+    shop_id = var("LIGHTSPEED_SHOP_ID") or ""
+    pixel_id = var("META_PIXEL_ID") or ""
+    for key, value in (("LIGHTSPEED_SHOP_ID", shop_id), ("META_PIXEL_ID", pixel_id)):
+        if not value.isdigit():
+            raise ConfigError(f"{prefix}{key} must be a number; check the value you copied")
+    cluster = (var("LIGHTSPEED_CLUSTER") or "eu1").lower()
+    if cluster not in CLUSTER_HOSTS:
+        raise ConfigError(f"{prefix}LIGHTSPEED_CLUSTER must be one of {', '.join(CLUSTER_HOSTS)}")
+    language = (var("LIGHTSPEED_LANGUAGE") or "nl").lower()
+    if not re.fullmatch(r"[a-z]{2}", language):
+        raise ConfigError(f"{prefix}LIGHTSPEED_LANGUAGE must be a two-letter language code such as nl")
+    template = var("EVENT_ID_TEMPLATE") or DEFAULT_EVENT_ID_TEMPLATE
+    check_event_id_template(template, prefix + "EVENT_ID_TEMPLATE")
+    shop_url = var("SHOP_URL")
+    if shop_url is not None and not re.match(r"https?://[^/\s]+", shop_url):
+        raise ConfigError(f"{prefix}SHOP_URL must start with https:// (your shop's public address)")
+    return Shop(
+        name=shop.lower(),
+        lightspeed_key=Secret(var("LIGHTSPEED_API_KEY") or ""),
+        lightspeed_secret=Secret(var("LIGHTSPEED_API_SECRET") or ""),
+        shop_id=shop_id,
+        meta_token=Secret(var("META_ACCESS_TOKEN") or ""),
+        pixel_id=pixel_id,
+        cluster=cluster,
+        language=language,
+        test_event_code=var("META_TEST_EVENT_CODE"),
+        shop_url=shop_url.rstrip("/") if shop_url else None,
+        event_id_template=template,
+    )
+
+
+def check_event_id_template(template: str, name: str) -> None:
+    fields = _TEMPLATE_FIELD.findall(template)
+    unknown = [f for f in fields if f not in EVENT_ID_FIELDS]
+    if unknown or not ({"number", "id"} & set(fields)):
+        raise ConfigError(
+            f"{name} must contain {{number}} or {{id}} and no other fields than "
+            f"{', '.join('{' + f + '}' for f in EVENT_ID_FIELDS)}"
+        )
+
+
+def discover_shops(env: Mapping[str, str], names: Iterable[str] | None = None) -> list[str]:
+    """Shop names, from ``SHOPS`` when set, else from every variable name ending in a required suffix.
+
+    ``names`` lets the Worker pass the raw env's keys when its mapping cannot be iterated cheaply.
+    """
+    listed = _get(env, "SHOPS")
+    if listed:
+        found = {s.strip().lower() for s in listed.split(",") if s.strip()}
+    else:
+        found = set()
+        for key in names if names is not None else env.keys():
+            match = _VAR.fullmatch(key)
+            if match:
+                found.add(match.group(1).lower())
+    for shop in found:
+        prefix_of(shop)
+    return sorted(found)
+
+
+def scan_shops(env: Mapping[str, str], names: Iterable[str] | None = None) -> tuple[list[Shop], dict[str, str]]:
+    """Every discovered shop: the complete ones, and an error message for each that is not."""
+    shops: list[Shop] = []
+    problems: dict[str, str] = {}
+    for name in discover_shops(env, names):
+        try:
+            shops.append(load_shop(env, name))
+        except ConfigError as exc:
+            problems[name] = str(exc)
+    return shops, problems
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    version = _get(env, "META_API_VERSION") or DEFAULT_META_API_VERSION
+    if not re.fullmatch(r"v\d+\.\d+", version):
+        raise ConfigError("META_API_VERSION must look like v26.0")
+    admin = _get(env, "ADMIN_TOKEN")
+    return Settings(
+        meta_api_version=version,
+        meta_graph_url=(_get(env, "META_GRAPH_URL") or DEFAULT_META_GRAPH_URL).rstrip("/"),
+        lightspeed_api_url=(_get(env, "LIGHTSPEED_API_URL") or "").rstrip("/") or None,
+        admin_token=Secret(admin) if admin else None,
+    )

@@ -1,0 +1,180 @@
+"""Sending what is due: claim rows under a lease, post them to Meta in one request, record the outcome.
+
+The claim is what makes two senders (the webhook's ``waitUntil`` and the cron) safe together; the
+outcome of each event follows Meta's answer by code (``relay.core.capi.classify``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from relay.core import capi, lightspeed
+from relay.core.capi import Outcome, Verdict
+from relay.core.config import Shop
+from relay.core.errors import LightspeedError
+from relay.core.order import Line
+from relay.jobs.runtime import Runtime
+from relay.outbox.rows import Claimed, Finished
+
+LEASE_SECONDS = 120
+HOLD_SECONDS = 3600          # a shop whose token is refused is tried again after this, or at once on a new token
+CURRENCY_MAX_AGE = 24 * 3600
+BATCH_SIZE = 100             # events per Meta request in the sweep (Meta allows 1,000)
+
+
+@dataclass
+class SendReport:
+    claimed: int = 0
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    expired: int = 0
+    held: bool = False
+    requests: int = 0
+    due: int = 0              # claimed but put back unsent: ``max_requests`` ran out while bisecting
+
+
+DEFERRED = "not sent yet: this pass's Meta request allowance ran out; the next pass sends it"
+
+
+async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: int = BATCH_SIZE, *,
+                   max_requests: int | None = None) -> SendReport:
+    """Claim what is due for one shop (or one order) and post it to Meta in one request.
+
+    ``max_requests`` caps the Meta requests this call may make (bisecting a rejected batch makes more);
+    what is left when it runs out goes back to ``due`` for the next call. The cron pass sets it from
+    its subrequest budget and the shop's per-minute allowance.
+    """
+    report = SendReport()
+    now = rt.now()
+    state = await rt.ledger.shop_state(shop.name)
+    if state.held_until is not None:
+        if state.held_token != shop.meta_token.fingerprint():
+            await rt.ledger.release(shop.name, now)
+            rt.log.add(shop.name, now, kind="hold", state="released", reason="Meta token replaced; resending")
+        elif state.held_until > now:
+            report.held = True
+            return report
+    for row in await rt.ledger.expire(shop.name, now) if order_id is None else ():
+        report.expired += 1
+        rt.log.add(shop.name, now, kind="decision", order_id=row["order_id"], event_id=row["event_id"],
+                   state="expired", reason="older than Meta's 7-day window")
+    token = uuid.uuid4().hex
+    claimed = await rt.ledger.claim(shop.name, now, token, LEASE_SECONDS, limit, order_id)
+    report.claimed = len(claimed)
+    if not claimed:
+        return report
+    finished: list[Finished] = []
+    ready: list[tuple[Claimed, dict[str, Any]]] = []
+    try:
+        currency = await _currency(rt, shop, state.currency, state.currency_at, now)
+    except LightspeedError as exc:
+        finished = [_retry(rt, c, Outcome(Verdict.RETRY, message=str(exc)), now) for c in claimed]
+    else:
+        for row in claimed:
+            event = json.loads(row.payload)
+            if row.needs_lines:
+                try:
+                    event = capi.with_lines(event, await _lines(rt, shop, row.order_id))
+                except LightspeedError as exc:
+                    if exc.retryable:
+                        finished.append(_retry(rt, row, Outcome(Verdict.RETRY, message=str(exc)), now))
+                        continue
+                    rt.log.add(shop.name, now, kind="warning", order_id=row.order_id,
+                               error=f"sending without contents: {exc}")
+            ready.append((row, capi.with_currency(event, currency)))
+        finished += await _post(rt, shop, ready, now, report, max_requests)
+    await rt.ledger.finish(shop.name, token, now, finished)
+    for f in finished:
+        setattr(report, f.state, getattr(report, f.state) + 1)
+    return report
+
+
+async def _post(rt: Runtime, shop: Shop, batch: list[tuple[Claimed, dict[str, Any]]], now: int,
+                report: SendReport, max_requests: int | None = None) -> list[Finished]:
+    """One Meta request for ``batch``; a payload error in a batch is bisected so good events still go."""
+    if not batch:
+        return []
+    if max_requests is not None and report.requests >= max_requests:
+        return [_finished(row, Outcome(Verdict.RETRY, message=DEFERRED), "due", row.payload, next_attempt_at=now)
+                for row, _ in batch]
+    request = capi.events_request(shop, rt.settings, [event for _, event in batch])
+    started = time.monotonic()
+    report.requests += 1
+    try:
+        outcome = capi.classify(await rt.http.send(request), len(batch))
+    except TimeoutError:
+        outcome = capi.unreachable(f"Meta did not answer within {request.timeout} s; will retry")
+    except OSError as exc:
+        outcome = capi.unreachable(f"Meta could not be reached ({type(exc).__name__}); will retry")
+    ms = int((time.monotonic() - started) * 1000)
+    if outcome.verdict is Verdict.FAILED and len(batch) > 1:
+        half = len(batch) // 2
+        return (await _post(rt, shop, batch[:half], now, report, max_requests)
+                + await _post(rt, shop, batch[half:], now, report, max_requests))
+    if outcome.verdict is Verdict.HOLD:
+        until = now + HOLD_SECONDS
+        await rt.ledger.hold(shop.name, until, shop.meta_token.fingerprint(), outcome.message or "", now)
+        rt.log.add(shop.name, now, kind="hold", state="held", code=outcome.code, status=outcome.status,
+                   error=f"{outcome.message}; replace {shop.prefix}META_ACCESS_TOKEN (a system-user token with "
+                         "ads_management for this pixel); events stay queued")
+        report.held = True
+    results = []
+    for row, event in batch:
+        rt.log.add(shop.name, now, kind="attempt", order_id=row.order_id, event_id=row.event_id,
+                   verdict=outcome.verdict.value, status=outcome.status, code=outcome.code, subcode=outcome.subcode,
+                   fbtrace_id=outcome.fbtrace_id, events_received=outcome.events_received, error=outcome.message,
+                   attempts=row.attempts, events=len(batch), ms=ms, match_keys=row.match_keys)
+        if outcome.verdict is Verdict.SENT:
+            results.append(_finished(row, outcome, "sent", capi.dumps(capi.without_browser_data(event)),
+                                     sent_at=now))
+        elif outcome.verdict is Verdict.FAILED:
+            results.append(_finished(row, outcome, "failed", row.payload))
+        elif outcome.verdict is Verdict.HOLD:
+            results.append(_finished(row, outcome, "retry", row.payload, next_attempt_at=now + HOLD_SECONDS))
+        else:
+            results.append(_retry(rt, row, outcome, now))
+    return results
+
+
+def _retry(rt: Runtime, row: Claimed, outcome: Outcome, now: int) -> Finished:
+    delay = capi.backoff(row.attempts, rt.random(), outcome.retry_after)
+    return _finished(row, outcome, "retry", row.payload, next_attempt_at=now + int(delay))
+
+
+def _finished(row: Claimed, outcome: Outcome, state: str, payload: str, **extra: Any) -> Finished:
+    return Finished(
+        order_id=row.order_id, event_name=row.event_name, state=state, payload=payload, status=outcome.status,
+        code=outcome.code, subcode=outcome.subcode, fbtrace_id=outcome.fbtrace_id, error=outcome.message, **extra)
+
+
+async def _currency(rt: Runtime, shop: Shop, cached: str | None, cached_at: int | None, now: int) -> str:
+    """The shop's currency from ``shop.json``, cached a day in the ledger; a stale cache beats no answer."""
+    if cached and cached_at is not None and now - cached_at < CURRENCY_MAX_AGE:
+        return cached
+    try:
+        response = await rt.http.send(lightspeed.shop_request(shop, rt.settings))
+        currency = lightspeed.parse_currency(response, shop)
+    except (TimeoutError, OSError) as exc:
+        if cached:
+            return cached
+        raise LightspeedError(f"shop '{shop.name}': Lightspeed shop.json unreachable ({type(exc).__name__}); "
+                              "will retry") from exc
+    except LightspeedError:
+        if cached:
+            return cached
+        raise
+    await rt.ledger.save_currency(shop.name, currency, now)
+    return currency
+
+
+async def _lines(rt: Runtime, shop: Shop, order_id: int) -> tuple[Line, ...]:
+    try:
+        response = await rt.http.send(lightspeed.order_products_request(shop, rt.settings, order_id))
+    except (TimeoutError, OSError) as exc:
+        raise LightspeedError(f"shop '{shop.name}': Lightspeed products.json unreachable; will retry") from exc
+    return lightspeed.parse_order_products(response, shop)

@@ -1,0 +1,100 @@
+"""Taking in an order: verify a webhook, parse it, and store the row it asks for.
+
+The webhook and the cron listing both go through ``row_for`` and ``record_order``, so an order
+becomes the same row whichever path saw it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from relay.core import capi, match
+from relay.core.config import Shop, load_shop
+from relay.core.errors import SignatureError
+from relay.core.order import Order, parse_webhook
+from relay.core.signature import verify
+from relay.jobs.runtime import Runtime
+from relay.outbox.rows import NewRow
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    shop: Shop
+    order_id: int
+    body: dict[str, Any]
+
+    @property
+    def should_send(self) -> bool:
+        """Only a new or changed paid order is sent from the webhook. A duplicate (Lightspeed fires
+        ``orders/updated`` on every status change) costs no further call: whatever it might still find
+        due, the cron sweep sends."""
+        return self.body["status"] == "accepted"
+
+
+
+SENDABLE = ("due", "waiting")   # states whose event may still go to Meta, so keep the IP and user agent
+
+
+def row_for(order: Order, shop: Shop, now: int, source: str) -> NewRow:
+    """The ledger row an order asks for: due when paid, waiting when not yet, skipped when cancelled."""
+    event = capi.build_event(order, shop)
+    reason = None
+    if order.is_cancelled:
+        state = "skipped"
+        reason = "order cancelled before it was sent"
+    elif order.is_paid:
+        state = "due"
+        if capi.is_expired(event["event_time"], now):
+            state, reason = "expired", "older than Meta's 7-day event_time window; not sent"
+    else:
+        state = "waiting"
+    return NewRow(
+        shop=shop.name, order_id=order.id, event_name=capi.EVENT_NAME, order_number=order.number,
+        event_id=event["event_id"], event_time=event["event_time"], state=state,
+        payment_status=order.payment_status or "unknown",
+        order_updated_at=int(order.updated_at.timestamp()) if order.updated_at else None,
+        payload=capi.dumps(event if state in SENDABLE else capi.without_browser_data(event)),
+        match_keys=",".join(match.key_names(event["user_data"])),
+        needs_lines=order.lines is None, source=source, last_error=reason,
+    )
+
+
+async def record_order(rt: Runtime, shop: Shop, order: Order, source: str) -> str | None:
+    """Store an order's event; its new state, or ``None`` when the ledger already had exactly this."""
+    now = rt.now()
+    row = row_for(order, shop, now, source)
+    state = await rt.ledger.record(row, now)
+    rt.log.add(shop.name, now, kind="decision", source=source, order_id=order.id, event_id=row.event_id,
+               state=state or "unchanged", reason=row.last_error, match_keys=row.match_keys)
+    return state
+
+
+IGNORED_REASONS = {
+    "waiting": "not paid yet: stored, and sent once Lightspeed reports it paid",
+    "skipped": "order cancelled: never sent",
+    "expired": "older than Meta's 7-day window: stored as expired, not sent",
+}
+
+
+async def receive_webhook(rt: Runtime, shop_name: str, headers: Mapping[str, str], body: bytes) -> WebhookResult:
+    """Verify, parse and store one Lightspeed webhook. ``headers`` have lower-case names."""
+    shop = load_shop(rt.env, shop_name)
+    verify(body, headers.get("x-signature"), shop.lightspeed_secret)
+    sent_shop_id = headers.get("x-shop-id")
+    if sent_shop_id is not None and sent_shop_id.strip() != shop.shop_id:
+        raise SignatureError(
+            f"X-Shop-Id does not match {shop.prefix}LIGHTSPEED_SHOP_ID: this webhook belongs to another shop; "
+            "check the ?shop= in the webhook address")
+    order = parse_webhook(body)
+    state = await record_order(rt, shop, order, "webhook")
+    answer: dict[str, Any] = {"shop": shop.name, "order_id": order.id, "event_id": capi.event_id(shop, order)}
+    if state is None:
+        answer["status"] = "duplicate"
+    elif state in ("due", "retry"):
+        answer["status"] = "accepted"
+    else:
+        answer["status"] = "ignored"
+        answer["reason"] = IGNORED_REASONS.get(state, state)
+    return WebhookResult(shop, order.id, {"status": answer.pop("status"), **answer})

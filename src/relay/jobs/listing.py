@@ -1,0 +1,120 @@
+"""Listing a shop's orders from Lightspeed, one page a turn, resumable across passes.
+
+A page's orders and the listing's next position are stored in one D1 batch, so the position never
+passes an order that is not stored. The filter's time zone is not documented by Lightspeed: the
+filter is written in UTC and moved back by the shop's UTC offset when that is west of UTC (learned
+from its order timestamps), so that either reading covers the window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from relay.core import lightspeed
+from relay.core.capi import WINDOW
+from relay.core.errors import LightspeedError
+from relay.jobs import intake
+from relay.jobs.limits import (
+    ERROR_PAUSE,
+    INLINE_WAIT,
+    LIST_COST,
+    LISTING_INTERVAL,
+    OVERLAP,
+    RATE_LIMITED_WAIT,
+    REFUSED_PAUSE,
+    UNKNOWN_OFFSET,
+)
+from relay.jobs.pass_state import PassContext, ShopTurn, deadline
+from relay.outbox.rows import Progress
+
+
+async def list_page(work: PassContext, s: ShopTurn, room: int) -> bool:
+    if room < LIST_COST:
+        return False
+    p, shop = s.progress, s.shop
+    request = lightspeed.orders_request(shop, work.settings, p.run_filter or "", p.run_page or 1)
+    page: lightspeed.OrdersPage | None = None
+    for attempt in (1, 2):
+        try:
+            page = lightspeed.parse_orders(await work.rt.http.send(request), shop)
+            break
+        except (TimeoutError, OSError) as exc:
+            return pause(work, s, ERROR_PAUSE, f"Lightspeed orders.json unreachable ({type(exc).__name__}); "
+                                               "the listing resumes at the same page")
+        except LightspeedError as exc:
+            if exc.status == 429:
+                wait = exc.retry_after or RATE_LIMITED_WAIT
+                if attempt == 1 and wait <= INLINE_WAIT and work.room() >= LIST_COST - 1:
+                    await work.sleep(wait)
+                    continue
+                return pause(work, s, wait, str(exc), rate_limited=True)
+            return pause(work, s, ERROR_PAUSE if exc.retryable else REFUSED_PAUSE, str(exc))
+    if page is None:
+        return False
+    now = work.rt.now()
+    rows = [intake.row_for(order, shop, now, "backfill") for order in page.orders]
+    after = dataclasses.replace(p)
+    for order in page.orders[-1:]:
+        stamp = order.updated_at or order.created_at
+        offset = stamp.utcoffset()
+        if offset is not None:
+            after.utc_offset = int(offset.total_seconds())
+    if page.size < lightspeed.PAGE_LIMIT:     # a short page: the listing is complete
+        after.cursor, after.completed_at = after.run_started, now
+        after.run_since = after.run_filter = after.run_started = after.run_page = None
+    else:
+        after.run_page = (p.run_page or 1) + 1
+    states = await work.ledger.record_page(rows, now, after)
+    s.progress = after
+    after.last_error = after.paused_until = None
+    after.rate_limited_until = deadline(now, s.ls_wait) if s.ls_wait else None
+    r = s.report
+    r.pages += 1
+    r.listed += page.size
+    r.unreadable += len(page.unreadable)
+    r.seen.update(order.id for order in page.orders)
+    r.listing = "in progress" if after.listing else "complete"
+    s.listing_wanted = after.listing
+    for row, state in zip(rows, states, strict=True):
+        r.recorded[state or "unchanged"] += 1
+        if state is None:
+            continue
+        if state == "due":
+            s.due += 1
+            s.needs_lines += row.needs_lines
+        work.rt.log.add(shop.name, now, kind="decision", source="backfill", order_id=row.order_id,
+                        event_id=row.event_id, state=state, reason=row.last_error, match_keys=row.match_keys)
+    for order_id, problem in page.unreadable:
+        work.rt.log.add(shop.name, now, kind="warning", source="backfill", order_id=order_id,
+                        error=f"listed order could not be read, not stored: {problem}")
+    if any(states) or page.unreadable:      # an idle shop's pass writes no log object (an R2 call each)
+        work.rt.log.add(shop.name, now, kind="listing", events=page.size, state=r.listing,
+                        reason=f"orders.json page {p.run_page or 1} updated_at_min {p.run_filter}")
+    return True
+
+def pause(work: PassContext, s: ShopTurn, wait: float, error: str, rate_limited: bool = False) -> bool:
+    """Stop listing this shop until ``wait`` has passed; the listing resumes at the same page."""
+    now = work.rt.now()
+    until = deadline(now, wait)
+    if rate_limited:
+        s.progress.rate_limited_until = until
+    else:
+        s.progress.paused_until = until
+    s.progress.last_error = error
+    s.report.listing, s.report.error = "paused", error
+    work.rt.log.add(s.shop.name, now, kind="listing", state="paused", error=error, next_attempt_at=until)
+    return True
+
+
+def start_listing(p: Progress, now: int, since: int | None) -> bool:
+    """Whether this pass lists the shop's orders, and from when (set on ``p`` when a listing starts)."""
+    if since is None:
+        if p.listing:
+            return True
+        if p.completed_at is not None and now - p.completed_at < LISTING_INTERVAL:
+            return False
+        since = now - WINDOW if p.cursor is None else max(p.cursor - OVERLAP, now - WINDOW)
+    offset = UNKNOWN_OFFSET if p.utc_offset is None else p.utc_offset
+    p.run_since, p.run_started, p.run_page = since, now, 1
+    p.run_filter = lightspeed.filter_time(since + min(0, offset))
+    return True

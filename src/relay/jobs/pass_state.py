@@ -1,0 +1,112 @@
+"""What a cron pass knows while it runs: per shop (``ShopTurn``), what it reports (``ShopPass``,
+``PassReport``), and the pass itself as the listing sees it (``PassContext``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from relay.core.config import Settings, Shop
+from relay.jobs.runtime import Runtime
+from relay.outbox.cron_ledger import CronLedger
+from relay.outbox.rows import Progress
+
+Sleep = Callable[[float], Awaitable[Any]]
+
+
+@dataclass
+class ShopPass:
+    """What one pass did for one shop."""
+
+    listed: int = 0
+    pages: int = 0
+    unreadable: int = 0
+    recorded: Counter[str] = field(default_factory=Counter)    # new ledger states from the listing
+    sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    expired: int = 0
+    requests: int = 0
+    held: bool = False
+    due_left: int = 0            # due rows this pass did not reach (about: rows may fall due meanwhile)
+    listing: str = "idle"        # idle | in progress | complete | paused | not started
+    error: str | None = None
+    calls: Counter[str] = field(default_factory=Counter)
+    seen: set[int] = field(default_factory=set)
+
+
+@dataclass
+class PassReport:
+    shops: dict[str, ShopPass]
+    problems: dict[str, str]
+    calls: Counter[str]
+    budget: int | None
+    more: bool = False             # work the budget did not reach: run another pass now
+    wait: float | None = None      # seconds until paused work (Lightspeed's or Meta's limit) may go on
+    turns: int = 0                 # turns that did something (a page, a batch, a pause)
+
+    @property
+    def used(self) -> int:
+        return sum(self.calls.values())
+
+
+
+
+@dataclass
+class ShopTurn:
+    """A shop's state within a pass."""
+
+    shop: Shop
+    progress: Progress
+    due: int
+    needs_lines: int
+    report: ShopPass
+    listing_wanted: bool
+    meta_added: int = 0
+    send_next: bool = False
+    held: bool = False
+    ls_wait: float = 0.0           # what the last Lightspeed answer asks us to wait
+    ls_wait_turn: float = 0.0      # the longest such wait seen during the current turn
+    ls_left: int | None = None     # calls left in Lightspeed's 5-minute window, as last answered
+
+    def rate_limited(self, now: int) -> bool:
+        return (self.progress.rate_limited_until or 0) > now
+
+    def paused(self, now: int) -> bool:
+        return (self.progress.paused_until or 0) > now or self.rate_limited(now)
+
+    def lines_blocked(self, now: int) -> bool:
+        """Rows that need ``products.json`` wait while Lightspeed's limit says so; the others can go."""
+        return self.rate_limited(now) and self.needs_lines > 0
+
+    def meta_left(self, now: int, per_minute: int) -> int:
+        window = now // 60 * 60
+        if self.progress.meta_window != window:
+            self.progress.meta_window, self.progress.meta_requests, self.meta_added = window, 0, 0
+        return per_minute - self.progress.meta_requests
+
+    def can_list(self, now: int) -> bool:
+        return self.listing_wanted and not self.paused(now)
+
+    def can_send(self, now: int, per_minute: int) -> bool:
+        return (self.due > 0 and not self.held and not self.lines_blocked(now)
+                and self.meta_left(now, per_minute) > 0)
+
+
+
+class PassContext(Protocol):
+    """The pass as a listing turn uses it (``relay.jobs.cron.Pass`` is the one implementation)."""
+
+    rt: Runtime
+    settings: Settings
+    ledger: CronLedger
+    sleep: Sleep
+
+    def room(self) -> int: ...
+
+
+def deadline(now: int, wait: float) -> int:
+    return now + max(1, int(wait + 0.999))

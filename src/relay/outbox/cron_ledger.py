@@ -1,0 +1,121 @@
+"""The ledger statements only the cron pass needs: due rows per shop, the listing position, turns.
+
+Each method is one D1 call however many rows it touches (``Database.batch``), because a cron
+invocation spends its subrequest budget on D1 calls too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from relay.core.capi import EXPIRE_MARGIN, WINDOW
+from relay.core.ports import Database
+from relay.outbox.ledger import _DELETE_OLD, _FORGET_BROWSER, _RECORD, RETENTION, Ledger, record_params
+from relay.outbox.rows import Due, NewRow, Progress
+
+# Due rows per shop, and each held shop's hold (a replaced token lifts it at once, so it needs a turn).
+_DUE_BY_SHOP = """
+SELECT shop, COUNT(*) AS due, SUM(needs_lines) AS needs_lines, NULL AS held_until, NULL AS held_token FROM outbox
+WHERE (state IN ('due', 'retry') AND next_attempt_at <= ?) OR (state = 'sending' AND lease_until <= ?)
+GROUP BY shop
+UNION ALL
+SELECT shop, 0, 0, held_until, held_token FROM shops WHERE held_until IS NOT NULL
+"""
+
+_SAVE_LISTING = """
+INSERT INTO backfill (shop, cursor, completed_at, run_since, run_filter, run_started, run_page, utc_offset, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (shop) DO UPDATE SET
+    cursor = excluded.cursor, completed_at = excluded.completed_at, run_since = excluded.run_since,
+    run_filter = excluded.run_filter, run_started = excluded.run_started, run_page = excluded.run_page,
+    utc_offset = COALESCE(excluded.utc_offset, backfill.utc_offset), updated_at = excluded.updated_at
+"""
+
+# ``meta_requests`` is added to, not overwritten, so two passes that overlap both count.
+_SAVE_TURN = """
+INSERT INTO backfill (shop, paused_until, rate_limited_until, served_at, meta_window, meta_requests, last_error,
+                      updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (shop) DO UPDATE SET
+    paused_until = excluded.paused_until,
+    rate_limited_until = excluded.rate_limited_until,
+    served_at = COALESCE(excluded.served_at, backfill.served_at),
+    meta_requests = CASE WHEN backfill.meta_window = excluded.meta_window
+                         THEN backfill.meta_requests + excluded.meta_requests ELSE excluded.meta_requests END,
+    meta_window = excluded.meta_window,
+    last_error = excluded.last_error,
+    updated_at = excluded.updated_at
+"""
+
+_REQUEUE = """
+UPDATE outbox
+SET state = 'due', next_attempt_at = ?, attempts = 0, lease_token = NULL, lease_until = NULL, updated_at = ?
+WHERE shop = ? AND (order_id = ? OR ? IS NULL) AND (state = ? OR ? IS NULL)
+  AND state IN ('failed', 'sent', 'retry', 'due') AND event_time > ?
+RETURNING order_id
+"""
+
+
+
+
+async def _progress_rows(db: Database) -> dict[str, Progress]:
+    result = await db.run("SELECT * FROM backfill")
+    names = Progress.__dataclass_fields__
+    return {r["shop"]: Progress(**{k: v for k, v in r.items() if k in names}) for r in result.rows}
+
+
+class CronLedger(Ledger):
+    """The statements only the cron pass needs; each costs one D1 call, however many rows it touches."""
+
+    async def progress(self) -> dict[str, Progress]:
+        return await _progress_rows(self.db)
+
+    async def start_pass(self, now: int) -> dict[str, Due]:
+        """What each shop has due now. The same D1 call first does the outbox's upkeep, so that a shop
+        that sends nothing for days still gets it: rows past Meta's window forget the shopper's IP
+        address and user agent, and rows past ``RETENTION`` are deleted (any later delivery of such an
+        order is too old to send, so deleting it cannot cause a second send)."""
+        window_cutoff = now - (WINDOW - EXPIRE_MARGIN)
+        _, _, result = await self.db.batch([
+            (_FORGET_BROWSER, (window_cutoff, None, None)),
+            (_DELETE_OLD, (now - RETENTION,)),
+            (_DUE_BY_SHOP, (now, now)),
+        ])
+        due: dict[str, Due] = {}
+        for r in result.rows:
+            before = due.get(r["shop"], Due())
+            due[r["shop"]] = Due(before.rows + int(r["due"]), before.needs_lines + int(r["needs_lines"] or 0),
+                                 r["held_until"] if r["held_until"] is not None else before.held_until,
+                                 r["held_token"] if r["held_token"] is not None else before.held_token)
+        return due
+
+    async def record_page(self, rows: Sequence[NewRow], now: int, progress: Progress) -> list[str | None]:
+        """A page's orders (``record``'s UPSERT, row by row) and the listing's new position, in one transaction.
+
+        So the position can never move past an order that was not stored. Each entry of the answer is
+        what ``record`` answers for that row.
+        """
+        p = progress
+        statements: list[tuple[str, Sequence[Any]]] = [(_RECORD, record_params(row, now)) for row in rows]
+        statements.append((_SAVE_LISTING, (p.shop, p.cursor, p.completed_at, p.run_since, p.run_filter,
+                                           p.run_started, p.run_page, p.utc_offset, now)))
+        results = await self.db.batch(statements)
+        return [r.rows[0]["state"] if r.rows else None for r in results[:-1]]
+
+    async def save_turns(self, turns: Sequence[tuple[Progress, int]], now: int) -> None:
+        """What a pass changed besides the listing: pauses, rotation, errors, and the Meta requests it made
+        (``(progress, requests made this pass in progress.meta_window)``)."""
+        if not turns:
+            return
+        await self.db.batch([
+            (_SAVE_TURN, (p.shop, p.paused_until, p.rate_limited_until, p.served_at, p.meta_window, added,
+                          p.last_error, now))
+            for p, added in turns
+        ])
+
+    async def requeue(self, shop: str, now: int, order_id: int | None = None, state: str | None = None) -> list[int]:
+        """Make sent, failed or waiting-for-retry events due now (``relay replay``), if Meta still takes them."""
+        cutoff = now - (WINDOW - EXPIRE_MARGIN)
+        result = await self.db.run(_REQUEUE, (now, now, shop, order_id, order_id, state, state, cutoff))
+        return sorted(int(r["order_id"]) for r in result.rows)

@@ -1,0 +1,193 @@
+"""The outbox ledger: SQL that runs unchanged on D1 and SQLite, behind the ``Database`` port.
+
+Why each statement looks the way it does:
+- ``record`` is one UPSERT, so two webhooks for the same order (``orders/created`` and
+  ``orders/paid``) racing each other still leave one row; its ``WHERE`` refuses stale updates
+  (older ``updatedAt``) and touches nothing once a row is sending or final. No row back = duplicate.
+- ``claim`` is one ``UPDATE … WHERE rowid IN (SELECT … LIMIT n) RETURNING``: a row moves to
+  ``sending`` under a fresh lease token in a single statement, so two senders (the webhook's
+  ``waitUntil`` and the cron sweep) can never both get it. A lease that runs out (the Worker died
+  mid-send) makes the row claimable again.
+- ``finish`` only writes where the lease token still matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from relay.core.capi import EXPIRE_MARGIN, WINDOW
+from relay.core.ports import Database
+from relay.outbox.rows import Claimed, Finished, NewRow, ShopState
+
+_RECORD = """
+INSERT INTO outbox (shop, order_id, event_name, order_number, event_id, event_time, state, payment_status,
+                    order_updated_at, payload, match_keys, needs_lines, source, attempts, next_attempt_at,
+                    last_error, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+ON CONFLICT (shop, order_id, event_name) DO UPDATE SET
+    state = CASE WHEN outbox.state = 'retry' AND excluded.state = 'due' THEN 'retry' ELSE excluded.state END,
+    next_attempt_at = CASE WHEN outbox.state IN ('due', 'retry') AND excluded.state = 'due'
+                           THEN outbox.next_attempt_at ELSE excluded.next_attempt_at END,
+    payment_status = excluded.payment_status,
+    order_updated_at = COALESCE(excluded.order_updated_at, outbox.order_updated_at),
+    payload = excluded.payload,
+    match_keys = excluded.match_keys,
+    needs_lines = excluded.needs_lines,
+    last_error = CASE WHEN excluded.last_error IS NULL THEN outbox.last_error ELSE excluded.last_error END,
+    updated_at = excluded.updated_at
+WHERE outbox.state IN ('waiting', 'due', 'retry', 'skipped')
+  AND (excluded.order_updated_at IS NULL OR outbox.order_updated_at IS NULL
+       OR excluded.order_updated_at >= outbox.order_updated_at)
+  AND (outbox.state <> excluded.state OR outbox.payload <> excluded.payload)
+RETURNING state
+"""
+
+_CLAIM = """
+UPDATE outbox
+SET state = 'sending', lease_token = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
+WHERE rowid IN (
+    SELECT id FROM (
+        SELECT rowid AS id, next_attempt_at AS t, order_id FROM outbox
+        WHERE shop = ?{order} AND state IN ('due', 'retry') AND next_attempt_at <= ? AND event_time > ?
+        UNION ALL
+        SELECT rowid, lease_until, order_id FROM outbox
+        WHERE shop = ?{order} AND state = 'sending' AND lease_until <= ? AND event_time > ?
+    ) ORDER BY t, order_id LIMIT ?
+)
+RETURNING order_id, event_name, order_number, event_id, event_time, payload, needs_lines, attempts, match_keys
+"""
+# Two shapes of one statement, one for the webhook's order and one for the sweep, so that each finds
+# its rows through an index. Neither ever claims an event past Meta's window: the sweep marks those
+# ``expired`` (``expire``), and the webhook path need not spend a call on that first.
+_CLAIM_DUE = _CLAIM.format(order="")
+_CLAIM_ORDER = _CLAIM.format(order=" AND order_id = ?")
+
+_FINISH = """
+UPDATE outbox
+SET state = ?, payload = ?, next_attempt_at = ?, last_status = ?, last_code = ?, last_subcode = ?,
+    last_fbtrace_id = ?, last_error = ?, sent_at = ?, lease_token = NULL, lease_until = NULL, updated_at = ?
+WHERE shop = ? AND order_id = ? AND event_name = ? AND lease_token = ?
+"""
+
+RETENTION = 90 * 24 * 3600   # how long the outbox keeps an order, by its event_time (as long as the R2 logs)
+
+_DELETE_OLD = """
+DELETE FROM outbox WHERE event_time < ? AND state NOT IN ('due', 'retry', 'sending')
+"""
+
+_BROWSER_FIELDS = "'$.user_data.client_ip_address', '$.user_data.client_user_agent'"
+
+_EXPIRE = f"""
+UPDATE outbox
+SET state = 'expired', lease_token = NULL, lease_until = NULL, updated_at = ?,
+    payload = json_remove(payload, {_BROWSER_FIELDS}),
+    last_error = 'older than Meta''s 7-day event_time window; not sent'
+WHERE shop = ? AND event_time <= ?
+  AND (state IN ('due', 'retry') OR (state = 'sending' AND lease_until <= ?))
+RETURNING order_id, event_id
+"""
+
+# Rows that can no longer be sent keep no IP address or user agent (Meta's only unhashed personal data).
+_FORGET_BROWSER = f"""
+UPDATE outbox
+SET payload = json_remove(payload, {_BROWSER_FIELDS})
+WHERE has_browser AND event_time <= ? AND (shop = ? OR ? IS NULL)
+  AND state NOT IN ('due', 'retry', 'sending')
+"""
+
+
+class Ledger:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(self, row: NewRow, now: int) -> str | None:
+        """Store or update an order's event; the new state, or ``None`` when nothing changed (a duplicate)."""
+        result = await self.db.run(_RECORD, (
+            row.shop, row.order_id, row.event_name, row.order_number, row.event_id, row.event_time, row.state,
+            row.payment_status, row.order_updated_at, row.payload, row.match_keys, int(row.needs_lines),
+            row.source, now if row.state == "due" else None, row.last_error, now, now,
+        ))
+        return result.rows[0]["state"] if result.rows else None
+
+    async def expire(self, shop: str, now: int) -> list[dict[str, Any]]:
+        """Open rows about to leave Meta's window become ``expired`` before they can poison a request,
+        and every row past the window forgets the shopper's IP address and user agent."""
+        cutoff = now - (WINDOW - EXPIRE_MARGIN)
+        expired, _ = await self.db.batch([(_EXPIRE, (now, shop, cutoff, now)), (_FORGET_BROWSER, (cutoff, shop, shop))])
+        return expired.rows
+
+    async def claim(self, shop: str, now: int, token: str, lease_seconds: int, limit: int,
+                    order_id: int | None = None) -> list[Claimed]:
+        head, cutoff = (token, now + lease_seconds, now), now - (WINDOW - EXPIRE_MARGIN)
+        if order_id is None:
+            result = await self.db.run(_CLAIM_DUE, (*head, shop, now, cutoff, shop, now, cutoff, limit))
+        else:
+            result = await self.db.run(
+                _CLAIM_ORDER, (*head, shop, order_id, now, cutoff, shop, order_id, now, cutoff, limit))
+        return [
+            Claimed(
+                order_id=int(r["order_id"]), event_name=r["event_name"], order_number=r["order_number"],
+                event_id=r["event_id"], event_time=int(r["event_time"]), payload=r["payload"],
+                needs_lines=bool(r["needs_lines"]), attempts=int(r["attempts"]), match_keys=r["match_keys"],
+            )
+            for r in result.rows
+        ]
+
+    async def finish(self, shop: str, token: str, now: int, results: Sequence[Finished]) -> None:
+        if not results:
+            return
+        await self.db.batch([
+            (_FINISH, (f.state, f.payload, f.next_attempt_at, f.status, f.code, f.subcode, f.fbtrace_id, f.error,
+                       f.sent_at, now, shop, f.order_id, f.event_name, token))
+            for f in results
+        ])
+
+    async def get(self, shop: str, order_id: int, event_name: str = "Purchase") -> dict[str, Any] | None:
+        result = await self.db.run(
+            "SELECT * FROM outbox WHERE shop = ? AND order_id = ? AND event_name = ?", (shop, order_id, event_name))
+        return result.rows[0] if result.rows else None
+
+    async def rows(self, shop: str | None = None) -> list[dict[str, Any]]:
+        result = await self.db.run(
+            "SELECT * FROM outbox WHERE shop = ? OR ? IS NULL ORDER BY shop, order_id", (shop, shop))
+        return result.rows
+
+    async def shop_state(self, shop: str) -> ShopState:
+        result = await self.db.run("SELECT * FROM shops WHERE shop = ?", (shop,))
+        if not result.rows:
+            return ShopState(shop)
+        r = result.rows[0]
+        return ShopState(shop, r["currency"], r["currency_at"], r["held_until"], r["held_token"], r["held_reason"])
+
+    async def save_currency(self, shop: str, currency: str, now: int) -> None:
+        await self.db.run(
+            "INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (shop) DO UPDATE SET currency = excluded.currency, currency_at = excluded.currency_at, "
+            "updated_at = excluded.updated_at", (shop, currency, now, now))
+
+    async def hold(self, shop: str, until: int, token_fingerprint: str, reason: str, now: int) -> None:
+        await self.db.run(
+            "INSERT INTO shops (shop, held_until, held_token, held_reason, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (shop) DO UPDATE SET held_until = excluded.held_until, held_token = excluded.held_token, "
+            "held_reason = excluded.held_reason, updated_at = excluded.updated_at",
+            (shop, until, token_fingerprint, reason, now))
+
+    async def release(self, shop: str, now: int) -> None:
+        """Lift a hold and make the shop's waiting retries due now (its token was replaced)."""
+        await self.db.batch([
+            ("UPDATE shops SET held_until = NULL, held_token = NULL, held_reason = NULL, updated_at = ? "
+             "WHERE shop = ?", (now, shop)),
+            ("UPDATE outbox SET next_attempt_at = ?, updated_at = ? WHERE shop = ? AND state = 'retry'",
+             (now, now, shop)),
+        ])
+
+
+
+
+def record_params(row: NewRow, now: int) -> tuple[Any, ...]:
+    return (
+        row.shop, row.order_id, row.event_name, row.order_number, row.event_id, row.event_time, row.state,
+        row.payment_status, row.order_updated_at, row.payload, row.match_keys, int(row.needs_lines),
+        row.source, now if row.state == "due" else None, row.last_error, now, now,
+    )

@@ -1,0 +1,75 @@
+"""HTTP routes, identical in the Worker and in ``relay serve`` (DESIGN.md §4).
+
+``handle`` takes a plain request and returns a plain response plus the work to do after answering
+(the Worker hands it to ``ctx.waitUntil``; the local server runs it as a task).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from relay.core.errors import BodyTooLargeError, RelayError
+from relay.jobs import delivery, intake
+from relay.jobs.runtime import Runtime
+from relay.web import dashboard, status
+from relay.web.http import Request, Response, error
+
+logger = logging.getLogger("relay")
+
+MAX_BODY_BYTES = 2 * 1024 * 1024   # a 250-line order is ~1 MB; anything bigger is not a Lightspeed order
+
+
+async def handle(rt: Runtime, request: Request) -> Response:
+    try:
+        return await _route(rt, request)
+    except RelayError as exc:
+        return error(exc.http_status, str(exc))
+    except Exception as exc:  # a bug must still answer JSON, and must not echo data into the answer
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error(500, f"internal error ({type(exc).__name__}); nothing was sent. The cron backfill will "
+                           "pick the order up; please report this with the Worker's log")
+
+
+async def _route(rt: Runtime, request: Request) -> Response:
+    path = request.path.rstrip("/") or "/"
+    if path == "/health":
+        if request.method not in ("GET", "HEAD"):
+            return error(405, "use GET /health", Allow="GET, HEAD")
+        return Response(200, {"status": "ok"})
+    if path == "/status":                      
+        return await status.respond(rt, request)
+    if path == "/dashboard":
+        return await dashboard.respond(rt, request)
+    if path != "/":
+        return error(404, "no such route; Lightspeed webhooks go to POST /?shop=<name>")
+    if request.method != "POST":
+        return error(405, "webhooks must be POSTed to /?shop=<name>", Allow="POST")
+    shop = request.query.get("shop")
+    if not shop:
+        return error(404, "add ?shop=<name> to the webhook address; <name> is the prefix of that shop's variables")
+    body = await _read_limited(request)
+    result = await intake.receive_webhook(rt, shop, request.headers, body)
+    response = Response(200, result.body)
+    if result.should_send:
+        response.after.append(_send_after(rt, result))
+    else:
+        response.after.append(rt.log.flush(rt.blobs, rt.clock()))
+    return response
+
+
+async def _send_after(rt: Runtime, result: intake.WebhookResult) -> None:
+    """The ``waitUntil`` step: send this order now; whatever fails here, the cron sweep picks up."""
+    try:
+        await delivery.send_due(rt, result.shop, order_id=result.order_id)
+    finally:
+        await rt.log.flush(rt.blobs, rt.clock())
+
+
+async def _read_limited(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyTooLargeError(f"body is over {MAX_BODY_BYTES} bytes; this is not a Lightspeed order webhook")
+    body = await request.read_body()
+    if len(body) > MAX_BODY_BYTES:
+        raise BodyTooLargeError(f"body is over {MAX_BODY_BYTES} bytes; this is not a Lightspeed order webhook")
+    return body

@@ -1,0 +1,271 @@
+"""``GET /status``: per shop, what happened to its orders, from the ledger, behind ``ADMIN_TOKEN``.
+
+The figures answer "did Meta get last night's orders?" without reading code: counts by ledger state
+for orders placed in the last 24 h and 7 d, the oldest order still waiting (unpaid) or retrying, the
+last success, the last standing error, match-key coverage, the backfill cursor and its lag, the Graph
+API version, the latest token check (relay.jobs.health), and sentences for whatever needs acting on.
+
+Every query covers all shops at once, so the page costs the same handful of D1 queries for one shop
+or twenty (a free-plan invocation may make 50). /dashboard renders the same dictionary as HTML.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from relay.core.config import Shop, load_shop, prefix_of, scan_shops
+from relay.jobs import health, runtime
+from relay.outbox.rows import STATES
+from relay.web.http import Request, Response
+
+DAY = 86400
+CHART_DAYS = 14
+RETRY_WARN_AGE = 6 * 3600
+MIN_ADMIN_TOKEN = 16
+SET_ADMIN_TOKEN = ("set it with `npx wrangler secret put ADMIN_TOKEN` (for relay serve: ADMIN_TOKEN=... in the "
+                   "--env-file); make it 32+ random characters, e.g. `openssl rand -hex 32`")
+BACKFILL_WARN_LAG = 3 * 3600
+
+
+# --- who may look -------------------------------------------------------------------------------------------
+
+
+def admin_problem(env_admin: Any) -> str | None:
+    """Why the admin routes are closed, or ``None`` when ``ADMIN_TOKEN`` is usable."""
+    if env_admin is None:
+        return "ADMIN_TOKEN is not set, so the status routes are closed; " + SET_ADMIN_TOKEN
+    if len(env_admin.reveal()) < MIN_ADMIN_TOKEN:
+        return f"ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN} characters, so the status routes are closed; " + \
+            SET_ADMIN_TOKEN
+    return None
+
+
+def bearer_ok(env_admin: Any, headers: Mapping[str, str]) -> bool:
+    """``Authorization: Bearer <ADMIN_TOKEN>``, compared in constant time."""
+    if env_admin is None or admin_problem(env_admin):
+        return False
+    scheme, _, given = (headers.get("authorization") or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), env_admin.reveal().encode())
+
+
+def unauthorized(env_admin: Any) -> Response:
+    message = admin_problem(env_admin) or "send Authorization: Bearer <ADMIN_TOKEN> (the token, not in the URL)"
+    return Response(401, {"status": "error", "error": message},
+                    {"WWW-Authenticate": 'Bearer realm="relay status"', "Cache-Control": "no-store"})
+
+
+async def respond(rt: runtime.Runtime, request: Request) -> Response:
+    if request.method != "GET":
+        return Response(405, {"status": "error", "error": "use GET /status[?shop=<name>]"}, {"Allow": "GET"})
+    admin = rt.settings.admin_token
+    if not bearer_ok(admin, request.headers):
+        return unauthorized(admin)
+    report = await collect(rt, request.query.get("shop") or None)
+    return Response(200, report, {"Cache-Control": "no-store"})
+
+
+# --- the figures --------------------------------------------------------------------------------------------
+
+
+async def collect(rt: runtime.Runtime, only: str | None = None) -> dict[str, Any]:
+    """The status of every configured shop (or ``only`` that one; unknown → ``UnknownShopError``, 404)."""
+    now = rt.now()
+    shops, problems = scan_shops(rt.env, rt.env_names)
+    if only is not None:
+        name = only.lower()
+        prefix_of(name)
+        shops = [s for s in shops if s.name == name]
+        problems = {k: v for k, v in problems.items() if k == name}
+        if not shops and not problems:
+            load_shop(rt.env, name)          # raises the 404 that names the variables to set
+    names = [s.name for s in shops] + sorted(problems)
+    figures = await _figures(rt, names, now)
+    version = rt.settings.meta_api_version
+    entries = [_shop_entry(shop, figures, now, version) for shop in shops]
+    entries += [_problem_entry(name, problems[name], figures, now, version) for name in sorted(problems)]
+    entries.sort(key=lambda e: e["shop"])
+    return {
+        "status": "ok" if all(e["ok"] for e in entries) else "attention",
+        "generated_at": iso(now),
+        "graph_api_version": version,
+        "shops": entries,
+    }
+
+
+async def _figures(rt: runtime.Runtime, names: Sequence[str], now: int) -> dict[str, dict[str, Any]]:
+    """One dict per shop name, filled by a fixed number of queries over all shops."""
+    fig: dict[str, dict[str, Any]] = {n: _empty(now) for n in names}
+    db = rt.db
+    rows = (await db.run(
+        "SELECT shop, state, SUM(event_time >= ?) AS d1, COUNT(*) AS d7 FROM outbox WHERE event_time >= ? "
+        "GROUP BY shop, state", (now - DAY, now - 7 * DAY))).rows
+    for r in rows:
+        if r["shop"] in fig:
+            fig[r["shop"]]["counts"]["24h"][r["state"]] = int(r["d1"] or 0)
+            fig[r["shop"]]["counts"]["7d"][r["state"]] = int(r["d7"] or 0)
+    rows = (await db.run(
+        "SELECT shop, state, order_id, MIN(event_time) AS t FROM outbox WHERE state IN ('waiting', 'retry') "
+        "GROUP BY shop, state")).rows
+    for r in rows:
+        if r["shop"] in fig:
+            key = "oldest_waiting" if r["state"] == "waiting" else "oldest_retrying"
+            fig[r["shop"]][key] = {"order_id": int(r["order_id"]), "placed_at": iso(int(r["t"])),
+                                   "age_seconds": max(0, now - int(r["t"]))}
+    for r in (await db.run("SELECT shop, MAX(sent_at) AS t FROM outbox WHERE state = 'sent' GROUP BY shop")).rows:
+        if r["shop"] in fig and r["t"] is not None:
+            fig[r["shop"]]["last_success_at"] = iso(int(r["t"]))
+    rows = (await db.run(
+        "SELECT shop, order_id, state, last_status, last_code, last_subcode, last_fbtrace_id, last_error, "
+        "MAX(updated_at) AS t FROM outbox WHERE state IN ('retry', 'failed', 'expired') AND last_error IS NOT NULL "
+        "GROUP BY shop")).rows
+    for r in rows:
+        if r["shop"] in fig:
+            fig[r["shop"]]["last_error"] = {
+                "at": iso(int(r["t"])), "order_id": int(r["order_id"]), "state": r["state"],
+                "status": r["last_status"], "code": r["last_code"], "subcode": r["last_subcode"],
+                "fbtrace_id": r["last_fbtrace_id"], "message": r["last_error"]}
+    rows = (await db.run(
+        "SELECT shop, match_keys, COUNT(*) AS n FROM outbox WHERE event_time >= ? AND state <> 'skipped' "
+        "GROUP BY shop, match_keys", (now - 7 * DAY,))).rows
+    for r in rows:
+        if r["shop"] in fig:
+            keys = fig[r["shop"]]["match_keys"]
+            keys["events"] += int(r["n"])
+            for key in filter(None, (r["match_keys"] or "").split(",")):
+                keys["coverage"][key] = keys["coverage"].get(key, 0) + int(r["n"])
+    first_day = now // DAY - (CHART_DAYS - 1)
+    rows = (await db.run(
+        "SELECT shop, state, (CASE WHEN state = 'sent' THEN sent_at ELSE updated_at END) / 86400 AS day, "
+        "COUNT(*) AS n FROM outbox WHERE state IN ('sent', 'failed', 'expired') "
+        "AND (CASE WHEN state = 'sent' THEN sent_at ELSE updated_at END) >= ? GROUP BY shop, state, day",
+        (first_day * DAY,))).rows
+    for r in rows:
+        if r["shop"] in fig and r["day"] is not None:
+            day = fig[r["shop"]]["daily"][int(r["day"]) - first_day]
+            day["sent" if r["state"] == "sent" else "failed"] += int(r["n"])
+    for r in (await db.run("SELECT * FROM shops")).rows:
+        if r["shop"] in fig and r["held_until"] is not None and int(r["held_until"]) > now:
+            fig[r["shop"]]["held"] = {"until": iso(int(r["held_until"])), "reason": r["held_reason"]}
+    for name, row in (await health.stored(db)).items():
+        if name in fig:
+            fig[name]["health_row"] = row
+    for name, r in (await backfill_progress(rt)).items():
+        if name in fig:
+            cursor = r.get("cursor")
+            fig[name]["backfill"] = {
+                "cursor": iso(int(cursor)) if cursor is not None else None,
+                "lag_seconds": max(0, now - int(cursor)) if cursor is not None else None,
+                "listing": r.get("run_page") is not None, "last_error": r.get("last_error")}
+    return fig
+
+
+def _empty(now: int) -> dict[str, Any]:
+    first_day = now // DAY - (CHART_DAYS - 1)
+    return {
+        "counts": {"24h": dict.fromkeys(STATES, 0), "7d": dict.fromkeys(STATES, 0)},
+        "oldest_waiting": None, "oldest_retrying": None, "last_success_at": None, "last_error": None,
+        "held": None, "match_keys": {"events": 0, "coverage": {}},
+        "backfill": {"cursor": None, "lag_seconds": None, "listing": False, "last_error": None},
+        "daily": [{"date": iso((first_day + i) * DAY)[:10], "sent": 0, "failed": 0} for i in range(CHART_DAYS)],
+        "health_row": None,
+    }
+
+
+def _shop_entry(shop: Shop, fig: dict[str, dict[str, Any]], now: int, version: str) -> dict[str, Any]:
+    f = fig[shop.name]
+    row = f.pop("health_row")
+    found = config_warnings(shop) + health.warnings(shop, row, now)
+    served = row["served_version"] if row and row["graph_version"] == version else None
+    version_note = health.version_warning(version, served, datetime.fromtimestamp(now, UTC).date())
+    if version_note:
+        found.append(version_note)
+    found += _delivery_warnings(shop.name, f, now)
+    return {"shop": shop.name, "ok": not found, "warnings": found, "config_error": None, **_finish(f),
+            "graph_api_version": version, "health": _health_view(row, now)}
+
+
+def config_warnings(shop: Shop) -> list[str]:
+    """Settings that are valid but cost match quality or send events to the wrong place."""
+    out = []
+    if not shop.shop_url:
+        out.append(f"{shop.prefix}SHOP_URL is not set: website events go without event_source_url, which Meta "
+                   "asks for on website events; set it to the shop's https:// address")
+    if shop.test_event_code:
+        out.append(f"{shop.prefix}META_TEST_EVENT_CODE is set: events are marked as test events; remove it once "
+                   "Events Manager shows them")
+    return out
+
+
+def _problem_entry(name: str, problem: str, fig: dict[str, dict[str, Any]], now: int,
+                   version: str) -> dict[str, Any]:
+    f = fig[name]
+    row = f.pop("health_row")
+    return {"shop": name, "ok": False, "warnings": [problem] + _delivery_warnings(name, f, now),
+            "config_error": problem, **_finish(f), "graph_api_version": version, "health": _health_view(row, now)}
+
+
+def _finish(f: dict[str, Any]) -> dict[str, Any]:
+    keys = f["match_keys"]
+    events = keys["events"]
+    keys["coverage"] = {k: round(n / events, 3) for k, n in sorted(keys["coverage"].items())} if events else {}
+    return f
+
+
+def _delivery_warnings(name: str, f: dict[str, Any], now: int) -> list[str]:
+    out = []
+    if f["held"]:
+        out.append(f"sending is held until {f['held']['until']}: {f['held']['reason']}; events stay queued")
+    failed = f["counts"]["24h"]["failed"]
+    if failed:
+        out.append(f"{failed} event(s) of the last 24 h failed for good: see last_error and the delivery log "
+                   f"(relay logs --shop {name})")
+    lag = f["backfill"]["lag_seconds"]
+    if lag is not None and lag > BACKFILL_WARN_LAG:
+        why = f": {f['backfill']['last_error']}" if f["backfill"]["last_error"] else ""
+        out.append(f"the backfill is {lag // 3600} h behind (cursor {f['backfill']['cursor']}){why}")
+    retrying = f["oldest_retrying"]
+    if retrying and retrying["age_seconds"] > RETRY_WARN_AGE and not f["held"]:
+        out.append(f"order {retrying['order_id']} has been retrying since {retrying['placed_at']}: see last_error")
+    return out
+
+
+def _health_view(row: dict[str, Any] | None, now: int) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    expires = row["token_expires_at"]
+    state = row["token_state"]
+    if state in ("ok", "expiring") and expires:
+        state = "invalid" if expires <= now else "expiring" if expires - now <= health.WARN_DAYS * DAY else "ok"
+    return {
+        "checked_at": iso(int(row["checked_at"])),
+        "meta_token": {"state": state, "expires_at": None if not expires else iso(int(expires)),
+                       "never_expires": expires == 0,
+                       "issued_at": iso(int(row["token_issued_at"])) if row["token_issued_at"] else None,
+                       "scopes": [s for s in row["token_scopes"].split(",") if s],
+                       "code": row["token_code"], "error": row["token_error"]},
+        "lightspeed": {"state": row["lightspeed_state"], "status": row["lightspeed_status"],
+                       "error": row["lightspeed_error"]},
+        "served_version": row["served_version"],
+    }
+
+
+async def backfill_progress(rt: runtime.Runtime) -> dict[str, dict[str, Any]]:
+    """Each shop's row of the backfill's ``backfill`` table (migrations/0002_backfill.sql), when it exists.
+
+    ``cursor`` is the time (unix s) before which every updated order is in the outbox; the lag is how
+    far that trails now. A database without the table (the backfill not deployed yet) shows ``null``.
+    """
+    exists = (await rt.db.run("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'backfill'")).rows
+    if not exists:
+        return {}
+    rows = (await rt.db.run("SELECT * FROM backfill")).rows
+    return {str(r["shop"]): r for r in rows}
+
+
+def iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

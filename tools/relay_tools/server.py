@@ -1,0 +1,201 @@
+"""``relay serve``: the Worker's routes on uvicorn, with SQLite for D1, a folder for R2, httpx for fetch.
+
+After each accepted webhook the send runs as a task once the answer is out (``waitUntil``), and a
+timer sweeps due retries as the cron trigger does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import uvicorn
+
+from relay.jobs import cron, delivery, health, runtime
+from relay.web import routes
+from relay_tools.edges import FolderBlobs, HttpxClient
+from relay_tools.sqlite import SqliteDatabase
+
+logger = logging.getLogger("relay")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class LocalRelay:
+    """The relay as an ASGI application over local edges."""
+
+    def __init__(self, env: Mapping[str, str], db_path: str | Path, logs_root: str | Path | None = None,
+                 clock: Callable[[], float] = time.time, rand: Callable[[], float] = random.random,
+                 sweep_interval: float | None = 60.0) -> None:
+        self.env = dict(env)
+        self.db = SqliteDatabase(db_path)
+        self.db.migrate()
+        self.http = HttpxClient()
+        self.blobs = FolderBlobs(logs_root) if logs_root is not None else None
+        self.clock = clock
+        self.rand = rand
+        self.sweep_interval = sweep_interval
+        self.pending: set[asyncio.Task[Any]] = set()
+        self.sweeps = 0
+
+    def runtime(self) -> runtime.Runtime:
+        return runtime.Runtime(env=self.env, db=self.db, http=self.http, blobs=self.blobs, clock=self.clock,
+                               random=self.rand)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+        async def read_body() -> bytes:
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > routes.MAX_BODY_BYTES:
+                    return b"\0" * size   # over the limit: handle() answers 413 without looking inside
+                chunks.append(chunk)
+                if not message.get("more_body"):
+                    return b"".join(chunks)
+
+        request = routes.Request(
+            method=scope["method"], path=scope["path"],
+            query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
+            headers=headers, read_body=read_body)
+        response = await routes.handle(self.runtime(), request)
+        body = response.encoded()
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": [(b"content-type", response.content_type.encode()),
+                                (b"content-length", str(len(body)).encode())]
+                    + [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]})
+        await send({"type": "http.response.body", "body": body})
+        for work in response.after:
+            task = asyncio.create_task(work)
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for every send started after a response (tests and the demo use this)."""
+        while running := [task for task in self.pending if not task.done()]:
+            # a finished task leaves ``pending`` only when its done-callback runs, so wait for the
+            # unfinished ones: awaiting finished ones would never yield and spin forever
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def sweep(self) -> dict[str, delivery.SendReport]:
+        rt = self.runtime()
+        try:
+            return await cron.sweep(rt)
+        finally:
+            await rt.log.flush(self.blobs, self.clock())
+
+    async def timer_tick(self) -> None:
+        """What the cron trigger does besides the listing: the daily token and key check, then the sweep."""
+        rt = self.runtime()
+        try:
+            await health.run_daily(rt)
+        except Exception:  # a broken health check must not stop orders from being sent
+            logger.exception("daily health check failed; the retry sweep runs anyway")
+        finally:
+            await rt.log.flush(self.blobs, self.clock())
+        await self.sweep()
+
+    async def sweeper(self) -> None:
+        while self.sweep_interval:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.timer_tick()
+                self.sweeps += 1
+            except Exception:  # a failed sweep must not stop the timer; the next one retries
+                logger.exception("retry sweep failed; trying again in %s s", self.sweep_interval)
+
+    async def serve(self, sock: socket.socket, ready: threading.Event | None = None) -> None:
+        config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False,
+                                timeout_graceful_shutdown=5)
+        server = uvicorn.Server(config)
+        self.server = server
+        sweeper = asyncio.create_task(self.sweeper())
+        if ready is not None:
+            asyncio.get_running_loop().call_soon(ready.set)
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            sweeper.cancel()
+            await self.drain()
+            await self.http.aclose()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+class ServerThread:
+    """A ``LocalRelay`` served on loopback from a background thread, for tests and the demo."""
+
+    def __init__(self, relay: LocalRelay) -> None:
+        self.relay = relay
+        self.sock = bind()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.relay.serve(self.sock, self.ready))
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        if not self.ready.wait(10):
+            raise RuntimeError("local relay did not start within 10 s")
+        return self
+
+    def call(self, coro: Awaitable[Any]) -> Any:
+        """Run a coroutine on the server's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)  # type: ignore[arg-type]
+
+    def drain(self) -> None:
+        self.call(self.relay.drain())
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(setattr, self.relay.server, "should_exit", True)
+            self.thread.join(60)
+        if not self.thread.is_alive():
+            self.loop.close()
+        self.sock.close()
+        self.relay.close()
