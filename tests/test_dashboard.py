@@ -10,7 +10,7 @@ import pytest
 from conftest import order_body, shop_env, signed_headers
 from relay.core.config import Secret
 from relay.jobs import health
-from relay.web import dashboard
+from relay.web import auth
 from relay_tools.fakes import graph_error
 
 ADMIN = "admin-token-for-dashboard-51d8e0"
@@ -59,7 +59,7 @@ def test_the_login_form_sets_a_strict_cookie_holding_an_hmac_not_the_token(relay
     value = cookie_of(answer).split("=", 1)[1]
     assert ADMIN not in set_cookie
     assert re.fullmatch(r"\d+\.[0-9a-f]{64}", value)
-    assert value == dashboard.session_value(Secret(ADMIN), int(clock.now) + dashboard.SESSION_SECONDS)
+    assert value == auth.session_value(Secret(ADMIN), int(clock.now) + auth.SESSION_SECONDS)
     page = get(relay, {"Cookie": cookie_of(answer)})
     assert page.status_code == 200 and "<h2>vik" in page.text
 
@@ -78,10 +78,10 @@ def test_forged_expired_or_foreign_cookies_are_refused(relay, clock):
     later = str(int(expires) + 3600)
     for cookie in (f"{name}={later}.{mac}",                                            # stretched expiry
                    f"{name}={expires}.{'0' * 64}",                                    # made-up MAC
-                   f"{name}={dashboard.session_value(Secret('some-other-admin-token'), int(expires))}",
+                   f"{name}={auth.session_value(Secret('some-other-admin-token'), int(expires))}",
                    f"{name}={ADMIN}"):                                                 # the token itself
         assert get(relay, {"Cookie": cookie}).status_code == 401, cookie
-    clock.advance(dashboard.SESSION_SECONDS + 1)
+    clock.advance(auth.SESSION_SECONDS + 1)
     assert get(relay, {"Cookie": good}).status_code == 401
 
 

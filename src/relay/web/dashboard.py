@@ -1,28 +1,19 @@
 """``/dashboard``: the status figures as one HTML page a shop owner can read on a phone.
 
 Server-rendered from the same dictionary as ``GET /status`` (relay.web.status.collect); no script, no build
-step, every value escaped. Access is ``ADMIN_TOKEN``, given either as ``Authorization: Bearer`` or
-once through the login form (a POST, so the token never sits in a URL, a browser history or a log).
-The form sets a cookie holding an expiry and an HMAC keyed with the token, never the token itself:
-HttpOnly, Secure, SameSite=Strict, scoped to /dashboard. Replacing ADMIN_TOKEN logs every browser out.
+step, every value escaped. Who may look, the login form's handling, the cookie and the CSRF field of
+every form are relay.web.auth's; this module only renders.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from html import escape
 from typing import Any
-from urllib.parse import parse_qs
 
-from relay.core.config import Secret
 from relay.jobs import runtime
-from relay.web import status
+from relay.web import auth, status
 from relay.web.http import Request, Response
 
-COOKIE = "relay_dashboard"
-SESSION_SECONDS = 12 * 3600
-MAX_FORM_BYTES = 4096
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -33,75 +24,34 @@ SECURITY_HEADERS = {
 HTML = "text/html; charset=utf-8"
 
 
-# --- the session cookie -------------------------------------------------------------------------------------
-
-
-def session_value(admin: Secret, expires: int) -> str:
-    mac = hmac.new(admin.reveal().encode(), f"relay-dashboard|{expires}".encode(), hashlib.sha256).hexdigest()
-    return f"{expires}.{mac}"
-
-
-def session_ok(admin: Secret | None, cookie_header: str | None, now: int) -> bool:
-    if admin is None or status.admin_problem(admin) or not cookie_header:
-        return False
-    for part in cookie_header.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name != COOKIE:
-            continue
-        expires, _, _ = value.partition(".")
-        if expires.isdigit() and int(expires) > now and \
-                hmac.compare_digest(value.encode(), session_value(admin, int(expires)).encode()):
-            return True
-    return False
-
-
-def _cookie(value: str, max_age: int) -> str:
-    return f"{COOKIE}={value}; Max-Age={max_age}; Path=/dashboard; HttpOnly; Secure; SameSite=Strict"
-
-
 # --- the route ----------------------------------------------------------------------------------------------
 
 
 async def respond(rt: runtime.Runtime, request: Request) -> Response:
-    admin = rt.settings.admin_token
-    now = rt.now()
     if request.method == "POST":
-        return await _post(rt, request, admin, now)
+        return await _post(rt, request)
     if request.method != "GET":
         return Response(405, {"status": "error", "error": "use GET /dashboard (or POST the login form)"},
                         {"Allow": "GET, POST"})
-    if not (status.bearer_ok(admin, request.headers) or session_ok(admin, request.headers.get("cookie"), now)):
-        return _page(401, login_page(status.admin_problem(admin)))
-    return _page(200, render(await status.collect(rt)))
+    who = await auth.access(rt, request)
+    if who is None:
+        return _page(401, login_page(auth.admin_problem(rt.settings.admin_token)))
+    return _page(200, render(await status.collect(rt), who))
 
 
-async def _post(rt: runtime.Runtime, request: Request, admin: Secret | None, now: int) -> Response:
-    declared = request.headers.get("content-length", "")
-    if declared.strip().isdigit() and int(declared) > MAX_FORM_BYTES:
+async def _post(rt: runtime.Runtime, request: Request) -> Response:
+    form = await auth.read_form(request)
+    if form is None:
         return _page(413, login_page("That form was too large."))
-    body = await request.read_body()
-    if len(body) > MAX_FORM_BYTES:
-        return _page(413, login_page("That form was too large."))
-    form = parse_qs(body.decode("utf-8", "replace"))
-    if form.get("action") == ["logout"]:
-        response = _page(303, "")
-        response.headers.update({"Location": "/dashboard", "Set-Cookie": _cookie("", 0)})
-        return response
-    problem = status.admin_problem(admin)
-    if admin is None or problem:
-        return _page(401, login_page(problem))
-    given = (form.get("token") or [""])[0].strip()
-    if not hmac.compare_digest(given.encode(), admin.reveal().encode()):
-        return _page(401, login_page("That is not the ADMIN_TOKEN. Paste the value you set as the Worker secret."))
-    expires = now + SESSION_SECONDS
-    response = _page(303, "")
-    response.headers.update({"Location": "/dashboard", "Set-Cookie": _cookie(session_value(admin, expires),
-                                                                             SESSION_SECONDS)})
-    return response
+    outcome = await auth.sign_in_or_out(rt, request, form)
+    if outcome is None:
+        return _page(400, login_page("That form is not one this page knows."))
+    page = "" if outcome.status == 303 else login_page(outcome.message)
+    return _page(outcome.status, page, outcome.headers)
 
 
-def _page(code: int, text: str) -> Response:
-    return Response(code, {}, dict(SECURITY_HEADERS), text=text, content_type=HTML)
+def _page(code: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(code, {}, {**SECURITY_HEADERS, **(headers or {})}, text=text, content_type=HTML)
 
 
 # --- HTML ---------------------------------------------------------------------------------------------------
@@ -141,15 +91,15 @@ def login_page(message: str | None = None) -> str:
         "<code>/dashboard</code> or <code>/status</code> instead.</p></section>"))
 
 
-def render(report: dict[str, Any]) -> str:
-    """The whole page for a ``status.collect`` report."""
+def render(report: dict[str, Any], who: auth.Access) -> str:
+    """The whole page for a ``status.collect`` report, as ``who`` sees it (its forms carry their CSRF field)."""
     overall = report["status"] == "ok"
     head = (f"<h1>Relay status <span class=\"badge {'ok' if overall else 'warn'}\">"
             f"{'all good' if overall else 'needs attention'}</span></h1>"
             f"<p class=\"muted\">{escape(report['generated_at'])} (UTC) · Graph API "
             f"{escape(report['graph_api_version'])} · <a href=\"/dashboard\">refresh</a> · "
             "<form method=\"post\" action=\"/dashboard\"><input type=\"hidden\" name=\"action\" value=\"logout\">"
-            "<button type=\"submit\">sign out</button></form></p>")
+            f"{auth.csrf_input(who)}<button type=\"submit\">sign out</button></form></p>")
     shops = "".join(_shop(s) for s in report["shops"]) or \
         "<section><p>No shop is configured: set the five &lt;SHOP&gt;_* variables.</p></section>"
     return _doc("Relay status", head + shops)

@@ -11,62 +11,29 @@ or twenty (a free-plan invocation may make 50). /dashboard renders the same dict
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from relay.core.config import Shop, load_shop, prefix_of, scan_shops
 from relay.jobs import health, runtime
 from relay.outbox.rows import STATES
+from relay.web import auth
 from relay.web.http import Request, Response
 
 DAY = 86400
 CHART_DAYS = 14
 RETRY_WARN_AGE = 6 * 3600
-MIN_ADMIN_TOKEN = 16
-SET_ADMIN_TOKEN = ("set it with `npx wrangler secret put ADMIN_TOKEN` (for relay serve: ADMIN_TOKEN=... in the "
-                   "--env-file); make it 32+ random characters, e.g. `openssl rand -hex 32`")
 BACKFILL_WARN_LAG = 3 * 3600
-
-
-# --- who may look -------------------------------------------------------------------------------------------
-
-
-def admin_problem(env_admin: Any) -> str | None:
-    """Why the admin routes are closed, or ``None`` when ``ADMIN_TOKEN`` is usable."""
-    if env_admin is None:
-        return "ADMIN_TOKEN is not set, so the status routes are closed; " + SET_ADMIN_TOKEN
-    if len(env_admin.reveal()) < MIN_ADMIN_TOKEN:
-        return f"ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN} characters, so the status routes are closed; " + \
-            SET_ADMIN_TOKEN
-    return None
-
-
-def bearer_ok(env_admin: Any, headers: Mapping[str, str]) -> bool:
-    """``Authorization: Bearer <ADMIN_TOKEN>``, compared in constant time."""
-    if env_admin is None or admin_problem(env_admin):
-        return False
-    scheme, _, given = (headers.get("authorization") or "").strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode(), env_admin.reveal().encode())
-
-
-def unauthorized(env_admin: Any) -> Response:
-    message = admin_problem(env_admin) or "send Authorization: Bearer <ADMIN_TOKEN> (the token, not in the URL)"
-    return Response(401, {"status": "error", "error": message},
-                    {"WWW-Authenticate": 'Bearer realm="relay status"', "Cache-Control": "no-store"})
 
 
 async def respond(rt: runtime.Runtime, request: Request) -> Response:
     if request.method != "GET":
         return Response(405, {"status": "error", "error": "use GET /status[?shop=<name>]"}, {"Allow": "GET"})
-    admin = rt.settings.admin_token
-    if not bearer_ok(admin, request.headers):
-        return unauthorized(admin)
+    if not await auth.bearer(rt, request):
+        return auth.unauthorized(rt.settings.admin_token)
     report = await collect(rt, request.query.get("shop") or None)
-    return Response(200, report, {"Cache-Control": "no-store"})
+    return Response(200, report, {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 # --- the figures --------------------------------------------------------------------------------------------

@@ -1,0 +1,180 @@
+"""Who may see the admin routes (``/status``, ``/dashboard``): the ``ADMIN_TOKEN`` check, in one place.
+
+Two ways in. Scripts send ``Authorization: Bearer <ADMIN_TOKEN>``; a browser posts the token once
+through the login form (a POST, so it never sits in a URL, a history or a log) and gets a cookie
+holding an expiry and an HMAC keyed with the token, never the token itself: HttpOnly, Secure,
+SameSite=Strict, scoped to /dashboard. Replacing ADMIN_TOKEN logs every browser out.
+
+What a page needs from here:
+
+- ``await access(rt, request)``: an ``Access`` (bearer or signed-in browser) or ``None`` → show the login form.
+- ``await read_form(request)``: the posted form as a dict, or ``None`` when it is over ``MAX_FORM_BYTES`` (413).
+- ``await sign_in_or_out(rt, request, form)``: the ``Outcome`` of the login and sign-out forms, ``None`` for
+  any other form, which the page handles after ``await form_access(rt, request, form)`` says who posted it.
+- ``csrf_input(access)``: the hidden field every form a signed-in page renders must carry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
+
+from relay.core.config import Secret
+from relay.jobs import runtime
+from relay.web.http import Request, Response
+
+COOKIE = "relay_dashboard"
+SESSION_SECONDS = 12 * 3600
+MAX_FORM_BYTES = 4096
+MIN_ADMIN_TOKEN = 16
+SET_ADMIN_TOKEN = ("set it with `npx wrangler secret put ADMIN_TOKEN` (for relay serve: ADMIN_TOKEN=... in the "
+                   "--env-file); make it 32+ random characters, e.g. `openssl rand -hex 32`")
+_SESSION = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})", re.ASCII)
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who is looking: ``via`` is ``"bearer"`` or ``"session"``; ``csrf`` goes into every form of the page."""
+
+    via: str
+    csrf: str = ""
+
+
+@dataclass
+class Outcome:
+    """The answer to a login or sign-out form: a redirect (303) or a refusal to show on the login form."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    message: str | None = None
+
+
+# --- the token ----------------------------------------------------------------------------------------------
+
+
+def admin_problem(admin: Secret | None) -> str | None:
+    """Why the admin routes are closed, or ``None`` when ``ADMIN_TOKEN`` is usable."""
+    if admin is None:
+        return "ADMIN_TOKEN is not set, so the status routes are closed; " + SET_ADMIN_TOKEN
+    if len(admin.reveal()) < MIN_ADMIN_TOKEN:
+        return f"ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN} characters, so the status routes are closed; " + \
+            SET_ADMIN_TOKEN
+    return None
+
+
+def _usable(admin: Secret | None) -> Secret | None:
+    return admin if admin is not None and not admin_problem(admin) else None
+
+
+def _token_ok(admin: Secret, given: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "replace"), admin.reveal().encode())
+
+
+def _bearer_ok(admin: Secret | None, headers: Mapping[str, str]) -> bool:
+    usable = _usable(admin)
+    if usable is None:
+        return False
+    scheme, _, given = (headers.get("authorization") or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and _token_ok(usable, given.strip())
+
+
+async def bearer(rt: runtime.Runtime, request: Request) -> bool:
+    """``Authorization: Bearer <ADMIN_TOKEN>``, compared in constant time (the JSON routes take only this)."""
+    return _bearer_ok(rt.settings.admin_token, request.headers)
+
+
+def unauthorized(admin: Secret | None) -> Response:
+    message = admin_problem(admin) or "send Authorization: Bearer <ADMIN_TOKEN> (the token, not in the URL)"
+    return Response(401, {"status": "error", "error": message},
+                    {"WWW-Authenticate": 'Bearer realm="relay status"', "Cache-Control": "no-store",
+                     "X-Content-Type-Options": "nosniff"})
+
+
+# --- the browser session ------------------------------------------------------------------------------------
+
+
+def session_value(admin: Secret, expires: int) -> str:
+    mac = hmac.new(admin.reveal().encode(), f"relay-dashboard|{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{mac}"
+
+
+def _session_cookie(admin: Secret | None, cookie_header: str | None, now: int) -> str | None:
+    """The valid session value among the request's cookies, if any."""
+    usable = _usable(admin)
+    if usable is None or not cookie_header:
+        return None
+    for part in cookie_header.split(";"):
+        name, _, value = part.strip().partition("=")
+        found = _SESSION.fullmatch(value) if name == COOKIE else None
+        if found and int(found.group(1)) > now and \
+                hmac.compare_digest(value.encode(), session_value(usable, int(found.group(1))).encode()):
+            return value
+    return None
+
+
+def _csrf(admin: Secret, session: str) -> str:
+    return hmac.new(admin.reveal().encode(), f"relay-csrf|{session}".encode(), hashlib.sha256).hexdigest()
+
+
+async def access(rt: runtime.Runtime, request: Request) -> Access | None:
+    """The bearer header or a live session cookie; ``None`` means: show the login form."""
+    admin = rt.settings.admin_token
+    if _bearer_ok(admin, request.headers):
+        return Access("bearer")
+    session = _session_cookie(admin, request.headers.get("cookie"), rt.now())
+    if session is None or admin is None:
+        return None
+    return Access("session", _csrf(admin, session))
+
+
+def _cookie(value: str, max_age: int) -> str:
+    return f"{COOKIE}={value}; Max-Age={max_age}; Path=/dashboard; HttpOnly; Secure; SameSite=Strict"
+
+
+# --- forms --------------------------------------------------------------------------------------------------
+
+
+async def read_form(request: Request) -> dict[str, str] | None:
+    """The posted ``application/x-www-form-urlencoded`` fields (first value each); ``None`` when too large."""
+    declared = request.headers.get("content-length", "").strip()
+    if _DIGITS.fullmatch(declared) and (len(declared) > 9 or int(declared) > MAX_FORM_BYTES):
+        return None
+    body = await request.read_body()
+    if len(body) > MAX_FORM_BYTES:
+        return None
+    return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+def csrf_input(who: Access) -> str:
+    """The hidden field a form on a signed-in page carries so a POST from another site is refused."""
+    return f'<input type="hidden" name="csrf" value="{who.csrf}">' if who.csrf else ""
+
+
+async def form_access(rt: runtime.Runtime, request: Request, form: Mapping[str, str]) -> Access | None:
+    """Who posted ``form``: the bearer, or a live session whose CSRF field matches; else ``None``."""
+    who = await access(rt, request)
+    if who is None or who.via == "bearer":
+        return who
+    return who if hmac.compare_digest(form.get("csrf", "").encode("utf-8", "replace"), who.csrf.encode()) \
+        else None
+
+
+async def sign_in_or_out(rt: runtime.Runtime, request: Request, form: Mapping[str, str]) -> Outcome | None:
+    """The login form (``token``) and the sign-out button (``action=logout``); ``None`` for other forms."""
+    admin = rt.settings.admin_token
+    if form.get("action") == "logout":
+        return Outcome(303, {"Location": "/dashboard", "Set-Cookie": _cookie("", 0)})
+    if "token" not in form:
+        return None
+    problem = admin_problem(admin)
+    if admin is None or problem:
+        return Outcome(401, message=problem)
+    if not _token_ok(admin, form["token"].strip()):
+        return Outcome(401, message="That is not the ADMIN_TOKEN. Paste the value you set as the Worker secret.")
+    value = session_value(admin, rt.now() + SESSION_SECONDS)
+    return Outcome(303, {"Location": "/dashboard", "Set-Cookie": _cookie(value, SESSION_SECONDS)})
