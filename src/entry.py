@@ -18,6 +18,7 @@ from workers import Response, WorkerEntrypoint, fetch
 from relay.core.ports import HttpRequest, HttpResponse, QueryResult
 from relay.jobs import cron, health, limits, runtime
 from relay.web import routes
+from relay.web.http import Request
 
 
 def _py(value: Any) -> Any:
@@ -70,7 +71,8 @@ class R2:
         obj = await self.binding.get(key)
         if obj is None or type(obj).__name__ == "JsNull":
             return None
-        return (await obj.text()).encode("utf-8")
+        text: str = await obj.text()
+        return text.encode("utf-8")
 
     async def list(self, prefix: str) -> list[str]:
         keys: list[str] = []
@@ -139,7 +141,7 @@ class Default(WorkerEntrypoint):
 
     async def fetch(self, request: Any) -> Response:
         url = urlsplit(str(request.url))
-        plain = routes.Request(
+        plain = Request(
             method=str(request.method).upper(), path=url.path, query=dict(parse_qsl(url.query)),
             headers={str(k).lower(): str(v) for k, v in request.headers.items()}, read_body=request.bytes)
         response = await routes.handle(self.runtime(), plain)

@@ -21,6 +21,7 @@ import uvicorn
 
 from relay.jobs import cron, delivery, health, runtime
 from relay.web import routes
+from relay.web.http import Request
 from relay_tools.edges import FolderBlobs, HttpxClient
 from relay_tools.sqlite import SqliteDatabase
 
@@ -72,7 +73,7 @@ class LocalRelay:
                 if not message.get("more_body"):
                     return b"".join(chunks)
 
-        request = routes.Request(
+        request = Request(
             method=scope["method"], path=scope["path"],
             query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
             headers=headers, read_body=read_body)

@@ -57,7 +57,9 @@ def event_id(shop: Shop, order: Order) -> str:
 
 def is_browser_order(order: Order) -> bool:
     agent = order.user_agent
-    return bool(agent) and not any(agent.startswith(a) for a in API_USER_AGENTS)
+    if not agent:
+        return False
+    return not any(agent.startswith(a) for a in API_USER_AGENTS)
 
 
 def event_time(order: Order) -> int:
@@ -180,7 +182,7 @@ def is_expired(event_time_s: int, now: float) -> bool:
 
 def backoff(attempts: int, rand: float, retry_after: float | None = None) -> float:
     """Seconds before the next try: exponential from one minute, capped at an hour, with jitter."""
-    ceiling = min(3600.0, 60.0 * 2 ** max(0, attempts - 1))
+    ceiling = min(3600.0, 60.0 * 2.0 ** max(0, attempts - 1))
     delay = ceiling / 2 + rand * ceiling / 2
     return max(delay, retry_after or 0.0)
 

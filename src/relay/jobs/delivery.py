@@ -59,9 +59,9 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
         elif state.held_until > now:
             report.held = True
             return report
-    for row in await rt.ledger.expire(shop.name, now) if order_id is None else ():
+    for gone in await rt.ledger.expire(shop.name, now) if order_id is None else ():
         report.expired += 1
-        rt.log.add(shop.name, now, kind="decision", order_id=row["order_id"], event_id=row["event_id"],
+        rt.log.add(shop.name, now, kind="decision", order_id=gone["order_id"], event_id=gone["event_id"],
                    state="expired", reason="older than Meta's 7-day window")
     token = uuid.uuid4().hex
     claimed = await rt.ledger.claim(shop.name, now, token, LEASE_SECONDS, limit, order_id)

@@ -105,7 +105,9 @@ def parse_debug_token(response: HttpResponse, now: int) -> TokenCheck:
     expires = _int(data.get("expires_at"))
     issued = _int(data.get("issued_at")) or None
     if not data["is_valid"]:
-        inner = data.get("error") if isinstance(data.get("error"), dict) else {}
+        inner = data.get("error")
+        if not isinstance(inner, dict):
+            inner = {}
         return TokenCheck("invalid", expires, scopes, _int(inner.get("code")) or 190,
                           _message(inner) or "Meta says this token is not valid", served, issued)
     if expires and expires <= now:

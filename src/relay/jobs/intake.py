@@ -30,7 +30,7 @@ class WebhookResult:
         """Only a new or changed paid order is sent from the webhook. A duplicate (Lightspeed fires
         ``orders/updated`` on every status change) costs no further call: whatever it might still find
         due, the cron sweep sends."""
-        return self.body["status"] == "accepted"
+        return bool(self.body["status"] == "accepted")
 
 
 
