@@ -8,7 +8,7 @@ Builds the bundle twice from a clean copy of ``wrangler.toml`` and ``src/`` (so 
 
 - ``src/`` alone, enough while the compatibility date is before 2026-04-21 (the runtime ships the SDK);
 - with ``workers-runtime-sdk`` vendored in ``python_modules/``, as ``pywrangler sync`` and ``deploy.sh``
-  do and as a compatibility date from 2026-04-21 on requires (research/python-workers.md §3).
+  do and as a compatibility date from 2026-04-21 on requires (https://developers.cloudflare.com/workers/languages/python/packages/).
 
 The limits are compared with the one that ``wrangler.toml``'s compatibility date deploys.
 
@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
 SDK_REQUIREMENTS = ROOT / "conformance" / "sdk-requirements.txt"
 KIB = 1024
-# Worker size after gzip (research/python-workers.md §7): copies of Cloudflare's limits page disagree on Free.
+# Worker size after gzip: copies of Cloudflare's limits page disagree on Free
+# (https://developers.cloudflare.com/workers/platform/limits/).
 LIMITS = [("Free plan, 1 MB (older copy)", 1000 * KIB), ("Free plan, 3 MB (newer copy)", 3 * 1000 * KIB),
           ("Paid plan, 10 MB", 10 * 1000 * KIB)]
 EXTERNAL_SDK_FROM = "2026-04-21"   # from this compatibility date the runtime no longer ships `workers`

@@ -66,7 +66,7 @@ ENV = {
 }
 NOW = 1763498829 + 300          # the fixture's createdAt plus five minutes: inside Meta's window
 FRESH = 3                       # fresh Pyodide processes for the first-webhook figure
-FREE_PLAN_CPU_MS = 10.0         # Workers Free plan, CPU per invocation (research/python-workers.md §7)
+FREE_PLAN_CPU_MS = 10.0         # Workers Free plan, CPU per invocation (https://developers.cloudflare.com/workers/platform/limits/)
 
 
 def relay_core() -> Callable[[], Any]:

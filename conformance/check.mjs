@@ -43,7 +43,7 @@ function wranglerConfig() {
 }
 
 function runtimePyodide({ date, flags }) {
-  // research/python-workers.md §3: which Pyodide the Workers runtime runs for a compat date and flags.
+  // https://developers.cloudflare.com/workers/languages/python/how-python-workers-work: which Pyodide the Workers runtime runs for a compat date and flags.
   if (flags.some((f) => ["python_workers_314", "python_workers_20260610", "python_workers_20260817"].includes(f)) ||
       date >= "2026-09-08") return "314.x (Python 3.14)";
   if (date < "2025-09-29") return "0.26.0a2";

@@ -2,7 +2,8 @@
 
 workerd builds one ``Default(ctx, env)`` per invocation, converts ``fetch``'s JS ``Request`` with
 ``workers.python_from_rpc`` and hands the JS ``Response`` behind the returned one back to the
-caller; ``scheduled`` gets its raw JS arguments (research/python-workers.md §1). Imported only by
+caller; ``scheduled`` gets its raw JS arguments
+(https://developers.cloudflare.com/workers/runtime-apis/handlers/scheduled/). Imported only by
 ``conformance/check.mjs`` inside Pyodide, next to the real ``workers`` SDK.
 """
 

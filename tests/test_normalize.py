@@ -1,8 +1,9 @@
 """relay.core.normalize against Meta's documented rules, its published hashes and the SDK's departures.
 
-Sources: shared/research/meta-capi.md §3 (the documented rules and example hashes, which Meta
-prints abbreviated as prefix…suffix) and §8 (the sixteen places where the facebook-business SDK
-departs from them; each case that touches a user_data field has a test named after it here).
+Sources: Meta's customer information parameters (the documented rules and example hashes, which Meta prints
+abbreviated as prefix…suffix; https://developers.facebook.com/documentation/ads-commerce/conversions-api/parameters/
+customer-information-parameters) and the sixteen places where the facebook-business SDK departs from them
+(docs/ARCHITECTURE.md, "Normalization"); each case that touches a user_data field has a test named after it here.
 The generated region tables are checked against `phonenumbers` and `pycountry` themselves.
 """
 

@@ -1,4 +1,4 @@
-"""The HTTP contract of DESIGN.md §4, over real HTTP on loopback, with what was stored and sent."""
+"""The HTTP contract of docs/ARCHITECTURE.md, over real HTTP on loopback, with what was stored and sent."""
 
 from __future__ import annotations
 

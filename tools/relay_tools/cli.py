@@ -1,4 +1,4 @@
-"""The ``relay`` command: the Worker's jobs on CPython edges (DESIGN.md §4, "Local runner")."""
+"""The ``relay`` command: the Worker's jobs on CPython edges (docs/ARCHITECTURE.md, "CLI contract")."""
 
 from __future__ import annotations
 

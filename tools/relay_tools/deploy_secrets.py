@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from relay.core.config import GLOBALS, OPTIONAL, REQUIRED, discover_shops, load_settings, load_shop, prefix_of
 from relay.core.errors import ConfigError, UnknownShopError
 
-# Cloudflare's limit on variables per Worker, secrets and text combined (research/python-workers.md §7).
+# Cloudflare's limit on variables per Worker, secrets and text combined (https://developers.cloudflare.com/workers/platform/limits/).
 MAX_VARIABLES_PAID = 128
 MAX_VARIABLES_FREE = 64
 _SHOP_VARIABLE = re.compile(r"([A-Z0-9][A-Z0-9_]*?)_(" + "|".join(REQUIRED + OPTIONAL) + r")")

@@ -77,7 +77,7 @@ def read_env_file(path: str | Path) -> dict[str, str]:
 
 
 def load_env(env_file: str | Path | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The process environment overlaid by the env file, as DESIGN.md §4 says."""
+    """The process environment overlaid by the env file, as docs/ARCHITECTURE.md says."""
     env = dict(os.environ if base is None else base)
     if env_file is not None:
         env.update(read_env_file(env_file))

@@ -1,4 +1,4 @@
-"""Lightspeed webhook registration: pure request builders, parsers and the plan (research/lightspeed.md §1.1).
+"""Lightspeed webhook registration: pure request builders, parsers and the plan (https://developers.lightspeedhq.com/ecom/endpoints/webhook/).
 
 Lightspeed adds a webhook twice if asked twice, so registering is list first, then create only the
 topics whose (group, action, address) is not there yet; an existing one that is inactive or sends

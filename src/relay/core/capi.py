@@ -138,7 +138,8 @@ def events_request(shop: Shop, settings: Settings, events: list[dict[str, Any]])
 
 
 def classify(response: HttpResponse, expected: int) -> Outcome:
-    """What Meta's answer means for the events in the request (DESIGN.md §2, research/meta-capi.md §6)."""
+    """What Meta's answer means for the events in the request (docs/ARCHITECTURE.md, "Invariants"; Meta's error codes:
+    https://developers.facebook.com/docs/graph-api/guides/error-handling)."""
     status = response.status
     try:
         body = json.loads(response.body)

@@ -1,6 +1,6 @@
 """Shops and global settings, read from a plain mapping of variable names to strings.
 
-A shop is five variables sharing an upper-cased prefix (DESIGN.md §3). The mapping is injected:
+A shop is five variables sharing an upper-cased prefix (docs/ARCHITECTURE.md, "Configuration"). The mapping is injected:
 the Worker passes its env, the local runner ``os.environ`` overlaid with an env file, tests a dict.
 Errors name variables, never their values.
 """

@@ -1,4 +1,4 @@
-"""Lightspeed eCom REST: pure request builders and response parsers (research/lightspeed.md §2-5).
+"""Lightspeed eCom REST: pure request builders and response parsers (https://developers.lightspeedhq.com/ecom/).
 
 ``{LIGHTSPEED_API_URL or cluster host}/{language}/{resource}.json`` with HTTP Basic (key:secret).
 The caller sends the ``HttpRequest`` through its injected port and hands the answer back here.
@@ -19,7 +19,7 @@ from relay.core.order import Line, Order, parse_lines, parse_order
 from relay.core.ports import HttpRequest, HttpResponse
 
 TIMEOUT = 10.0
-PAGE_LIMIT = 250          # orders.json's maximum ``limit`` (research/lightspeed.md §4)
+PAGE_LIMIT = 250          # orders.json's maximum ``limit`` (Lightspeed eCom API, orders: limit ≤ 250)
 FILTER_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 

@@ -2,7 +2,7 @@
 
 `normalize(field, value, country)` returns the exact string that Meta's customer-information page
 says to hash, or None when nothing sendable remains (never ""); `hash_field` then takes SHA-256.
-Where Meta's facebook-business SDK does something else (research/meta-capi.md §8), the
+Where Meta's facebook-business SDK does something else (docs/ARCHITECTURE.md, "Normalization"), the
 documented rule wins. Every value is first put in Unicode NFC and trimmed; lower-casing maps the
 Turkish capital İ to i, so the result stays NFC (ÇELİK -> çelik).
 

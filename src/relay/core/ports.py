@@ -1,4 +1,4 @@
-"""The small seams between the pure core and the world (DESIGN.md §4).
+"""The small seams between the pure core and the world (docs/ARCHITECTURE.md, "Ports").
 
 The Worker implements them with ``workers.fetch``, D1 and R2 (``src/entry.py``); the local runner
 with httpx, sqlite3 and a folder (``relay_tools``). The core only ever sees these shapes.

@@ -1,7 +1,7 @@
 """Lightspeed webhook signatures: ``X-Signature = md5(raw body bytes + API secret)``, lowercase hex.
 
 Checked over the exact bytes received, before any JSON parsing: Lightspeed's PHP encoder escapes
-``/`` and non-ASCII, so a re-serialised body never matches (research/lightspeed.md §1.5).
+``/`` and non-ASCII, so a re-serialised body never matches (docs/ARCHITECTURE.md, "Webhook signature").
 """
 
 from __future__ import annotations

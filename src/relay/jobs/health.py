@@ -37,7 +37,7 @@ MAX_SHOPS_PER_RUN = 6              # two subrequests each, beside the sweep's, i
 TIMEOUT = 10.0
 REQUIRED_SCOPE = "ads_management"
 
-# Graph API versions and the day Meta stops serving them (research/meta-capi.md §1, [CHANGELOG]).
+# Graph API versions and the day Meta stops serving them (https://developers.facebook.com/docs/graph-api/changelog/versions/).
 # A version not listed has no announced end; Meta's own answer header is the live check.
 VERSION_ENDS = {"v24.0": date(2028, 2, 18), "v25.0": date(2028, 7, 29)}
 VERSION_WARN_DAYS = 90

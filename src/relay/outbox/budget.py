@@ -1,9 +1,10 @@
 """Counting what one Worker invocation spends: every fetch, D1 call and R2 call is a subrequest.
 
-The free plan allows 50 per invocation, D1 queries included (research/python-workers.md §7); past
-that the runtime throws mid-work. ``Meter`` wraps the ``Http``, ``Database`` and ``Blobs`` ports so
-the cron pass can plan its work from an exact count, and refuses the call that would go over, so
-the worst case is a clean ``BudgetExhausted`` instead of the platform's error.
+The free plan allows 50 per invocation, D1 queries included
+(https://developers.cloudflare.com/workers/platform/limits/); past that the runtime throws mid-work. ``Meter``
+wraps the ``Http``, ``Database`` and ``Blobs`` ports so the cron pass can plan its work from an exact count,
+and refuses the call that would go over, so the worst case is a clean ``BudgetExhausted`` instead of the
+platform's error.
 
 A D1 ``batch`` is one call to the binding, so it counts once, however many statements it holds.
 """

@@ -1,4 +1,4 @@
-"""HTTP routes, identical in the Worker and in ``relay serve`` (DESIGN.md §4).
+"""HTTP routes, identical in the Worker and in ``relay serve`` (docs/ARCHITECTURE.md, "HTTP contract").
 
 ``handle`` takes a plain request and returns a plain response plus the work to do after answering
 (the Worker hands it to ``ctx.waitUntil``; the local server runs it as a task).
