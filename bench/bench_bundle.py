@@ -13,8 +13,9 @@ Builds the bundle twice from a clean copy of ``wrangler.toml`` and ``src/`` (so 
 The limits are compared with the one that ``wrangler.toml``'s compatibility date deploys.
 
 Prints wrangler's "Total Upload ... gzip" line for each and splits the modules into the Worker's own
-code (``entry.py`` and the core), the CPython-only ``relay/local/`` package (uploaded because wrangler
-takes every ``*.py`` under ``src/``, never imported by the Worker) and vendored packages. Figures only.
+code (``entry.py`` and the relay package) and vendored packages. The CPython tools live in ``tools/``, outside
+what wrangler uploads (``tests/test_bundle.py`` checks that every uploaded module is reachable from
+``entry.py``). Figures only.
 """
 
 from __future__ import annotations
@@ -68,10 +69,8 @@ def groups(outdir: Path) -> dict[str, tuple[int, int, int]]:
         rel = path.relative_to(outdir).as_posix()
         if rel.startswith("python_modules/"):
             group = "vendored (python_modules/)"
-        elif rel.startswith("relay/local/"):
-            group = "relay/local/ (CPython edges, unused by the Worker)"
         elif rel == "entry.py" or rel.startswith("relay/"):
-            group = "entry.py + relay core"
+            group = "entry.py + relay (core, outbox, jobs, web)"
         else:
             continue
         data = path.read_bytes()

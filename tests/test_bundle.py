@@ -7,6 +7,7 @@ uploaded), and the vendored runtime SDK is the only third-party package in it.
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,9 @@ def test_the_only_vendored_package_is_the_runtime_sdk(bundle: Path) -> None:
     packages = {name for name in vendored if (bundle / "python_modules" / name).is_dir() and "." not in name}
     assert packages == {"workers"}, vendored
     assert {name for name in vendored if name.endswith(".dist-info")} == {"workers_runtime_sdk-1.9.5.dist-info"}
+
+
+def test_the_worker_project_declares_no_dependency_for_pywrangler_to_vendor() -> None:
+    """pywrangler vendors ``[project] dependencies`` into the upload; the CPython tools' packages live in tools/."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["dependencies"] == []
