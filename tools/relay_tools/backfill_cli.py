@@ -1,9 +1,8 @@
-"""``relay backfill`` and ``relay replay``: the cron trigger's work, run from a terminal.
+"""``relay backfill``: the cron trigger's work, run from a terminal.
 
-``backfill`` runs cron passes (each with the Worker's subrequest budget, so it behaves exactly as the
-deployed trigger) until nothing is left to do now, with a progress line on stderr and a summary on
-stdout. ``replay`` puts events that Meta refused (or that are waiting for a retry, or one order)
-back in the queue, while Meta still takes them, and sends them.
+It runs cron passes (each with the Worker's subrequest budget, so it behaves exactly as the deployed
+trigger) until nothing is left to do now, with a progress line on stderr and a summary on stdout.
+(``relay replay`` lives in ``relay_tools.orders_cli``, next to ``relay orders``.)
 """
 
 from __future__ import annotations
@@ -15,15 +14,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
-from relay.core import capi
-from relay.core.config import load_shop
-from relay.core.errors import RelayError
 from relay.jobs import cron, pass_state, runtime
-from relay.outbox.cron_ledger import CronLedger
 from relay_tools.edges import load_env
-from relay_tools.options import DEFAULT_LOGS, add_common
 from relay_tools.server import LocalRelay
 
 BAR = 24
@@ -182,75 +176,7 @@ def run_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
-REFUSED = {
-    "waiting": "is not paid yet; it is sent once Lightspeed reports it paid",
-    "skipped": "was cancelled; cancelled orders are never sent",
-    "sending": "is being sent right now; look again in a minute",
-}
-
-
-def run_replay(args: argparse.Namespace) -> int:
-    relay = LocalRelay(load_env(args.env_file), args.db, args.logs, sweep_interval=None)
-
-    async def main() -> int:
-        rt = relay.runtime()
-        try:
-            return await _replay(rt, args)
-        finally:
-            await rt.log.flush(rt.blobs, rt.clock())
-            await relay.http.aclose()
-
-    try:
-        return asyncio.run(main())
-    finally:
-        relay.close()
-
-
-async def _replay(rt: runtime.Runtime, args: argparse.Namespace) -> int:
-    shop = load_shop(rt.env, args.shop)
-    now = rt.now()
-    ledger = CronLedger(rt.db)
-    if args.order is not None:
-        row = await ledger.get(shop.name, args.order)
-        if row is None:
-            raise RelayError(f"order {args.order} is not in the ledger of shop '{shop.name}': run "
-                             f"`relay backfill --shop {shop.name}` first, which lists it from Lightspeed")
-        if row["state"] in REFUSED:
-            raise RelayError(f"order {args.order} {REFUSED[row['state']]}")
-        candidates = [row]
-    else:
-        candidates = [r for r in await ledger.rows(shop.name) if r["state"] == args.state]
-    outside = [r for r in candidates if capi.is_expired(int(r["event_time"]), now)]
-    requeued = await ledger.requeue(shop.name, now, args.order, None if args.order is not None else args.state)
-    for order_id in requeued:
-        rt.log.add(shop.name, now, kind="decision", source="replay", order_id=order_id, state="due",
-                   reason="re-queued by relay replay")
-    for r in outside:
-        print(f"order {r['order_id']} ({r['order_number']}) is outside Meta's 7-day window: Meta would refuse it, "
-              "so it stays as it is")
-    if not requeued:
-        print(f"nothing to replay for shop '{shop.name}'")
-        return 1 if args.order is not None else 0
-    sent: dict[str, Any] = await cron.sweep(rt, only=shop.name)
-    r = sent[shop.name]
-    print(f"{shop.name}: re-queued {len(requeued)} event(s); sent {r.sent}, failed {r.failed}, retry {r.retry}"
-          f"{', HELD (Meta token refused)' if r.held else ''}")
-    return 0 if r.failed == 0 and not r.held else 1
-
-
 def add_backfill_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=iso_time, metavar="ISO",
                         help="list orders updated since this date or time (UTC unless it has an offset) "
                              "instead of since the stored cursor")
-
-
-def register_commands(sub: argparse._SubParsersAction) -> None:
-    replay = sub.add_parser("replay", help="send again the events Meta refused, or one order, while Meta takes them")
-    replay.add_argument("--shop", required=True, help="the shop's name (the prefix of its variables)")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("--order", type=int, metavar="ID", help="one order, by its Lightspeed order id")
-    which.add_argument("--state", choices=("failed", "retry"),
-                       help="every event in this state: failed (refused by Meta) or retry (waiting for a retry)")
-    replay.add_argument("--logs", default=DEFAULT_LOGS)
-    add_common(replay)
-    replay.set_defaults(func=run_replay)

@@ -48,16 +48,6 @@ ON CONFLICT (shop) DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
-_REQUEUE = """
-UPDATE outbox
-SET state = 'due', next_attempt_at = ?, attempts = 0, lease_token = NULL, lease_until = NULL, updated_at = ?
-WHERE shop = ? AND (order_id = ? OR ? IS NULL) AND (state = ? OR ? IS NULL)
-  AND state IN ('failed', 'sent', 'retry', 'due') AND event_time > ?
-RETURNING order_id
-"""
-
-
-
 
 async def _progress_rows(db: Database) -> dict[str, Progress]:
     result = await db.run("SELECT * FROM backfill")
@@ -113,9 +103,3 @@ class CronLedger(Ledger):
                           p.last_error, now))
             for p, added in turns
         ])
-
-    async def requeue(self, shop: str, now: int, order_id: int | None = None, state: str | None = None) -> list[int]:
-        """Make sent, failed or waiting-for-retry events due now (``relay replay``), if Meta still takes them."""
-        cutoff = now - (WINDOW - EXPIRE_MARGIN)
-        result = await self.db.run(_REQUEUE, (now, now, shop, order_id, order_id, state, state, cutoff))
-        return sorted(int(r["order_id"]) for r in result.rows)

@@ -11,7 +11,7 @@ import logging
 from relay.core.errors import BodyTooLargeError, RelayError
 from relay.jobs import delivery, intake
 from relay.jobs.runtime import Runtime
-from relay.web import dashboard, status
+from relay.web import dashboard, orders, status
 from relay.web.http import Request, Response, error
 
 logger = logging.getLogger("relay")
@@ -36,8 +36,12 @@ async def _route(rt: Runtime, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return error(405, "use GET /health", Allow="GET, HEAD")
         return Response(200, {"status": "ok"})
-    if path == "/status":                      
+    if path == "/status":
         return await status.respond(rt, request)
+    if path == "/orders":
+        return await orders.respond_list(rt, request)
+    if path == "/orders/replay":
+        return await orders.respond_replay(rt, request)
     if path == "/dashboard":
         return await dashboard.respond(rt, request)
     if path != "/":

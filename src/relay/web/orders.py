@@ -1,0 +1,155 @@
+"""``GET /orders`` and ``POST /orders/replay``: the ledger by order number, and replay, behind ``ADMIN_TOKEN``.
+
+The answer to "did Meta get order ORD1, and if not, why?" without a database console: one row per
+order event, newest first, with its state, its attempts and Meta's last answer, and never the
+event's payload (no customer data, not even hashed). A replay re-queues (``relay.jobs.replay``)
+and sends in ``waitUntil`` with what is left of the invocation's subrequest budget; the cron pass
+sends the rest. ``relay orders`` and ``relay replay`` print exactly these answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from relay.core.config import REQUIRED, Shop, load_shop, missing_variables, prefix_of
+from relay.core.errors import PayloadError, RequestError, UnknownShopError
+from relay.jobs import limits, replay
+from relay.jobs.runtime import Runtime
+from relay.outbox.budget import Meter
+from relay.outbox.orders import Cursor, OrderRows
+from relay.outbox.rows import STATES
+from relay.web.http import Request, Response, error
+from relay.web.status import bearer_ok, unauthorized
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_BODY = 4096
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def iso(ts: Any) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def view(shop: str, row: dict[str, Any], now: int) -> dict[str, Any]:
+    """One ledger row as the API shows it: delivery facts only."""
+    code = replay.refusal(row, now)
+    return {
+        "order_number": row["order_number"], "order_id": int(row["order_id"]), "event_name": row["event_name"],
+        "state": row["state"], "cancelled": replay.is_cancelled(row), "payment_status": row["payment_status"],
+        "event_id": row["event_id"], "event_time": iso(row["event_time"]), "attempts": int(row["attempts"]),
+        "next_attempt_at": iso(row["next_attempt_at"]) if row["state"] in ("due", "retry") else None,
+        "last_status": row["last_status"], "last_code": row["last_code"], "last_subcode": row["last_subcode"],
+        "last_error": row["last_error"], "fbtrace_id": row["last_fbtrace_id"], "sent_at": iso(row["sent_at"]),
+        "source": row["source"], "match_keys": [k for k in (row["match_keys"] or "").split(",") if k],
+        "updated_at": iso(row["updated_at"]), "replayable": code is None,
+        "replay_refusal": None if code is None else replay.refused(shop, code, row["order_number"], row).reason,
+    }
+
+
+def shop_name(rt: Runtime, name: str | None) -> str:
+    """A configured (possibly half-configured) shop's name; ``UnknownShopError`` (404) otherwise."""
+    if not name:
+        raise UnknownShopError("add ?shop=<name>: the name is the prefix of that shop's variables, in lower case")
+    prefix_of(name)
+    if len(missing_variables(rt.env, name)) == len(REQUIRED):
+        load_shop(rt.env, name)            # raises the 404 that names the variables to set
+    return name.lower()
+
+
+async def listing(rt: Runtime, shop: str, *, state: str | None = None, number: str | None = None,
+                  limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
+    """The ``GET /orders`` answer for a shop name already checked."""
+    if state is not None and state not in STATES:
+        raise RequestError(f"state must be one of {', '.join(STATES)}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise RequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    after = None
+    if cursor:
+        after = Cursor.decode(cursor)
+        if after is None:
+            raise RequestError("cursor is not one this API gave out: pass the \"next\" value of the previous page")
+    now = rt.now()
+    rows = await OrderRows(rt.db).page(shop, state=state, number=(number or "").strip() or None, after=after,
+                                       limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    next_cursor = (Cursor(int(last["event_time"]), int(last["order_id"]), str(last["event_name"])).encode()
+                   if more and last is not None else None)
+    return {"shop": shop, "orders": [view(shop, r, now) for r in rows], "next": next_cursor}
+
+
+async def respond_list(rt: Runtime, request: Request) -> Response:
+    if request.method not in ("GET", "HEAD"):
+        return error(405, "use GET /orders?shop=<name>[&state=][&number=][&limit=][&cursor=]", Allow="GET, HEAD")
+    admin = rt.settings.admin_token
+    if not bearer_ok(admin, request.headers):
+        return unauthorized(admin)
+    q = request.query
+    raw_limit = (q.get("limit") or str(DEFAULT_LIMIT)).strip()
+    if not raw_limit.isdigit():
+        raise RequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    body = await listing(rt, shop_name(rt, q.get("shop")), state=q.get("state") or None,
+                         number=q.get("number") or None, limit=int(raw_limit), cursor=q.get("cursor") or None)
+    return Response(200, body, dict(NO_STORE))
+
+
+def replay_request(raw: bytes) -> dict[str, Any]:
+    """The replay body: exactly one of ``number``, ``order_id`` or ``state``."""
+    usage = 'send {"number": "<order number>"} or {"state": "failed"|"retry"}'
+    if len(raw) > MAX_BODY:
+        raise PayloadError(f"body is over {MAX_BODY} bytes; {usage}")
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        raise PayloadError(f"body is not JSON; {usage}") from None
+    if not isinstance(data, dict):
+        raise PayloadError(f"body is not a JSON object; {usage}")
+    given = {k: data[k] for k in ("number", "order_id", "state") if data.get(k) not in (None, "")}
+    if len(given) != 1:
+        raise PayloadError(usage)
+    if "number" in given and not isinstance(given["number"], str | int):
+        raise PayloadError(f"number must be text; {usage}")
+    if "order_id" in given and (isinstance(given["order_id"], bool) or not isinstance(given["order_id"], int)):
+        raise PayloadError("order_id must be a whole number (Lightspeed's order id)")
+    if "state" in given and given["state"] not in replay.STATES:
+        raise PayloadError(f"state must be {' or '.join(replay.STATES)}; {usage}")
+    if "number" in given:
+        given["number"] = str(given["number"]).strip()
+    return given
+
+
+async def respond_replay(rt: Runtime, request: Request) -> Response:
+    if request.method != "POST":
+        return error(405, 'POST /orders/replay?shop=<name> with {"number": "..."} or {"state": "failed"}',
+                     Allow="POST")
+    admin = rt.settings.admin_token
+    if not bearer_ok(admin, request.headers):
+        return unauthorized(admin)
+    meter = Meter(limits.load_limits(rt.env).budget)
+    metered = dataclasses.replace(rt, db=meter.database(rt.db), http=meter.http(rt.http),
+                                  blobs=meter.blobs(rt.blobs) if rt.blobs is not None else None)
+    shop = load_shop(rt.env, shop_name(rt, request.query.get("shop")))
+    wanted = replay_request(await request.read_body())
+    result = await replay.requeue(metered, shop.name, **wanted)
+    held = (await metered.ledger.shop_state(shop.name)).held_until
+    body = result.body()
+    body["held"] = held is not None and held > rt.now()
+    body["sending"] = ("nothing to send" if not result.requeued else
+                       "held: events stay queued until the shop's Meta token is replaced" if body["held"] else
+                       "now, after this answer; the cron pass sends whatever this invocation cannot")
+    response = Response(200, body, dict(NO_STORE))
+    response.after.append(_send_after(metered, meter, shop, result))
+    return response
+
+
+async def _send_after(rt: Runtime, meter: Meter, shop: Shop, result: replay.Replay) -> None:
+    try:
+        left = meter.left()
+        await replay.send(rt, shop, result, None if left is None else left - 1)   # one left for the log
+    finally:
+        await rt.log.flush(rt.blobs, rt.clock())     # a refused write is reported, never raised
