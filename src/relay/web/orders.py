@@ -21,13 +21,13 @@ from relay.jobs.runtime import Runtime
 from relay.outbox.budget import Meter
 from relay.outbox.orders import Cursor, OrderRows
 from relay.outbox.rows import STATES
+from relay.web import auth
 from relay.web.http import Request, Response, error
-from relay.web.status import bearer_ok, unauthorized
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_BODY = 4096
-NO_STORE = {"Cache-Control": "no-store"}
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def iso(ts: Any) -> str | None:
@@ -86,9 +86,8 @@ async def listing(rt: Runtime, shop: str, *, state: str | None = None, number: s
 async def respond_list(rt: Runtime, request: Request) -> Response:
     if request.method not in ("GET", "HEAD"):
         return error(405, "use GET /orders?shop=<name>[&state=][&number=][&limit=][&cursor=]", Allow="GET, HEAD")
-    admin = rt.settings.admin_token
-    if not bearer_ok(admin, request.headers):
-        return unauthorized(admin)
+    if not await auth.bearer(rt, request):
+        return auth.unauthorized(rt.settings.admin_token)
     q = request.query
     raw_limit = (q.get("limit") or str(DEFAULT_LIMIT)).strip()
     if not raw_limit.isdigit():
@@ -127,9 +126,8 @@ async def respond_replay(rt: Runtime, request: Request) -> Response:
     if request.method != "POST":
         return error(405, 'POST /orders/replay?shop=<name> with {"number": "..."} or {"state": "failed"}',
                      Allow="POST")
-    admin = rt.settings.admin_token
-    if not bearer_ok(admin, request.headers):
-        return unauthorized(admin)
+    if not await auth.bearer(rt, request):
+        return auth.unauthorized(rt.settings.admin_token)
     meter = Meter(limits.load_limits(rt.env).budget)
     metered = dataclasses.replace(rt, db=meter.database(rt.db), http=meter.http(rt.http),
                                   blobs=meter.blobs(rt.blobs) if rt.blobs is not None else None)
