@@ -15,6 +15,10 @@
 //   worker-fetch    entry.Default(ctx, env).fetch() on signed webhooks, end to end: answers, waitUntil, the
 //                   event Meta receives, the D1 ledger, the R2 delivery log
 //   worker-scheduled  a webhook whose waitUntil work died is sent by entry.Default.scheduled() (the cron sweep)
+//   orders-api      conformance/orders_api.py: GET /orders and POST /orders/replay through entry.Default.fetch() on
+//                   miniflare's D1 (auth, 404, pages, refusals, a replay sent in waitUntil) answer exactly as the
+//                   same scenario does on the local runner's routes and SQLite under CPython, and Meta gets the
+//                   same events
 //
 // Upstreams are the project's own fakes (relay_tools.fakes) started by conformance/upstreams.py under
 // CPython. D1 and R2 are miniflare's (the workerd binary from the wrangler package), reached from Node.
@@ -202,7 +206,7 @@ async function startMiniflare() {
     modules: true,
     script: "export default { fetch() { return new Response('conformance') } }",
     compatibilityDate: "2026-04-20",
-    d1Databases: { SEND_DB: "conformance-send-path", WORKER_DB: "conformance-worker" },
+    d1Databases: { SEND_DB: "conformance-send-path", WORKER_DB: "conformance-worker", ORDERS_DB: "conformance-orders" },
     r2Buckets: { LOGS: "conformance-logs" },
   });
   return mf;
@@ -519,6 +523,51 @@ async function checkWorkerScheduled() {
     `D1 ${states}; other upstream calls: ${other.join(", ") || "none"}`;
 }
 
+async function checkOrdersApi() {
+  const up = ctx.upstreams;
+  const urls = JSON.stringify(up.urls);
+  await up.dump();
+  const cpython = run(opts.python, [join(REPO, "conformance", "orders_api.py"), urls], "orders_api.py under CPython");
+  const cpythonIds = eventPosts(await up.dump()).flatMap((q) => JSON.parse(q.body).data.map((e) => e.event_id));
+  const db = new D1Database(await ctx.mf.getD1Database("ORDERS_DB"));
+  await migrate(db);
+  ctx.pyodide.globals.set("urls", urls);
+  const env = {
+    ...JSON.parse(ctx.pyodide.runPython("import json, orders_api; u = json.loads(urls); " +
+      "json.dumps(orders_api.env(u['meta'], u['lightspeed']))")),
+    DB: db, LOGS: ctx.logs,
+  };
+  const base = "https://relay.example.workers.dev";
+  // One Worker invocation per request, its waitUntil work awaited as workerd awaits it after answering.
+  const call = async (method, path, headers, body) => {
+    const init = { method, headers: JSON.parse(headers) };
+    if (body !== undefined && body !== null) init.body = body;
+    const r = await invoke(env, new Request(base + path, init));
+    return JSON.stringify({ status: r.status, json: r.json });
+  };
+  ctx.pyodide.globals.set("js_call", call);
+  ctx.pyodide.globals.set("js_env", { DB: db });
+  const pyodide = await ctx.pyodide.runPythonAsync(`
+import json, entry, orders_api, scenario
+from pyodide.ffi import to_js
+from workers import _EnvWrapper
+
+async def call(method, path, headers, body):
+    answer = json.loads(await js_call(method, path, json.dumps(headers), None if body is None else to_js(body)))
+    return answer["status"], answer["json"]
+
+scenario.canonical(await orders_api.drive(call, entry.D1(_EnvWrapper(js_env).DB)))
+`);
+  const pyodideIds = eventPosts(await up.dump()).flatMap((q) => JSON.parse(q.body).data.map((e) => e.event_id));
+  const detail = sameBytes("orders API answers", cpython, Buffer.from(pyodide, "utf8"));
+  sameBytes("events Meta received", JSON.stringify(cpythonIds), JSON.stringify(pyodideIds));
+  const replayed = pyodideIds.filter((id) => id === "purchase_ORDB2").length;
+  expect(replayed === 2, `ORDB2 should reach Meta twice (its webhook, its replay), reached it ${replayed} times`);
+  const steps = Object.keys(JSON.parse(pyodide)).length;
+  return `${steps} answers (401 ×4, 404 ×2, pages, refusals cancelled/waiting/outside window/unknown, 400s, 405) ` +
+    `identical; ${detail}; Meta got ${pyodideIds.length} events in both (${replayed}× ORDB2: webhook + replay)`;
+}
+
 // --- main ------------------------------------------------------------------------------------------
 
 const CHECKS = [
@@ -528,6 +577,7 @@ const CHECKS = [
   ["send-path", checkSendPath],
   ["worker-fetch", checkWorkerFetch],
   ["worker-scheduled", checkWorkerScheduled],
+  ["orders-api", checkOrdersApi],
 ];
 
 const results = [];

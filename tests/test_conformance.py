@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKS = ["runtime", "core-identical", "entry-imports", "send-path", "worker-fetch", "worker-scheduled"]
+CHECKS = ["runtime", "core-identical", "entry-imports", "send-path", "worker-fetch", "worker-scheduled",
+          "orders-api"]
 
 
 @pytest.fixture(scope="module")
