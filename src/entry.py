@@ -7,7 +7,6 @@ core in ``relay`` imports and runs unchanged on CPython.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -16,7 +15,7 @@ import js
 from workers import Response, WorkerEntrypoint, fetch
 
 from relay.core.ports import HttpRequest, HttpResponse, QueryResult
-from relay.jobs import cron, health, limits, runtime
+from relay.jobs import cron, runtime, schedule
 from relay.web import routes
 from relay.web.http import Request
 
@@ -154,9 +153,9 @@ class Default(WorkerEntrypoint):
         rt = self.runtime()
         try:
             # One invocation, one subrequest budget (RELAY_SUBREQUEST_BUDGET, D1 calls included): the daily
-            # Meta token and Lightspeed key check of a few shops spends from it first (relay.jobs.health), then the
-            # Lightspeed listing and the retry sweep of every shop plan with what is left (relay.jobs.cron).
-            daily_health = functools.partial(health.run_daily, limit=limits.HEALTH_SHOPS)
-            await cron.scheduled(rt, before=(daily_health,))
+            # token and key check, Meta's Dataset Quality figures and the alerts spend from it first
+            # (relay.jobs.schedule), then the Lightspeed listing and the retry sweep of every shop plan with
+            # what is left (relay.jobs.cron).
+            await cron.scheduled(rt, before=schedule.before_pass())
         finally:
             await rt.log.flush(rt.blobs, rt.clock())

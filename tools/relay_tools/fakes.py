@@ -118,6 +118,13 @@ class FakeMeta(FakeServer):
     otherwise (``expires_at``, ``issued_at``, ``scopes``, ``is_valid``, ``error``); the caller's own
     token (Bearer header or ``access_token``) must pass ``valid_tokens``. ``debug_script`` replies come
     first; ``served_version`` is the ``facebook-api-version`` it answers with (default: the one asked for).
+
+    ``GET /{version}/dataset_quality?dataset_id=<pixel>&fields=web{...}`` answers in the Dataset Quality
+    API's documented shape (``{"web": [{"event_name", "event_match_quality": {"composite_score",
+    "match_key_feedback": [{"identifier", "coverage": {"percentage"}}], "diagnostics"}, "event_coverage",
+    "dedupe_key_feedback"}]}``): ``quality[pixel]`` is that pixel's ``web`` list (``quality_web()`` when
+    unset); a caller token in ``quality_denied`` gets Meta's permission error (code 10), or the
+    ``quality_denial`` reply given.
     """
 
     def __init__(self) -> None:
@@ -128,6 +135,9 @@ class FakeMeta(FakeServer):
         self.token_info: dict[str, dict[str, Any]] = {}
         self.debug_script: list[Reply] = []
         self.served_version: str | None = None
+        self.quality: dict[str, list[dict[str, Any]]] = {}
+        self.quality_denied: set[str] = set()
+        self.quality_denial: Reply | None = None
 
     @property
     def event_posts(self) -> list[Recorded]:
@@ -163,9 +173,30 @@ class FakeMeta(FakeServer):
         info.update(self.token_info.get(token, {}))
         return Reply(200, {"data": info}, headers)
 
+    @property
+    def quality_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path.endswith("/dataset_quality")]
+
+    def dataset_quality(self, request: Recorded) -> Reply:
+        scheme, _, caller = request.headers.get("authorization", "").partition(" ")
+        caller = caller if scheme.lower() == "bearer" else (request.query.get("access_token") or [""])[0]
+        pixel = (request.query.get("dataset_id") or [""])[0]
+        if not caller:
+            return graph_error(400, 104, "An access token is required to request this resource.")
+        if self.valid_tokens is not None and caller not in self.valid_tokens:
+            return graph_error(400, 190, "Error validating access token: Session has expired.", subcode=463)
+        if caller in self.quality_denied:
+            return self.quality_denial or graph_error(403, 10, "(#10) Application does not have permission "
+                                                             "for this action")
+        if not pixel.isdigit() or not (request.query.get("fields") or [""])[0].startswith("web"):
+            return graph_error(400, 100, "(#100) The parameter dataset_id and fields=web{...} are required")
+        return Reply(200, {"web": self.quality.get(pixel, quality_web())})
+
     def answer(self, request: Recorded) -> Reply:
         if request.method == "GET" and re.fullmatch(r"/v\d+\.\d+/debug_token", request.path):
             return self.debug_token(request)
+        if request.method == "GET" and re.fullmatch(r"/v\d+\.\d+/dataset_quality", request.path):
+            return self.dataset_quality(request)
         if not re.fullmatch(r"/v\d+\.\d+/\d+/events", request.path) or request.method != "POST":
             return graph_error(400, 100, "Unsupported request", subcode=33)
         with self.lock:
@@ -186,6 +217,37 @@ class FakeMeta(FakeServer):
                                user_msg="The event does not include enough customer information parameters.")
         return Reply(200, {"events_received": len(data), "messages": [],
                            "fbtrace_id": f"FakeTrace{len(self.event_posts):06d}"})
+
+
+def quality_web(score: float = 6.8) -> list[dict[str, Any]]:
+    """A ``web`` list like the Dataset Quality API's examples: Purchase with its score, match keys,
+    diagnostics, coverage and dedup keys, and another event beside it."""
+    def pct(value: float) -> dict[str, float]:
+        return {"percentage": value}
+
+    return [
+        {"event_name": "Purchase",
+         "event_match_quality": {
+             "composite_score": score,
+             "match_key_feedback": [{"identifier": k, "coverage": pct(v)} for k, v in (
+                 ("email", 100), ("phone", 86.4), ("external_id", 100), ("ip_address", 71.2),
+                 ("user_agent", 71.2), ("first_name", 99.1), ("last_name", 99.1), ("zip_code", 93.5))],
+             "diagnostics": [{"name": "Server sending mismatched IP addresses",
+                              "description": "Your server is sending client IP addresses that do not match those "
+                                             "from Meta Pixel.",
+                              "solution": "In your server payload, send the client_ip_address retrieved from "
+                                          "customer interactions.",
+                              "percentage": 12.5, "affected_event_count": 25, "total_event_count": 200}]},
+         "event_coverage": {"percentage": 88.0, "goal_percentage": 75},
+         "dedupe_key_feedback": [
+             {"dedupe_key": "event_id", "browser_events_with_dedupe_key": pct(97.0),
+              "server_events_with_dedupe_key": pct(100), "overall_browser_coverage_from_dedupe_key": pct(85.5)},
+             {"dedupe_key": "external_id", "browser_events_with_dedupe_key": pct(0),
+              "server_events_with_dedupe_key": pct(100), "overall_browser_coverage_from_dedupe_key": pct(0)}]},
+        {"event_name": "PageView",
+         "event_match_quality": {"composite_score": 4.1, "match_key_feedback": [
+             {"identifier": "ip_address", "coverage": pct(100)}, {"identifier": "user_agent", "coverage": pct(100)}]}},
+    ]
 
 
 def graph_error(status: int, code: int, message: str, subcode: int | None = None, user_title: str | None = None,
@@ -341,3 +403,20 @@ def rate_limited(retry_after: int | None = None, reset: int = 143) -> Reply:
         headers["Retry-After"] = str(retry_after)
     return Reply(429, {"error": {"code": 429, "method": "GET", "request": "nl/orders.json",
                                  "message": "Too many requests"}}, headers)
+
+
+class FakeReceiver(FakeServer):
+    """An incoming-webhook receiver (Slack, Discord, Teams or plain JSON alike): answers 200 and keeps
+    the message in ``messages``, or answers the statuses in ``script`` first (a receiver that is down)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.script: list[int] = []
+        self.messages: list[Any] = []
+
+    def answer(self, request: Recorded) -> Reply:
+        with self.lock:
+            status = self.script.pop(0) if self.script else 200
+            if status == 200 and request.method == "POST":
+                self.messages.append(request.json())
+        return Reply(status, {"ok": status == 200})

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 
-from relay.jobs import cron, delivery, health, runtime
+from relay.jobs import cron, delivery, runtime, schedule
 from relay.web import routes
 from relay.web.http import Request
 from relay_tools.edges import FolderBlobs, HttpxClient
@@ -104,12 +104,15 @@ class LocalRelay:
             await rt.log.flush(self.blobs, self.clock())
 
     async def timer_tick(self) -> None:
-        """What the cron trigger does besides the listing: the daily token and key check, then the sweep."""
+        """What the cron trigger does besides the listing: the jobs before the pass (token check, Meta's
+        Dataset Quality figures, alerts), then the sweep."""
         rt = self.runtime()
         try:
-            await health.run_daily(rt)
-        except Exception:  # a broken health check must not stop orders from being sent
-            logger.exception("daily health check failed; the retry sweep runs anyway")
+            for job in schedule.before_pass():
+                try:
+                    await job(rt)
+                except Exception:  # a broken check must not stop orders from being sent
+                    logger.exception("a cron job failed; the retry sweep runs anyway")
         finally:
             await rt.log.flush(self.blobs, self.clock())
         await self.sweep()

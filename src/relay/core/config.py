@@ -27,9 +27,12 @@ OPTIONAL = (
     "META_TEST_EVENT_CODE",
     "SHOP_URL",
     "EVENT_ID_TEMPLATE",
+    "UTC_OFFSET",          # the dashboard's time zone for this shop, e.g. +01:00 (else learned from its orders)
 )
 GLOBALS = ("ADMIN_TOKEN", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "SHOPS",
-           "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE")   # the last two: relay.jobs.cron.load_limits
+           "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE",     # these two: relay.jobs.limits.load_limits
+           "ALERT_WEBHOOK_URL", "ALERT_FORMAT", "ALERT_FAILURES_PER_HOUR", "ALERT_UNCONFIRMED_HOURS",
+           "ALERT_BACKFILL_HOURS")                            # these: relay.jobs.alerts
 
 DEFAULT_META_API_VERSION = "v26.0"
 DEFAULT_META_GRAPH_URL = "https://graph.facebook.com"

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relay.core.config import Shop, load_shop, prefix_of, scan_shops
-from relay.jobs import health, runtime
+from relay.jobs import health, quality, runtime
+from relay.outbox import revenue
 from relay.outbox.rows import STATES
 from relay.web import auth
 from relay.web.http import Request, Response
@@ -52,8 +53,9 @@ async def collect(rt: runtime.Runtime, only: str | None = None) -> dict[str, Any
             load_shop(rt.env, name)          # raises the 404 that names the variables to set
     names = [s.name for s in shops] + sorted(problems)
     figures = await _figures(rt, names, now)
+    meta_quality = await quality.stored(rt.db)
     version = rt.settings.meta_api_version
-    entries = [_shop_entry(shop, figures, now, version) for shop in shops]
+    entries = [_shop_entry(shop, figures, now, version, meta_quality.get(shop.pixel_id)) for shop in shops]
     entries += [_problem_entry(name, problems[name], figures, now, version) for name in sorted(problems)]
     entries.sort(key=lambda e: e["shop"])
     return {
@@ -118,6 +120,9 @@ async def _figures(rt: runtime.Runtime, names: Sequence[str], now: int) -> dict[
     for r in (await db.run("SELECT * FROM shops")).rows:
         if r["shop"] in fig and r["held_until"] is not None and int(r["held_until"]) > now:
             fig[r["shop"]]["held"] = {"until": iso(int(r["held_until"])), "reason": r["held_reason"]}
+    for name, money in (await revenue.net_revenue(db, now)).items():
+        if name in fig:
+            fig[name]["revenue"] = money
     for name, row in (await health.stored(db)).items():
         if name in fig:
             fig[name]["health_row"] = row
@@ -139,21 +144,23 @@ def _empty(now: int) -> dict[str, Any]:
         "held": None, "match_keys": {"events": 0, "coverage": {}},
         "backfill": {"cursor": None, "lag_seconds": None, "listing": False, "last_error": None},
         "daily": [{"date": iso((first_day + i) * DAY)[:10], "sent": 0, "failed": 0} for i in range(CHART_DAYS)],
-        "health_row": None,
+        "health_row": None, "revenue": revenue.empty(),
     }
 
 
-def _shop_entry(shop: Shop, fig: dict[str, dict[str, Any]], now: int, version: str) -> dict[str, Any]:
+def _shop_entry(shop: Shop, fig: dict[str, dict[str, Any]], now: int, version: str,
+                quality_row: dict[str, Any] | None = None) -> dict[str, Any]:
     f = fig[shop.name]
+    meta_quality = quality.view(quality_row, shop, iso)
     row = f.pop("health_row")
     found = config_warnings(shop) + health.warnings(shop, row, now)
     served = row["served_version"] if row and row["graph_version"] == version else None
     version_note = health.version_warning(version, served, datetime.fromtimestamp(now, UTC).date())
     if version_note:
         found.append(version_note)
-    found += _delivery_warnings(shop.name, f, now)
+    found += _delivery_warnings(shop.name, f, now) + quality.warnings(meta_quality)
     return {"shop": shop.name, "ok": not found, "warnings": found, "config_error": None, **_finish(f),
-            "graph_api_version": version, "health": _health_view(row, now)}
+            "graph_api_version": version, "health": _health_view(row, now), "meta_quality": meta_quality}
 
 
 def config_warnings(shop: Shop) -> list[str]:
@@ -173,7 +180,8 @@ def _problem_entry(name: str, problem: str, fig: dict[str, dict[str, Any]], now:
     f = fig[name]
     row = f.pop("health_row")
     return {"shop": name, "ok": False, "warnings": [problem] + _delivery_warnings(name, f, now),
-            "config_error": problem, **_finish(f), "graph_api_version": version, "health": _health_view(row, now)}
+            "config_error": problem, **_finish(f), "graph_api_version": version, "health": _health_view(row, now),
+            "meta_quality": None}
 
 
 def _finish(f: dict[str, Any]) -> dict[str, Any]:
