@@ -91,11 +91,13 @@ def parse(response: HttpResponse, shop: Shop) -> QualityCheck:
                                                         f"(code {code}); will ask again in an hour")
     entries = [e for e in body.get("web") or () if isinstance(e, dict)]
     names = tuple(str(e.get("event_name")) for e in entries if e.get("event_name"))
-    purchase = next((e for e in entries if e.get("event_name") == EVENT), None)
-    if purchase is None:
+    found = [e for e in entries if e.get("event_name") == EVENT]
+    if not found:
         return QualityCheck("no_data", events=names, error="Meta has no Purchase figures for this pixel yet; "
                                                             "they appear a day or two after events arrive")
-    emq = purchase.get("event_match_quality") if isinstance(purchase.get("event_match_quality"), dict) else {}
+    purchase: dict[str, Any] = found[0]
+    emq: dict[str, Any] = purchase["event_match_quality"] if isinstance(purchase.get("event_match_quality"), dict) \
+        else {}
     keys = tuple(sorted(
         ((META_KEYS.get(str(k.get("identifier")), str(k.get("identifier"))), _pct(k.get("coverage")) or 0.0)
          for k in emq.get("match_key_feedback") or () if isinstance(k, dict) and k.get("identifier")),

@@ -3,7 +3,8 @@
 The figures answer "did Meta get last night's orders?" without reading code: counts by ledger state
 for orders placed in the last 24 h and 7 d, the oldest order still waiting (unpaid) or retrying, the
 last success, the last standing error, match-key coverage, the backfill cursor and its lag, the Graph
-API version, the latest token check (relay.jobs.health), and sentences for whatever needs acting on.
+API version, the latest token check (relay.jobs.health), Meta's own match score for Purchase
+(relay.jobs.quality), net revenue (relay.outbox.revenue), and sentences for whatever needs acting on.
 
 Every query covers all shops at once, so the page costs the same handful of D1 queries for one shop
 or twenty (a free-plan invocation may make 50). /dashboard renders the same dictionary as HTML.
