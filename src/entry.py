@@ -140,9 +140,10 @@ class Default(WorkerEntrypoint):
 
     async def fetch(self, request: Any) -> Response:
         url = urlsplit(str(request.url))
+        headers = {str(k).lower(): str(v) for k, v in request.headers.items()}
         plain = Request(
             method=str(request.method).upper(), path=url.path, query=dict(parse_qsl(url.query)),
-            headers={str(k).lower(): str(v) for k, v in request.headers.items()}, read_body=request.bytes)
+            headers=headers, read_body=request.bytes, client=headers.get("cf-connecting-ip", ""))
         response = await routes.handle(self.runtime(), plain)
         for work in response.after:
             self.ctx.waitUntil(work)

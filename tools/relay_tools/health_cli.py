@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
 
 from relay.jobs import health
 from relay_tools.edges import load_env
@@ -22,7 +21,7 @@ def _describe(report: health.HealthReport) -> str:
     if token.expires_at == 0:
         expiry = "never expires"
     elif token.expires_at:
-        expiry = "expires " + datetime.fromtimestamp(token.expires_at, UTC).strftime("%Y-%m-%d")
+        expiry = "expires " + health.iso_day(token.expires_at)
     else:
         expiry = token.error or "no answer"
     scopes = f"; {', '.join(token.scopes)}" if token.scopes else ""

@@ -76,7 +76,7 @@ class LocalRelay:
         request = Request(
             method=scope["method"], path=scope["path"],
             query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
-            headers=headers, read_body=read_body)
+            headers=headers, read_body=read_body, client=(scope.get("client") or ("",))[0])
         response = await routes.handle(self.runtime(), request)
         body = response.encoded()
         await send({"type": "http.response.start", "status": response.status,

@@ -11,6 +11,7 @@ order ids and codes only.
     + SignatureError     X-Signature missing, malformed or wrong (HTTP 401)
     + PayloadError       body is not JSON or has no order object (HTTP 400)
     + BodyTooLargeError  body over the size limit (HTTP 413)
+    + TooManyAttempts    too many wrong ADMIN_TOKEN attempts from one client (HTTP 429)
   x UpstreamError        Lightspeed or Meta answered badly or not at all
     + LightspeedError
     + MetaError
@@ -49,6 +50,16 @@ class PayloadError(RequestError):
 
 class BodyTooLargeError(RequestError):
     http_status = 413
+
+
+class TooManyAttempts(RequestError):
+    """Wrong admin tokens came too often from one client; ``retry_after`` is in seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamError(RelayError):

@@ -35,6 +35,7 @@ RECHECK_UNKNOWN = 3600             # a check that got no answer is tried again a
 STALE_AFTER = 2 * 24 * 3600        # no check for this long means the cron is not running
 MAX_SHOPS_PER_RUN = 6              # two subrequests each, beside the sweep's, in one cron invocation
 TIMEOUT = 10.0
+MAX_TIMESTAMP = 253402300799       # 9999-12-31T23:59:59Z, the last second a datetime can show
 REQUIRED_SCOPE = "ads_management"
 
 # Graph API versions and the day Meta stops serving them (https://developers.facebook.com/docs/graph-api/changelog/versions/).
@@ -102,8 +103,8 @@ def parse_debug_token(response: HttpResponse, now: int) -> TokenCheck:
         return TokenCheck("unknown", error=f"Meta debug_token answered {response.status} without data.is_valid",
                           served_version=served)
     scopes = tuple(s for s in data.get("scopes") or () if isinstance(s, str))
-    expires = _int(data.get("expires_at"))
-    issued = _int(data.get("issued_at")) or None
+    expires = _timestamp(data.get("expires_at"))
+    issued = _timestamp(data.get("issued_at")) or None
     if not data["is_valid"]:
         inner = data.get("error")
         if not isinstance(inner, dict):
@@ -207,11 +208,17 @@ def is_due(row: dict[str, Any] | None, shop: Shop, now: int) -> bool:
 
 
 def iso_day(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).date().isoformat()
+    return datetime.fromtimestamp(min(max(ts, 0), MAX_TIMESTAMP), UTC).date().isoformat()
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _timestamp(value: Any) -> int | None:
+    """A unix time from Meta, held to what a date can show: later than year 9999 is 9999-12-31, below 0 unknown."""
+    number = _int(value)
+    return None if number is None or number < 0 else min(number, MAX_TIMESTAMP)
 
 
 def _message(error: dict[str, Any]) -> str | None:

@@ -2,12 +2,16 @@
 
 Two ways in. Scripts send ``Authorization: Bearer <ADMIN_TOKEN>``; a browser posts the token once
 through the login form (a POST, so it never sits in a URL, a history or a log) and gets a cookie
-holding an expiry and an HMAC keyed with the token, never the token itself: HttpOnly, Secure,
-SameSite=Strict, scoped to /dashboard. Replacing ADMIN_TOKEN logs every browser out.
+naming a row of ``admin_sessions`` (migrations/0008_admin_sessions.sql) beside an expiry and an HMAC
+keyed with the token, never the token itself: HttpOnly, Secure, SameSite=Strict, scoped to /dashboard.
+Signing out deletes the row, so the cookie is dead everywhere at once; replacing ADMIN_TOKEN logs every
+browser out. A form posted from another site (its ``Origin`` or ``Sec-Fetch-Site`` says so), or without
+the page's CSRF field, changes nothing. Guessing the token is throttled per client (relay.web.throttle).
 
 What a page needs from here:
 
 - ``await access(rt, request)``: an ``Access`` (bearer or signed-in browser) or ``None`` → show the login form.
+  Raises ``TooManyAttempts`` (429) for a throttled client that sends a bearer token.
 - ``await read_form(request)``: the posted form as a dict, or ``None`` when it is over ``MAX_FORM_BYTES`` (413).
 - ``await sign_in_or_out(rt, request, form)``: the ``Outcome`` of the login and sign-out forms, ``None`` for
   any other form, which the page handles after ``await form_access(rt, request, form)`` says who posted it.
@@ -19,12 +23,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from relay.core.config import Secret
+from relay.core.errors import TooManyAttempts
 from relay.jobs import runtime
+from relay.web import throttle
 from relay.web.http import Request, Response
 
 COOKIE = "relay_dashboard"
@@ -33,7 +40,7 @@ MAX_FORM_BYTES = 4096
 MIN_ADMIN_TOKEN = 16
 SET_ADMIN_TOKEN = ("set it with `npx wrangler secret put ADMIN_TOKEN` (for relay serve: ADMIN_TOKEN=... in the "
                    "--env-file); make it 32+ random characters, e.g. `openssl rand -hex 32`")
-_SESSION = re.compile(r"([0-9]{1,12})\.([0-9a-f]{64})", re.ASCII)
+_SESSION = re.compile(r"([0-9a-f]{32})\.([0-9]{1,12})\.([0-9a-f]{64})", re.ASCII)
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 
@@ -43,6 +50,7 @@ class Access:
 
     via: str
     csrf: str = ""
+    session: str = ""
 
 
 @dataclass
@@ -75,45 +83,60 @@ def _token_ok(admin: Secret, given: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "replace"), admin.reveal().encode())
 
 
-def _bearer_ok(admin: Secret | None, headers: Mapping[str, str]) -> bool:
-    usable = _usable(admin)
-    if usable is None:
-        return False
+def _bearer(headers: Mapping[str, str]) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or ``None`` when there is no such header."""
     scheme, _, given = (headers.get("authorization") or "").strip().partition(" ")
-    return scheme.lower() == "bearer" and _token_ok(usable, given.strip())
+    return given.strip() if scheme.lower() == "bearer" else None
 
 
 async def bearer(rt: runtime.Runtime, request: Request) -> bool:
-    """``Authorization: Bearer <ADMIN_TOKEN>``, compared in constant time (the JSON routes take only this)."""
-    return _bearer_ok(rt.settings.admin_token, request.headers)
+    """``Authorization: Bearer <ADMIN_TOKEN>``, compared in constant time (the JSON routes take only this).
+
+    A wrong token counts against the client; a throttled client raises ``TooManyAttempts``.
+    """
+    admin = _usable(rt.settings.admin_token)
+    given = _bearer(request.headers)
+    if admin is None or given is None:
+        return False
+    key = await throttle.attempt(rt, admin, request)
+    if not _token_ok(admin, given):
+        return False
+    await throttle.succeeded(rt, key)
+    return True
 
 
 def unauthorized(admin: Secret | None) -> Response:
     message = admin_problem(admin) or "send Authorization: Bearer <ADMIN_TOKEN> (the token, not in the URL)"
     return Response(401, {"status": "error", "error": message},
-                    {"WWW-Authenticate": 'Bearer realm="relay status"', "Cache-Control": "no-store",
-                     "X-Content-Type-Options": "nosniff"})
+                    {"WWW-Authenticate": 'Bearer realm="relay status"', "Cache-Control": "no-store"})
 
 
 # --- the browser session ------------------------------------------------------------------------------------
 
 
-def session_value(admin: Secret, expires: int) -> str:
-    mac = hmac.new(admin.reveal().encode(), f"relay-dashboard|{expires}".encode(), hashlib.sha256).hexdigest()
-    return f"{expires}.{mac}"
+def session_value(admin: Secret, session: str, expires: int) -> str:
+    mac = hmac.new(admin.reveal().encode(), f"relay-dashboard|{session}|{expires}".encode(),
+                   hashlib.sha256).hexdigest()
+    return f"{session}.{expires}.{mac}"
 
 
-def _session_cookie(admin: Secret | None, cookie_header: str | None, now: int) -> str | None:
-    """The valid session value among the request's cookies, if any."""
+async def _live_session(rt: runtime.Runtime, admin: Secret | None, cookie_header: str | None) -> str | None:
+    """The id of the request's session when its cookie is genuine, unexpired and not signed out."""
     usable = _usable(admin)
     if usable is None or not cookie_header:
         return None
+    now = rt.now()
     for part in cookie_header.split(";"):
         name, _, value = part.strip().partition("=")
         found = _SESSION.fullmatch(value) if name == COOKIE else None
-        if found and int(found.group(1)) > now and \
-                hmac.compare_digest(value.encode(), session_value(usable, int(found.group(1))).encode()):
-            return value
+        if found is None:
+            continue
+        session, expires = found.group(1), int(found.group(2))
+        if expires > now and hmac.compare_digest(value.encode(), session_value(usable, session, expires).encode()):
+            rows = (await rt.db.run("SELECT id FROM admin_sessions WHERE id = ? AND expires_at > ?",
+                                    (session, now))).rows
+            if rows:
+                return session
     return None
 
 
@@ -123,13 +146,13 @@ def _csrf(admin: Secret, session: str) -> str:
 
 async def access(rt: runtime.Runtime, request: Request) -> Access | None:
     """The bearer header or a live session cookie; ``None`` means: show the login form."""
-    admin = rt.settings.admin_token
-    if _bearer_ok(admin, request.headers):
+    if await bearer(rt, request):
         return Access("bearer")
-    session = _session_cookie(admin, request.headers.get("cookie"), rt.now())
+    admin = rt.settings.admin_token
+    session = await _live_session(rt, admin, request.headers.get("cookie"))
     if session is None or admin is None:
         return None
-    return Access("session", _csrf(admin, session))
+    return Access("session", _csrf(admin, session), session)
 
 
 def _cookie(value: str, max_age: int) -> str:
@@ -150,13 +173,30 @@ async def read_form(request: Request) -> dict[str, str] | None:
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
+def same_origin(request: Request) -> bool:
+    """False when the browser says the form came from another site (``Sec-Fetch-Site``, ``Origin`` vs ``Host``).
+
+    A client that sends neither (curl, an old browser) passes here; the CSRF field still guards its session.
+    """
+    site = (request.headers.get("sec-fetch-site") or "").strip().lower()
+    if site and site not in ("same-origin", "none"):
+        return False
+    origin = (request.headers.get("origin") or "").strip().lower()
+    if not origin:
+        return True
+    host = (request.headers.get("host") or "").strip().lower()
+    return bool(host) and urlsplit(origin).netloc == host
+
+
 def csrf_input(who: Access) -> str:
     """The hidden field a form on a signed-in page carries so a POST from another site is refused."""
     return f'<input type="hidden" name="csrf" value="{who.csrf}">' if who.csrf else ""
 
 
 async def form_access(rt: runtime.Runtime, request: Request, form: Mapping[str, str]) -> Access | None:
-    """Who posted ``form``: the bearer, or a live session whose CSRF field matches; else ``None``."""
+    """Who posted ``form``: the bearer, or a live session whose CSRF field matches, from this site; else ``None``."""
+    if not same_origin(request):
+        return None
     who = await access(rt, request)
     if who is None or who.via == "bearer":
         return who
@@ -164,17 +204,46 @@ async def form_access(rt: runtime.Runtime, request: Request, form: Mapping[str, 
         else None
 
 
+_CROSS_SITE = "That form came from another site, so it was ignored. Use the page itself."
+
+
 async def sign_in_or_out(rt: runtime.Runtime, request: Request, form: Mapping[str, str]) -> Outcome | None:
     """The login form (``token``) and the sign-out button (``action=logout``); ``None`` for other forms."""
-    admin = rt.settings.admin_token
     if form.get("action") == "logout":
-        return Outcome(303, {"Location": "/dashboard", "Set-Cookie": _cookie("", 0)})
+        return await _sign_out(rt, request, form)
     if "token" not in form:
         return None
+    if not same_origin(request):
+        return Outcome(403, message=_CROSS_SITE)
+    admin = rt.settings.admin_token
     problem = admin_problem(admin)
     if admin is None or problem:
         return Outcome(401, message=problem)
+    try:
+        key = await throttle.attempt(rt, admin, request)
+    except TooManyAttempts as exc:
+        return Outcome(429, {"Retry-After": str(exc.retry_after)}, str(exc))
     if not _token_ok(admin, form["token"].strip()):
         return Outcome(401, message="That is not the ADMIN_TOKEN. Paste the value you set as the Worker secret.")
-    value = session_value(admin, rt.now() + SESSION_SECONDS)
-    return Outcome(303, {"Location": "/dashboard", "Set-Cookie": _cookie(value, SESSION_SECONDS)})
+    await throttle.succeeded(rt, key)
+    now = rt.now()
+    session, expires = secrets.token_hex(16), now + SESSION_SECONDS
+    await rt.db.batch([
+        ("DELETE FROM admin_sessions WHERE expires_at <= ?", (now,)),
+        ("INSERT INTO admin_sessions (id, created_at, expires_at) VALUES (?, ?, ?)", (session, now, expires)),
+    ])
+    return Outcome(303, {"Location": "/dashboard",
+                         "Set-Cookie": _cookie(session_value(admin, session, expires), SESSION_SECONDS)})
+
+
+async def _sign_out(rt: runtime.Runtime, request: Request, form: Mapping[str, str]) -> Outcome:
+    """End this browser's session for good; a post without a live session or its CSRF field changes nothing."""
+    if not same_origin(request):
+        return Outcome(403, message=_CROSS_SITE)
+    who = await access(rt, request)
+    if who is None or who.via != "session":
+        return Outcome(303, {"Location": "/dashboard"})
+    if not hmac.compare_digest(form.get("csrf", "").encode("utf-8", "replace"), who.csrf.encode()):
+        return Outcome(403, message="That sign-out form was out of date; reload the page and sign out again.")
+    await rt.db.run("DELETE FROM admin_sessions WHERE id = ?", (who.session,))
+    return Outcome(303, {"Location": "/dashboard", "Set-Cookie": _cookie("", 0)})

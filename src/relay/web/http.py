@@ -19,6 +19,7 @@ class Request:
     query: Mapping[str, str]
     headers: Mapping[str, str]            # lower-case names
     read_body: Callable[[], Awaitable[bytes]]
+    client: str = ""                      # the caller's address as the edge knows it (throttling only)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from relay.core.errors import BodyTooLargeError, RelayError
+from relay.core.errors import BodyTooLargeError, RelayError, TooManyAttempts
 from relay.jobs import delivery, intake
 from relay.jobs.runtime import Runtime
 from relay.web import dashboard, orders, status
@@ -21,13 +21,17 @@ MAX_BODY_BYTES = 2 * 1024 * 1024   # a 250-line order is ~1 MB; anything bigger 
 
 async def handle(rt: Runtime, request: Request) -> Response:
     try:
-        return await _route(rt, request)
+        response = await _route(rt, request)
+    except TooManyAttempts as exc:
+        response = error(exc.http_status, str(exc), **{"Retry-After": str(exc.retry_after)})
     except RelayError as exc:
-        return error(exc.http_status, str(exc))
+        response = error(exc.http_status, str(exc))
     except Exception as exc:  # a bug must still answer JSON, and must not echo data into the answer
         logger.exception("unhandled error on %s %s", request.method, request.path)
-        return error(500, f"internal error ({type(exc).__name__}); nothing was sent. The cron backfill will "
-                           "pick the order up; please report this with the Worker's log")
+        response = error(500, f"internal error ({type(exc).__name__}); nothing was sent. The cron backfill will "
+                              "pick the order up; please report this with the Worker's log")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")   # JSON is never to be sniffed as a page
+    return response
 
 
 async def _route(rt: Runtime, request: Request) -> Response:

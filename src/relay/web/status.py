@@ -244,4 +244,5 @@ async def backfill_progress(rt: runtime.Runtime) -> dict[str, dict[str, Any]]:
 
 
 def iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC ``YYYY-MM-DDTHH:MM:SSZ``; a stored time beyond what a date can show reads as year 9999, not a 500."""
+    return datetime.fromtimestamp(min(max(ts, 0), health.MAX_TIMESTAMP), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
