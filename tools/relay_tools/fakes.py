@@ -125,6 +125,9 @@ class FakeMeta(FakeServer):
     "dedupe_key_feedback"}]}``): ``quality[pixel]`` is that pixel's ``web`` list (``quality_web()`` when
     unset); a caller token in ``quality_denied`` gets Meta's permission error (code 10), or the
     ``quality_denial`` reply given.
+
+    ``GET /{version}/{pixel_id}?fields=id,name`` (``relay doctor``) reads a pixel; ``pixels``, when set, are
+    the only pixels the token may use: any other, read or posted to, gets Graph's code 100, subcode 33.
     """
 
     def __init__(self) -> None:
@@ -138,6 +141,7 @@ class FakeMeta(FakeServer):
         self.quality: dict[str, list[dict[str, Any]]] = {}
         self.quality_denied: set[str] = set()
         self.quality_denial: Reply | None = None
+        self.pixels: set[str] | None = None
 
     @property
     def event_posts(self) -> list[Recorded]:
@@ -192,11 +196,28 @@ class FakeMeta(FakeServer):
             return graph_error(400, 100, "(#100) The parameter dataset_id and fields=web{...} are required")
         return Reply(200, {"web": self.quality.get(pixel, quality_web())})
 
+    def no_such_pixel(self, pixel: str) -> Reply | None:
+        if self.pixels is None or pixel in self.pixels:
+            return None
+        return graph_error(400, 100, f"Unsupported get request. Object with ID '{pixel}' does not exist, cannot be "
+                                     "loaded due to missing permissions, or does not support this operation.",
+                           subcode=33)
+
+    def read_pixel(self, request: Recorded) -> Reply:
+        scheme, _, caller = request.headers.get("authorization", "").partition(" ")
+        caller = caller if scheme.lower() == "bearer" else (request.query.get("access_token") or [""])[0]
+        if self.valid_tokens is not None and caller not in self.valid_tokens:
+            return graph_error(400, 190, "Error validating access token: Session has expired.", subcode=463)
+        pixel = request.path.split("/")[2]
+        return self.no_such_pixel(pixel) or Reply(200, {"id": pixel, "name": "Fake pixel"})
+
     def answer(self, request: Recorded) -> Reply:
         if request.method == "GET" and re.fullmatch(r"/v\d+\.\d+/debug_token", request.path):
             return self.debug_token(request)
         if request.method == "GET" and re.fullmatch(r"/v\d+\.\d+/dataset_quality", request.path):
             return self.dataset_quality(request)
+        if request.method == "GET" and re.fullmatch(r"/v\d+\.\d+/\d+", request.path):
+            return self.read_pixel(request)
         if not re.fullmatch(r"/v\d+\.\d+/\d+/events", request.path) or request.method != "POST":
             return graph_error(400, 100, "Unsupported request", subcode=33)
         with self.lock:
@@ -210,6 +231,9 @@ class FakeMeta(FakeServer):
             return graph_error(400, 100, "(#100) The parameter data is required")
         if self.valid_tokens is not None and body.get("access_token") not in self.valid_tokens:
             return graph_error(400, 190, "Error validating access token: Session has expired.", subcode=463)
+        refused = self.no_such_pixel(request.path.split("/")[2])
+        if refused is not None:
+            return refused
         bad = [e.get("event_id") for e in data if e.get("event_id") in self.reject_event_ids]
         if bad:
             return graph_error(400, 100, "Invalid parameter", subcode=2804050,
