@@ -14,6 +14,7 @@ from typing import Any
 
 from relay.core import match
 from relay.core.config import Settings, Shop
+from relay.core.errors import PayloadError
 from relay.core.order import Line, Order
 from relay.core.ports import HttpRequest, HttpResponse
 
@@ -23,6 +24,7 @@ EXPIRE_MARGIN = 15 * 60         # give up this long before the window closes: cl
 TIMEOUT = 1.5                   # Meta's recommendation for one event; batches get more
 BATCH_TIMEOUT = 10.0
 MESSAGE_LIMIT = 300
+EVENT_ID_MAX = 100              # Meta documents no limit; this is far above any real one and keeps requests sane
 
 # Lightspeed writes this user agent on orders created through its API: no shopper's browser there.
 API_USER_AGENTS = ("WebshopappApi",)
@@ -51,8 +53,16 @@ class Outcome:
 
 
 def event_id(shop: Shop, order: Order) -> str:
-    """Stable across webhook, backfill, retries and the browser pixel (``purchase_{number}`` by default)."""
-    return shop.event_id_template.format(number=order.number, id=order.id, shop=shop.name)
+    """Stable across webhook, backfill, retries and the browser pixel (``purchase_{number}`` by default).
+
+    Never shortened: a cut id would no longer match the pixel's ``eventID``, so an order whose id would be
+    too long is refused instead.
+    """
+    ident = shop.event_id_template.format(number=order.number, id=order.id, shop=shop.name)
+    if len(ident) > EVENT_ID_MAX:
+        raise PayloadError(f"order {order.id}: its event_id would be over {EVENT_ID_MAX} characters; refused "
+                           f"(check the order number and {shop.prefix}EVENT_ID_TEMPLATE)")
+    return ident
 
 
 def is_browser_order(order: Order) -> bool:

@@ -40,7 +40,9 @@ DEFAULT_EVENT_ID_TEMPLATE = "purchase_{number}"
 CLUSTER_HOSTS = {"eu1": "https://api.webshopapp.com", "us1": "https://api.shoplightspeed.com"}
 EVENT_ID_FIELDS = ("number", "id", "shop")
 
-_SHOP_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,39}", re.IGNORECASE)
+# ASCII only, by construction: ``re.IGNORECASE`` would let ``ı``, ``ſ`` and the Kelvin sign match ``i``, ``s``
+# and ``k``, and ``str.upper`` would fold them into another shop's prefix (a second spelling of one shop).
+_SHOP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{0,39}", re.ASCII)
 _VAR = re.compile(r"([A-Z0-9][A-Z0-9_]*?)_(" + "|".join(REQUIRED) + r")")
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
 
@@ -99,13 +101,21 @@ class Settings:
 
 
 def prefix_of(shop: str) -> str:
-    """``vikginchoice`` → ``VIKGINCHOICE_``; anything outside ``[a-z0-9_]`` is refused."""
+    """``vikginchoice`` → ``VIKGINCHOICE_``; anything outside ASCII ``[A-Za-z0-9_]`` is refused."""
+    return canonical_name(shop).upper() + "_"
+
+
+def canonical_name(shop: str) -> str:
+    """The one spelling of a shop name: ASCII letters, digits and ``_``, ASCII lower-cased.
+
+    Checked before any case folding, so no non-ASCII letter can turn into another shop's name.
+    """
     if not isinstance(shop, str) or not _SHOP_NAME.fullmatch(shop):
         raise UnknownShopError(
-            "shop names are 1-40 letters, digits or underscores, starting with a letter or digit; "
+            "shop names are 1-40 ASCII letters, digits or underscores, starting with a letter or digit; "
             "use the name from your <SHOP>_META_PIXEL_ID variable in ?shop="
         )
-    return shop.upper() + "_"
+    return shop.lower()   # ASCII only here, so lower() is ASCII lower-casing
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -123,16 +133,17 @@ def missing_variables(env: Mapping[str, str], shop: str) -> list[str]:
 
 def load_shop(env: Mapping[str, str], shop: str) -> Shop:
     """The shop's configuration, or an error that names what is missing or wrong."""
+    shop = canonical_name(shop)
     prefix = prefix_of(shop)
     missing = missing_variables(env, shop)
     if len(missing) == len(REQUIRED):
         raise UnknownShopError(
-            f"no shop '{shop.lower()}' is configured: set the five {prefix}* variables "
+            f"no shop '{shop}' is configured: set the five {prefix}* variables "
             f"({', '.join(prefix + k for k in REQUIRED)})"
         )
     if missing:
         raise ConfigError(
-            f"shop '{shop.lower()}' is half-configured: {', '.join(missing)} "
+            f"shop '{shop}' is half-configured: {', '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not set; add {'it' if len(missing) == 1 else 'them'} "
             "as Worker secrets (GitHub Secrets or .env.local, then deploy)"
         )
@@ -157,7 +168,7 @@ def load_shop(env: Mapping[str, str], shop: str) -> Shop:
     if shop_url is not None and not re.match(r"https?://[^/\s]+", shop_url):
         raise ConfigError(f"{prefix}SHOP_URL must start with https:// (your shop's public address)")
     return Shop(
-        name=shop.lower(),
+        name=shop,
         lightspeed_key=Secret(var("LIGHTSPEED_API_KEY") or ""),
         lightspeed_secret=Secret(var("LIGHTSPEED_API_SECRET") or ""),
         shop_id=shop_id,

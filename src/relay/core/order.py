@@ -3,11 +3,19 @@
 The API writes ``false`` or ``""`` for absent things and floats for money (up to 4 decimals). Here
 absent becomes ``None`` and money becomes ``Decimal`` parsed from the JSON text itself, so no float
 rounding ever touches a price.
+
+A signed body is still untrusted input, so every value is bounded here, before anything is stored or
+hashed (README, "Hostile input"): nesting depth, ids (63 bits, SQLite's INTEGER), money (a range that
+2-decimal arithmetic and Meta's float can hold), quantities; unpaired UTF-16 surrogates become U+FFFD;
+a ``remoteIp`` that is no IP address is dropped. What cannot be bounded refuses the order with a
+``PayloadError`` that names the field, never its value.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -16,6 +24,16 @@ from typing import Any
 from relay.core.errors import PayloadError
 
 PAID = "paid"
+MAX_DEPTH = 32                  # a Lightspeed order nests 5 deep; the JSON parser recurses per level
+MAX_ID = 2**63 - 1              # SQLite's INTEGER, and far above any Lightspeed id
+MAX_MONEY = Decimal(10) ** 12   # exact to the cent as a float, and more than any order in any currency
+MAX_QUANTITY = 1_000_000
+MAX_NUMBER = 64                 # characters of an order number (it becomes the event_id)
+MAX_USER_AGENT = 1024
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,7 @@ class Order:
 
 def loads(body: bytes) -> Any:
     """JSON with exact decimals; every decoding problem is a ``PayloadError``."""
+    _check_depth(body)
     try:
         return json.loads(body.decode("utf-8"), parse_float=Decimal)
     except UnicodeDecodeError as exc:
@@ -93,6 +112,28 @@ def loads(body: bytes) -> Any:
         raise PayloadError(
             f"body is not JSON (line {exc.lineno}, column {exc.colno}); register the webhook with format json"
         ) from exc
+    except ValueError as exc:      # an integer over Python's 4,300-digit conversion limit
+        raise PayloadError("body holds a number too long to be a Lightspeed value; nothing was stored") from exc
+    except RecursionError as exc:  # unreachable after _check_depth; kept so no parser limit can answer 500
+        raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels; this is not a Lightspeed order") from exc
+
+
+def _check_depth(body: bytes) -> None:
+    """Refuse nesting deeper than ``MAX_DEPTH`` before the parser recurses into it.
+
+    Strings are cut out first (they may hold brackets), then matching innermost pairs are removed a
+    level at a time, all in C: a few microseconds for a real order, bounded for a hostile one.
+    """
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", body))
+    for _ in range(MAX_DEPTH):
+        inner = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if inner == brackets:
+            return                     # unbalanced: the parser says where
+        brackets = inner
+    if brackets:
+        raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels; this is not a Lightspeed order")
 
 
 def parse_webhook(body: bytes) -> Order:
@@ -103,15 +144,20 @@ def parse_webhook(body: bytes) -> Order:
 
 
 def parse_order(raw: dict[str, Any]) -> Order:
-    order_id = raw.get("id")
-    if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
-        raise PayloadError('order has no numeric "id"')
+    order_id = _id(raw.get("id"))
+    if order_id is None:
+        raise PayloadError('order has no numeric "id" from 1 to 2^63-1')
     number = _text(raw.get("number"))
     if number is None:
         raise PayloadError(f'order {order_id} has no "number"')
+    if len(number) > MAX_NUMBER:
+        raise PayloadError(f'order {order_id} "number" is over {MAX_NUMBER} characters; refused')
     created = _time(raw.get("createdAt"))
     if created is None:
         raise PayloadError(f'order {order_id} has no "createdAt" with a time zone offset')
+    total = _money(raw.get("priceIncl"), f"order {order_id} priceIncl")
+    if total < 0:
+        raise PayloadError(f"order {order_id} priceIncl is negative; a Purchase cannot be worth less than 0")
     return Order(
         id=order_id,
         number=number,
@@ -120,9 +166,9 @@ def parse_order(raw: dict[str, Any]) -> Order:
         status=_text(raw.get("status")) or "",
         payment_status=_text(raw.get("paymentStatus")) or "",
         channel=_text(raw.get("channel")),
-        remote_ip=_text(raw.get("remoteIp")),
-        user_agent=_text(raw.get("userAgent")),
-        price_incl=_money(raw.get("priceIncl"), f"order {order_id} priceIncl"),
+        remote_ip=_ip(raw.get("remoteIp")),
+        user_agent=_user_agent(raw.get("userAgent")),
+        price_incl=total,
         email=_text(raw.get("email")),
         firstname=_text(raw.get("firstname")),
         middlename=_text(raw.get("middlename")),
@@ -147,11 +193,15 @@ def parse_lines(items: Any) -> tuple[Line, ...]:
         if not isinstance(item, dict):
             raise PayloadError("an order product is not an object")
         quantity = item.get("quantityOrdered")
+        quantity = quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 1
+        price = _money(item.get("priceIncl"), "order product priceIncl")
+        if not 1 <= quantity <= MAX_QUANTITY or price < 0:
+            continue                   # a refund or nonsense line says nothing about what was bought: left out
         lines.append(Line(
             product_id=_str_id(_resource_id(item.get("product"))),
             variant_id=_str_id(_resource_id(item.get("variant"))),
-            quantity=quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 1,
-            price_incl=_money(item.get("priceIncl"), "order product priceIncl"),
+            quantity=quantity,
+            price_incl=price,
         ))
     return tuple(lines)
 
@@ -166,21 +216,52 @@ def _embedded_lines(block: Any) -> tuple[Line, ...] | None:
 
 
 def _text(value: Any) -> str | None:
+    """Text, or ``None`` for absent; unpaired surrogates (``"\\ud800"``) become U+FFFD, so the value
+    can always be UTF-8 encoded, hashed and stored."""
     if value is None or value is False or value is True:
         return None
-    text = str(value).strip()
+    if isinstance(value, dict | list):
+        return None                    # an object where text belongs is no text
+    text = _SURROGATE.sub("\ufffd", str(value)).strip()
     return text or None
+
+
+def _id(value: Any) -> int | None:
+    """A Lightspeed id: a positive integer that fits SQLite's 63 bits, else ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID:
+        return value
+    return None
+
+
+def _ip(value: Any) -> str | None:
+    """``remoteIp`` when it is an IPv4 or IPv6 address (Meta's ``client_ip_address``), else dropped."""
+    text = _text(value)
+    if text is None or len(text) > 64:
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _user_agent(value: Any) -> str | None:
+    text = _text(value)
+    return text if text is not None and len(text) <= MAX_USER_AGENT else None
 
 
 def _money(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or value is None:
         raise PayloadError(f"{what} is missing")
+    if isinstance(value, dict | list):
+        raise PayloadError(f"{what} is not a number")
     try:
         amount = Decimal(str(value))
     except InvalidOperation as exc:
         raise PayloadError(f"{what} is not a number") from exc
     if not amount.is_finite():
         raise PayloadError(f"{what} is not a finite number")
+    if abs(amount) >= MAX_MONEY:
+        raise PayloadError(f"{what} is {MAX_MONEY:,.0f} or more; no order is worth that, refused")
     return amount
 
 
@@ -197,9 +278,7 @@ def _time(value: Any) -> datetime | None:
 
 def _resource_id(block: Any) -> int | None:
     if isinstance(block, dict) and isinstance(block.get("resource"), dict):
-        ident = block["resource"].get("id")
-        if isinstance(ident, int) and not isinstance(ident, bool):
-            return ident
+        return _id(block["resource"].get("id"))
     return None
 
 

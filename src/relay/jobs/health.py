@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from relay.core import lightspeed
-from relay.core.config import Settings, Shop, scan_shops
+from relay.core.config import Settings, Shop, canonical_name, scan_shops
 from relay.core.errors import LightspeedError
 from relay.core.ports import Database, Http, HttpRequest, HttpResponse
 from relay.jobs import delivery, runtime
@@ -305,7 +305,7 @@ async def run_daily(rt: runtime.Runtime, only: str | None = None, force: bool = 
     """
     shops, _ = scan_shops(rt.env, rt.env_names)
     if only is not None:
-        shops = [s for s in shops if s.name == only.lower()]
+        shops = [s for s in shops if s.name == canonical_name(only)]
     latest = await stored(rt.db)
     now = rt.now()
     due = [s for s in shops if force or is_due(latest.get(s.name), s, now)]

@@ -12,7 +12,7 @@ from typing import Any
 
 from relay.core import capi, match
 from relay.core.config import Shop, load_shop
-from relay.core.errors import SignatureError
+from relay.core.errors import PayloadError, SignatureError
 from relay.core.order import Order, parse_webhook
 from relay.core.signature import verify
 from relay.jobs.runtime import Runtime
@@ -37,10 +37,20 @@ class WebhookResult:
 SENDABLE = ("due", "waiting")   # states whose event may still go to Meta, so keep the IP and user agent
 
 
+FUTURE_TIME = "createdAt is later than the time the order was received; event_time is that time instead"
+
+
 def row_for(order: Order, shop: Shop, now: int, source: str) -> NewRow:
-    """The ledger row an order asks for: due when paid, waiting when not yet, skipped when cancelled."""
+    """The ledger row an order asks for: due when paid, waiting when not yet, skipped when cancelled.
+
+    Times later than ``now`` are clamped to it: Meta refuses events from the future, and an
+    ``updatedAt`` from the future would make the ledger ignore every real update after it.
+    """
     event = capi.build_event(order, shop)
     reason = None
+    if event["event_time"] > now:
+        event["event_time"], reason = now, FUTURE_TIME
+    updated = int(order.updated_at.timestamp()) if order.updated_at else None
     if order.is_cancelled:
         state = "skipped"
         reason = "order cancelled before it was sent"
@@ -54,7 +64,7 @@ def row_for(order: Order, shop: Shop, now: int, source: str) -> NewRow:
         shop=shop.name, order_id=order.id, event_name=capi.EVENT_NAME, order_number=order.number,
         event_id=event["event_id"], event_time=event["event_time"], state=state,
         payment_status=order.payment_status or "unknown",
-        order_updated_at=int(order.updated_at.timestamp()) if order.updated_at else None,
+        order_updated_at=None if updated is None else min(updated, now),
         payload=capi.dumps(event if state in SENDABLE else capi.without_browser_data(event)),
         match_keys=",".join(match.key_names(event["user_data"])),
         needs_lines=order.lines is None, source=source, last_error=reason,
@@ -87,9 +97,14 @@ async def receive_webhook(rt: Runtime, shop_name: str, headers: Mapping[str, str
         raise SignatureError(
             f"X-Shop-Id does not match {shop.prefix}LIGHTSPEED_SHOP_ID: this webhook belongs to another shop; "
             "check the ?shop= in the webhook address")
-    order = parse_webhook(body)
-    state = await record_order(rt, shop, order, "webhook")
-    answer: dict[str, Any] = {"shop": shop.name, "order_id": order.id, "event_id": capi.event_id(shop, order)}
+    try:
+        order = parse_webhook(body)
+        ident = capi.event_id(shop, order)
+        state = await record_order(rt, shop, order, "webhook")
+    except PayloadError as exc:   # signed, so Lightspeed's own data: say why in the log, store nothing
+        rt.log.add(shop.name, rt.now(), kind="warning", source="webhook", error=f"order refused, not stored: {exc}")
+        raise
+    answer: dict[str, Any] = {"shop": shop.name, "order_id": order.id, "event_id": ident}
     if state is None:
         answer["status"] = "duplicate"
     elif state in ("due", "retry"):

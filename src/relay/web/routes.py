@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from relay.core.errors import BodyTooLargeError, RelayError, TooManyAttempts
+from relay.core.errors import BodyTooLargeError, RelayError, RequestError, TooManyAttempts
 from relay.jobs import delivery, intake
 from relay.jobs.runtime import Runtime
 from relay.web import dashboard, orders, status
@@ -56,7 +56,12 @@ async def _route(rt: Runtime, request: Request) -> Response:
     if not shop:
         return error(404, "add ?shop=<name> to the webhook address; <name> is the prefix of that shop's variables")
     body = await _read_limited(request)
-    result = await intake.receive_webhook(rt, shop, request.headers, body)
+    try:
+        result = await intake.receive_webhook(rt, shop, request.headers, body)
+    except RequestError as exc:
+        response = error(exc.http_status, str(exc))
+        response.after.append(rt.log.flush(rt.blobs, rt.clock()))   # a refused signed order is logged
+        return response
     response = Response(200, result.body)
     if result.should_send:
         response.after.append(_send_after(rt, result))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from relay.core.config import Shop, load_shop, prefix_of, scan_shops
+from relay.core.config import Shop, canonical_name, load_shop, scan_shops
 from relay.jobs import health, quality, runtime
 from relay.outbox import revenue
 from relay.outbox.rows import STATES
@@ -46,8 +46,7 @@ async def collect(rt: runtime.Runtime, only: str | None = None) -> dict[str, Any
     now = rt.now()
     shops, problems = scan_shops(rt.env, rt.env_names)
     if only is not None:
-        name = only.lower()
-        prefix_of(name)
+        name = canonical_name(only)
         shops = [s for s in shops if s.name == name]
         problems = {k: v for k, v in problems.items() if k == name}
         if not shops and not problems:
