@@ -462,6 +462,16 @@ async function checkWorkerFetch() {
   seen.push(`GET / → ${r.status}`);
   expect(r.status === 405, `GET /: expected 405, got ${r.status}`);
 
+  // A credential header sent twice: the Worker's Headers join the values with ", ", the core refuses it.
+  for (const name of ["X-Signature", "X-Shop-Id"]) {
+    const twice = new Headers(hook.headers);
+    twice.append(name, hook.headers[name]);
+    r = await invoke(env, new Request(`${base}/?shop=vik`, { method: "POST", headers: twice, body: hook.bytes }));
+    seen.push(`${name} twice → ${r.status}`);
+    expect(r.status === 401 && r.body.includes(`${name} more than once`), `${name} twice: expected 401, got ${r.status} ${r.body}`);
+  }
+  seen.push(await checkAdminSession(env, base));
+
   got = await up.dump();
   expect(got.meta.length === 0, `nothing after the first webhook may reach Meta, got ${got.meta.length} request(s)`);
   const rows = (await db.prepare("SELECT order_id, state, payload FROM outbox").all()).results;
@@ -474,6 +484,36 @@ async function checkWorkerFetch() {
   const logLeaks = pii.filter((s) => logText.includes(s));
   expect(logLeaks.length === 0, `the R2 delivery log holds raw customer data: ${logLeaks.length} value(s)`);
   return `${seen.join("; ")}; Meta got 1 event = core's; D1 row sent; R2 log clean`;
+}
+
+async function checkAdminSession(workerEnv, base) {
+  // Sign in through the form, sign out, and the old cookie is dead: the session lives in D1 (migration 0008).
+  const env = { ...workerEnv, ADMIN_TOKEN: "conformance-admin-token-signin-0001" };
+  const form = (fields, headers = {}) => new Request(`${base}/dashboard`, {
+    method: "POST", body: new URLSearchParams(fields).toString(),
+    headers: { "Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "same-origin", ...headers } });
+  const raw = async (request) => {
+    const context = { waitUntil() {}, passThroughOnException() {} };
+    const response = await ctx.pyodide.pyimport("worker_harness").fetch(context, env, request);
+    return { status: response.status, cookie: response.headers.get("set-cookie"), body: await response.text() };
+  };
+  let r = await raw(form({ token: env.ADMIN_TOKEN }, { Origin: base }));
+  expect(r.status === 303 && r.cookie, `sign-in: expected 303 with a cookie, got ${r.status} ${r.body}`);
+  const cookie = r.cookie.split(";")[0];
+  const page = () => raw(new Request(`${base}/dashboard`, { headers: { Cookie: cookie } }));
+  r = await page();
+  const csrf = /name="csrf" value="([0-9a-f]{64})"/.exec(r.body)?.[1];
+  expect(r.status === 200 && csrf, `signed-in page: expected 200 with a CSRF field, got ${r.status}`);
+  r = await raw(form({ action: "logout", csrf }, { Cookie: cookie, Origin: "https://evil.example" }));
+  expect(r.status === 403 && !r.cookie, `cross-site sign-out: expected 403 and no cookie, got ${r.status}`);
+  r = await raw(form({ action: "logout", csrf }, { Cookie: cookie, Origin: base }));
+  expect(r.status === 303 && r.cookie?.includes("Max-Age=0"), `sign-out: expected 303 clearing the cookie, got ${r.status}`);
+  r = await page();
+  expect(r.status === 401, `the signed-out cookie must be refused, got ${r.status}`);
+  r = await raw(new Request(`${base}/status`, { headers: [["Authorization", `Bearer ${env.ADMIN_TOKEN}`],
+                                                         ["Authorization", `Bearer ${env.ADMIN_TOKEN}`]] }));
+  expect(r.status === 401 && r.body.includes("Authorization more than once"), `Authorization twice: expected 401, got ${r.status}`);
+  return "admin sign-in, cross-site sign-out 403, sign-out ends the D1 session, Authorization twice 401";
 }
 
 function sortKeys(value) {

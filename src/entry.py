@@ -141,6 +141,7 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request: Any) -> Response:
         url = urlsplit(str(request.url))
         headers = {str(k).lower(): str(v) for k, v in request.headers.items()}
+        headers.setdefault("host", url.netloc)   # what a form's Origin is compared with (relay.web.auth)
         plain = Request(
             method=str(request.method).upper(), path=url.path, query=dict(parse_qsl(url.query)),
             headers=headers, read_body=request.bytes, client=headers.get("cf-connecting-ip", ""))

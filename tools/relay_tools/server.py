@@ -19,9 +19,10 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 
+from relay.core.errors import PayloadError
 from relay.jobs import cron, delivery, runtime, schedule
 from relay.web import routes
-from relay.web.http import Request
+from relay.web.http import Request, joined_headers
 from relay_tools.edges import FolderBlobs, HttpxClient
 from relay_tools.sqlite import SqliteDatabase
 
@@ -59,12 +60,14 @@ class LocalRelay:
             return
         if scope["type"] != "http":
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = joined_headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
 
         async def read_body() -> bytes:
             chunks, size = [], 0
             while True:
                 message = await receive()
+                if message["type"] == "http.disconnect":   # the client left before the body was complete
+                    raise PayloadError(routes.INCOMPLETE_BODY)
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > routes.MAX_BODY_BYTES:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 
-from relay.core.errors import BodyTooLargeError, RelayError, RequestError, TooManyAttempts
+from relay.core.errors import BodyTooLargeError, PayloadError, RelayError, RequestError, TooManyAttempts
 from relay.jobs import delivery, intake
 from relay.jobs.runtime import Runtime
 from relay.web import dashboard, orders, status
-from relay.web.http import Request, Response, error
+from relay.web.http import Request, Response, error, repeated_credential
 
 logger = logging.getLogger("relay")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024   # a 250-line order is ~1 MB; anything bigger is not a Lightspeed order
+INCOMPLETE_BODY = ("the body ended before its Content-Length (the sender disconnected?); nothing was stored. "
+                   "Lightspeed sends the webhook again; the cron backfill picks the order up in any case")
 
 
 async def handle(rt: Runtime, request: Request) -> Response:
@@ -35,6 +37,11 @@ async def handle(rt: Runtime, request: Request) -> Response:
 
 
 async def _route(rt: Runtime, request: Request) -> Response:
+    twice = repeated_credential(request.headers)
+    if twice is not None:
+        name = "-".join(part.capitalize() for part in twice.split("-"))
+        return error(401, f"the request carries {name} more than once; send it once (which one would count "
+                          "is not something a sender can rely on)")
     path = request.path.rstrip("/") or "/"
     if path == "/health":
         if request.method not in ("GET", "HEAD"):
@@ -79,10 +86,20 @@ async def _send_after(rt: Runtime, result: intake.WebhookResult) -> None:
 
 
 async def _read_limited(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
+    declared = _declared_length(request)
+    if declared is not None and declared > MAX_BODY_BYTES:
         raise BodyTooLargeError(f"body is over {MAX_BODY_BYTES} bytes; this is not a Lightspeed order webhook")
     body = await request.read_body()
     if len(body) > MAX_BODY_BYTES:
         raise BodyTooLargeError(f"body is over {MAX_BODY_BYTES} bytes; this is not a Lightspeed order webhook")
+    if declared is not None and len(body) < declared:
+        raise PayloadError(INCOMPLETE_BODY)
     return body
+
+
+def _declared_length(request: Request) -> int | None:
+    """Content-Length as a number when it is ASCII digits (a 30-digit one is simply "too large")."""
+    value = (request.headers.get("content-length") or "").strip()
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return int(value) if len(value) <= 18 else MAX_BODY_BYTES + 1
