@@ -148,7 +148,8 @@ class Default(WorkerEntrypoint):
         response = await routes.handle(self.runtime(), plain)
         for work in response.after:
             self.ctx.waitUntil(work)
-        return Response(response.encoded(), status=response.status,
+        body = None if response.status in (204, 304) else response.encoded()   # a 204 must have no body
+        return Response(body, status=response.status,
                         headers={"content-type": response.content_type, **response.headers})
 
     async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:

@@ -40,7 +40,7 @@ PAID_USER_DATA = {
     "em": sha256("marielle.vandenbroek@example.nl"),
     "ph": sha256("31612345678"),                # phone 06-12345678 and mobile +31 6 12345678: one number
     "fn": sha256("mariëlle"),
-    "ln": sha256("van den broek"),              # middlename particles belong to the surname
+    "ln": [sha256("vandenbroek"), sha256("van den broek")],   # particles belong to the surname; both forms
     "ge": sha256("f"),
     "db": sha256("19880423"),
     "ct": sha256("amsterdam"),

@@ -26,7 +26,7 @@ from phonenumbers.phonemetadata import PhoneMetadata
 
 from relay.core import _phone_regions
 from relay.core import normalize as normalize_module
-from relay.core.normalize import FIELDS, birth_date, hash_field, normalize, sha256_hex
+from relay.core.normalize import FIELDS, birth_date, hash_field, normalize, sha256_hex, spaced_name
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "lightspeed"
@@ -129,7 +129,23 @@ def test_sdk_case_05_us_state_names_become_codes():
 def test_sdk_case_06_names_lose_punctuation():
     assert normalize("ln", "O'Brien") == "obrien"
     assert normalize("fn", "Jean-Luc") == "jeanluc"
-    assert normalize("fn", "Dr. John") == "dr john"
+    assert normalize("fn", "Dr. John") == "drjohn"
+
+
+def test_names_lose_inner_spaces_and_keep_the_spaced_form_as_a_second_form():
+    # capi-param-builder, which Meta's Node SDK routes user_data through, removes every inner space
+    assert normalize("ln", "van den Broek") == "vandenbroek"
+    assert normalize("fn", "Mary Ann") == "maryann"
+    assert spaced_name("van den  Broek") == "van den broek"
+    assert spaced_name("Mariëlle") is None           # one word: one form
+    assert spaced_name("---") is None
+
+
+def test_variation_selectors_and_lone_symbols_are_no_data():
+    assert normalize("ct", "Paris ❤️") == "paris"
+    assert normalize("fn", "Zoë ✌︎") == "zoë"
+    assert normalize("country", "&") is None          # not "and", Andorra's alpha-3 code
+    assert normalize("country", "Trinidad & Tobago") == "tt"
 
 
 def test_sdk_case_07_cities_lose_punctuation_and_keep_digits():
@@ -478,8 +494,8 @@ def test_country(raw, expected):
         ("em", "@example.nl", None, None),
         ("fn", "  Mariëlle ", None, "mariëlle"),
         ("fn", "Anne–Sophie", None, "annesophie"),
-        ("ln", "van den  Broek", None, "van den broek"),
-        ("ln", "De Smet", None, "de smet"),
+        ("ln", "van den  Broek", None, "vandenbroek"),
+        ("ln", "De Smet", None, "desmet"),
         ("ln", "---", None, None),
         ("ct", "Den Haag", "NL", "denhaag"),
         ("ct", "Liège", "BE", "liège"),
@@ -555,7 +571,7 @@ def test_fixture_orders_normalize_to_the_expected_keys():
     orders = json.loads((FIXTURES / "orders-list-page.json").read_text(encoding="utf-8"))["orders"]
     joris = next(o for o in orders if o["email"].startswith("joris"))
     assert normalize("ph", joris["phone"], joris["addressBillingCountry"]["code"]) == "32470123456"
-    assert normalize("ln", joris["lastname"]) == "de smet"
+    assert normalize("ln", joris["lastname"]) == "desmet"
     sven = next(o for o in orders if o["email"].startswith("sven"))
     assert normalize("ph", sven["phone"], "nl") == "31104567890"
     assert normalize("ph", sven["mobile"], "nl") == "31698765432"

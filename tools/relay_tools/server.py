@@ -81,10 +81,10 @@ class LocalRelay:
             query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
             headers=headers, read_body=read_body, client=(scope.get("client") or ("",))[0])
         response = await routes.handle(self.runtime(), request)
-        body = response.encoded()
+        body = b"" if response.status == 204 else response.encoded()
+        length = [] if response.status == 204 else [(b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": response.status,
-                    "headers": [(b"content-type", response.content_type.encode()),
-                                (b"content-length", str(len(body)).encode())]
+                    "headers": [(b"content-type", response.content_type.encode()), *length]
                     + [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]})
         await send({"type": "http.response.body", "body": body})
         for work in response.after:

@@ -28,6 +28,10 @@ OPTIONAL = (
     "SHOP_URL",
     "EVENT_ID_TEMPLATE",
     "UTC_OFFSET",          # the dashboard's time zone for this shop, e.g. +01:00 (else learned from its orders)
+    "BRIDGE_WAIT",
+    "CONSENT_MODE",
+    "CONSENT_UNKNOWN",
+    "LDU",
 )
 GLOBALS = ("ADMIN_TOKEN", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "SHOPS",
            "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE",     # these two: relay.jobs.limits.load_limits
@@ -37,6 +41,9 @@ GLOBALS = ("ADMIN_TOKEN", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_
 DEFAULT_META_API_VERSION = "v26.0"
 DEFAULT_META_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_EVENT_ID_TEMPLATE = "purchase_{number}"
+MAX_BRIDGE_WAIT = 1800          # longer would hold Purchases back for a browser that is not coming
+CONSENT_MODES = ("off", "required")
+CONSENT_UNKNOWN = ("skip", "send")
 CLUSTER_HOSTS = {"eu1": "https://api.webshopapp.com", "us1": "https://api.shoplightspeed.com"}
 EVENT_ID_FIELDS = ("number", "id", "shop")
 
@@ -84,6 +91,10 @@ class Shop:
     test_event_code: str | None = None
     shop_url: str | None = None
     event_id_template: str = DEFAULT_EVENT_ID_TEMPLATE
+    bridge_wait: int = 0             # seconds a paid order waits for its thank-you page's bridge post
+    consent_mode: str = "off"        # "required": only a shopper's recorded "granted" lets a Purchase go
+    consent_unknown: str = "skip"    # with "required", what no recorded choice means: skip or send
+    ldu: bool = False                # Meta's Limited Data Use (US state laws) on every event
 
     @property
     def prefix(self) -> str:
@@ -167,6 +178,15 @@ def load_shop(env: Mapping[str, str], shop: str) -> Shop:
     shop_url = var("SHOP_URL")
     if shop_url is not None and not re.match(r"https?://[^/\s]+", shop_url):
         raise ConfigError(f"{prefix}SHOP_URL must start with https:// (your shop's public address)")
+    wait = var("BRIDGE_WAIT") or "0"
+    if not wait.isdigit() or int(wait) > MAX_BRIDGE_WAIT:
+        raise ConfigError(f"{prefix}BRIDGE_WAIT must be a whole number of seconds from 0 to {MAX_BRIDGE_WAIT} "
+                          "(120 is a good value once the thank-you script is installed)")
+    consent_mode = _choice(var("CONSENT_MODE") or "off", CONSENT_MODES, prefix + "CONSENT_MODE")
+    consent_unknown = _choice(var("CONSENT_UNKNOWN") or "skip", CONSENT_UNKNOWN, prefix + "CONSENT_UNKNOWN")
+    ldu = var("LDU") or "0"
+    if ldu not in ("0", "1"):
+        raise ConfigError(f"{prefix}LDU must be 1 (Meta's Limited Data Use on every event) or 0")
     return Shop(
         name=shop,
         lightspeed_key=Secret(var("LIGHTSPEED_API_KEY") or ""),
@@ -179,7 +199,17 @@ def load_shop(env: Mapping[str, str], shop: str) -> Shop:
         test_event_code=var("META_TEST_EVENT_CODE"),
         shop_url=shop_url.rstrip("/") if shop_url else None,
         event_id_template=template,
+        bridge_wait=int(wait),
+        consent_mode=consent_mode,
+        consent_unknown=consent_unknown,
+        ldu=ldu == "1",
     )
+
+
+def _choice(value: str, allowed: tuple[str, ...], name: str) -> str:
+    if value.lower() not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
+    return value.lower()
 
 
 def check_event_id_template(template: str, name: str) -> None:

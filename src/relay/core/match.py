@@ -15,10 +15,13 @@ Decisions:
 - **Surname particles belong to ``ln``.** Lightspeed keeps the Dutch/Belgian *tussenvoegsel* in
   ``middlename`` ("van den" + "Broek"). The person's surname is "van den Broek"; that is how it
   is written on a card, in a passport and in a Facebook profile's last-name field, which has no
-  separate particle part, so ``ln`` is "van den broek" (inner spaces kept, per normalize). A
+  separate particle part, so ``ln`` is "van den broek". A
   ``middlename`` that is not made of particles (an English or German middle name) is a given
   name, not part of the surname, and is left out of both ``fn`` and ``ln``. Particles typed
   twice (in ``middlename`` and again at the start of ``lastname``) are not doubled.
+- **Names go in both normalized forms** when they differ: ``vandenbroek`` (Meta's newest normalizer
+  removes inner spaces) and ``van den broek`` (the older one kept them), as a list of two hashes, so
+  a profile stored either way matches. One-word names give one hash.
 - **Birth date**: Meta accepts years up to the current one; the order's own date stands in for
   "now", so no clock is read here.
 - **external_id is the hashed Lightspeed customer id**, the same on the webhook, backfill and retry
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.core.normalize import birth_date, hash_field, normalize, sha256_hex
+from relay.core.normalize import birth_date, hash_field, normalize, sha256_hex, spaced_name
 from relay.core.order import Address, Order
 
 # Words that make up Dutch, Flemish, French, German, Italian, Spanish and Portuguese surname
@@ -91,8 +94,11 @@ def user_data(order: Order, *, browser: bool) -> dict[str, Any]:
 
     put("em", order.email)
     put("ph", *(_phone(order, number) for number in (order.phone, order.mobile)))
-    put("fn", order.firstname)
-    put("ln", surname(order))
+    for key, name in (("fn", order.firstname), ("ln", surname(order))):
+        put(key, name)
+        spaced = spaced_name(name) if name and key in data else None
+        if spaced:   # the older form, hashed as it is: normalizing it again would remove its spaces
+            data[key] = [data[key], sha256_hex(spaced)]
     put("ge", order.gender)
     if order.birth_date:
         put("db", birth_date(order.birth_date, country, max_year=order.created_at.year))

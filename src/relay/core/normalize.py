@@ -21,9 +21,12 @@ Where the documentation leaves room, this module decides:
   have a length that a person's number (fixed, mobile, VoIP, personal, pager, UAN; not toll-free
   or premium) can have with its first digit in that region, per the `phonenumbers` metadata in
   `_phone_regions`, else None. Without `country`, only international numbers can be placed.
-- fn, ln: lower-case, punctuation and symbols removed (O'Brien -> obrien, Jean-Luc -> jeanluc),
-  letters of every script, accents and digits kept, inner whitespace kept as one space
-  (van den Broek -> "van den broek").
+- fn, ln: lower-case, punctuation, symbols and inner spaces removed (O'Brien -> obrien,
+  Jean-Luc -> jeanluc, van den Broek -> vandenbroek), letters of every script, accents and digits
+  kept. That is how Meta's newest normalizer (capi-param-builder, which its Node SDK now routes
+  user_data through) writes names; `spaced_name` gives the older form with one space between
+  words ("van den broek"), so a caller can send both hashes and match a profile stored either way.
+- Every field: Unicode variation selectors (what an emoji leaves behind, 'Paris ❤️') are dropped.
 - ct, st: lower-case, only letters (accents kept) and digits: no spaces, punctuation or
   symbols ('s-Hertogenbosch -> shertogenbosch, Paris 18e -> paris18e). `st` maps US state,
   district and territory names to their two-letter code when `country` is US or unknown.
@@ -58,6 +61,7 @@ LATEST_BIRTH_YEAR = 2100
 MONTH_FIRST_COUNTRIES = frozenset({"us", "ca", "ph", "pr", "gu", "vi", "as", "mp", "um", "fm", "mh", "pw"})
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 def normalize(field: str, value: str, country: str | None = None) -> str | None:
@@ -67,8 +71,18 @@ def normalize(field: str, value: str, country: str | None = None) -> str | None:
         raise ValueError(f"unknown user_data field {field!r}; expected one of {', '.join(FIELDS)}")
     if not isinstance(value, str):  # Lightspeed sends false for an empty birth date or gender
         return None
-    text = unicodedata.normalize("NFC", value).strip()
+    text = _VARIATION_SELECTORS.sub("", unicodedata.normalize("NFC", value)).strip()
     return (rule(text, country) or None) if text else None
+
+
+def spaced_name(value: str) -> str | None:
+    """A name's older normalized form, words kept apart by one space ("van den broek"), or None when
+    it is the same as ``normalize("fn"|"ln", value)`` (a one-word name) or nothing remains."""
+    if not isinstance(value, str):
+        return None
+    text = _VARIATION_SELECTORS.sub("", unicodedata.normalize("NFC", value)).strip()
+    spaced = " ".join(_letters_digits(text, keep_spaces=True).split())
+    return spaced if " " in spaced else None
 
 
 def sha256_hex(value: str) -> str:
@@ -137,7 +151,7 @@ def country_key(text: str) -> str:
 
 
 def _name(text: str, country: str | None) -> str:
-    return " ".join(_letters_digits(text, keep_spaces=True).split())
+    return _letters_digits(text, keep_spaces=False)
 
 
 def _place(text: str, country: str | None) -> str:
@@ -183,8 +197,8 @@ _COUNTRY_BY_KEY = {key: code for code, keys in COUNTRY_NAMES.items() for key in 
 
 @lru_cache(maxsize=512)
 def _country_code(text: str) -> str | None:
-    if any(ch.isdigit() for ch in text):
-        return None
+    if any(ch.isdigit() for ch in text) or not any(ch.isalpha() for ch in text):
+        return None   # a digit, or no letter at all ("&" must not read as "and", Andorra's code)
     key = country_key(text)
     if len(key) == 2 and key in COUNTRY_NAMES:
         return key

@@ -17,6 +17,7 @@ from relay.core.capi import Outcome, Verdict
 from relay.core.config import Shop
 from relay.core.errors import LightspeedError
 from relay.core.order import Line
+from relay.jobs import consent
 from relay.jobs.runtime import Runtime
 from relay.outbox.rows import Claimed, Finished
 
@@ -33,6 +34,7 @@ class SendReport:
     retry: int = 0
     failed: int = 0
     expired: int = 0
+    skipped: int = 0          # consent did not let them go (relay.jobs.consent)
     held: bool = False
     requests: int = 0
     due: int = 0              # claimed but put back unsent: ``max_requests`` ran out while bisecting
@@ -70,13 +72,21 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
         return report
     finished: list[Finished] = []
     ready: list[tuple[Claimed, dict[str, Any]]] = []
+    prepared: dict[int, consent.Prepared] = {}
     try:
         currency = await _currency(rt, shop, state.currency, state.currency_at, now)
     except LightspeedError as exc:
         finished = [_retry(rt, c, Outcome(Verdict.RETRY, message=str(exc)), now) for c in claimed]
     else:
         for row in claimed:
-            event = json.loads(row.payload)
+            p = prepared[row.order_id] = consent.prepare(shop, row, json.loads(row.payload))
+            if p.record is not None or shop.consent_mode != "off":
+                rt.log.add(shop.name, now, kind="decision", order_id=row.order_id, event_id=row.event_id,
+                           **consent.log_fields(p))
+            if not p.consent.send:
+                finished.append(consent.skipped(row, p))
+                continue
+            event = p.event
             if row.needs_lines:
                 try:
                     event = capi.with_lines(event, await _lines(rt, shop, row.order_id))
@@ -88,7 +98,8 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
                                error=f"sending without contents: {exc}")
             ready.append((row, capi.with_currency(event, currency)))
         finished += await _post(rt, shop, ready, now, report, max_requests)
-    await rt.ledger.finish(shop.name, token, now, finished)
+    finished = consent.stamp(finished, prepared)
+    await rt.ledger.finish(shop.name, token, now, finished, also=consent.cleanup(shop, claimed, finished, prepared))
     for f in finished:
         setattr(report, f.state, getattr(report, f.state) + 1)
     return report

@@ -15,6 +15,7 @@ from relay.core.config import Shop, load_shop
 from relay.core.errors import PayloadError, SignatureError
 from relay.core.order import Order, parse_webhook
 from relay.core.signature import verify
+from relay.jobs import bridge
 from relay.jobs.runtime import Runtime
 from relay.outbox.rows import NewRow
 
@@ -40,11 +41,12 @@ SENDABLE = ("due", "waiting")   # states whose event may still go to Meta, so ke
 FUTURE_TIME = "createdAt is later than the time the order was received; event_time is that time instead"
 
 
-def row_for(order: Order, shop: Shop, now: int, source: str) -> NewRow:
+def row_for(order: Order, shop: Shop, now: int, source: str, not_before: int | None = None) -> NewRow:
     """The ledger row an order asks for: due when paid, waiting when not yet, skipped when cancelled.
 
     Times later than ``now`` are clamped to it: Meta refuses events from the future, and an
     ``updatedAt`` from the future would make the ledger ignore every real update after it.
+    ``not_before`` holds a due row back for its bridge post (``relay.jobs.bridge.hold_until``).
     """
     event = capi.build_event(order, shop)
     reason = None
@@ -68,13 +70,14 @@ def row_for(order: Order, shop: Shop, now: int, source: str) -> NewRow:
         payload=capi.dumps(event if state in SENDABLE else capi.without_browser_data(event)),
         match_keys=",".join(match.key_names(event["user_data"])),
         needs_lines=order.lines is None, source=source, last_error=reason,
+        not_before=not_before if state == "due" else None,
     )
 
 
 async def record_order(rt: Runtime, shop: Shop, order: Order, source: str) -> str | None:
     """Store an order's event; its new state, or ``None`` when the ledger already had exactly this."""
     now = rt.now()
-    row = row_for(order, shop, now, source)
+    row = row_for(order, shop, now, source, await bridge.hold_until(rt, shop, order, now))
     state = await rt.ledger.record(row, now)
     rt.log.add(shop.name, now, kind="decision", source=source, order_id=order.id, event_id=row.event_id,
                state=state or "unchanged", reason=row.last_error, match_keys=row.match_keys)

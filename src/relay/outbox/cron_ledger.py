@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from relay.core.bridge import KEEP
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.ports import Database
+from relay.outbox import bridge
 from relay.outbox.ledger import _DELETE_OLD, _FORGET_BROWSER, _RECORD, RETENTION, Ledger, record_params
 from relay.outbox.rows import Due, NewRow, Progress
 
@@ -65,11 +67,12 @@ class CronLedger(Ledger):
         """What each shop has due now. The same D1 call first does the outbox's upkeep, so that a shop
         that sends nothing for days still gets it: rows past Meta's window forget the shopper's IP
         address and user agent, and rows past ``RETENTION`` are deleted (any later delivery of such an
-        order is too old to send, so deleting it cannot cause a second send)."""
+        order is too old to send, so deleting it cannot cause a second send), as are bridge posts past 8 days."""
         window_cutoff = now - (WINDOW - EXPIRE_MARGIN)
-        _, _, result = await self.db.batch([
+        *_, result = await self.db.batch([
             (_FORGET_BROWSER, (window_cutoff, None, None)),
             (_DELETE_OLD, (now - RETENTION,)),
+            (bridge.DELETE_OLD, (now - KEEP,)),
             (_DUE_BY_SHOP, (now, now)),
         ])
         due: dict[str, Due] = {}

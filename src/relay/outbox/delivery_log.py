@@ -28,6 +28,8 @@ FIELDS = frozenset({
     "fbtrace_id", "events_received", "error", "match_keys", "attempts", "events", "reason", "ms", "next_attempt_at",
     # token and configuration health (relay.jobs.health)
     "check", "expires_at", "scopes", "warning", "version",
+    # the identity bridge and consent (relay.jobs.consent): decisions and verdicts, never values
+    "consent", "consent_source", "bridge",
 })
 TEXT_LIMIT = 300
 FREE_TEXT = frozenset({"error", "reason", "warning"})   # words from upstream answers: scrubbed, not just capped

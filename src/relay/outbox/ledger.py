@@ -18,6 +18,7 @@ from typing import Any
 
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.ports import Database
+from relay.outbox.bridge import CLAIM_COLUMN
 from relay.outbox.rows import Claimed, Finished, NewRow, ShopState
 
 _RECORD = """
@@ -55,18 +56,20 @@ WHERE rowid IN (
         WHERE shop = ?{order} AND state = 'sending' AND lease_until <= ? AND event_time > ?
     ) ORDER BY t, order_id LIMIT ?
 )
-RETURNING order_id, event_name, order_number, event_id, event_time, payload, needs_lines, attempts, match_keys
+RETURNING order_id, event_name, order_number, event_id, event_time, payload, needs_lines, attempts, match_keys,
+    {bridge}
 """
 # Two shapes of one statement, one for the webhook's order and one for the sweep, so that each finds
 # its rows through an index. Neither ever claims an event past Meta's window: the sweep marks those
 # ``expired`` (``expire``), and the webhook path need not spend a call on that first.
-_CLAIM_DUE = _CLAIM.format(order="")
-_CLAIM_ORDER = _CLAIM.format(order=" AND order_id = ?")
+_CLAIM_DUE = _CLAIM.format(order="", bridge=CLAIM_COLUMN)
+_CLAIM_ORDER = _CLAIM.format(order=" AND order_id = ?", bridge=CLAIM_COLUMN)
 
 _FINISH = """
 UPDATE outbox
 SET state = ?, payload = ?, next_attempt_at = ?, last_status = ?, last_code = ?, last_subcode = ?,
-    last_fbtrace_id = ?, last_error = ?, sent_at = ?, lease_token = NULL, lease_until = NULL, updated_at = ?
+    last_fbtrace_id = ?, last_error = ?, sent_at = ?, lease_token = NULL, lease_until = NULL, updated_at = ?,
+    consent = COALESCE(?, consent), consent_source = COALESCE(?, consent_source)
 WHERE shop = ? AND order_id = ? AND event_name = ? AND lease_token = ?
 """
 
@@ -106,7 +109,7 @@ class Ledger:
         result = await self.db.run(_RECORD, (
             row.shop, row.order_id, row.event_name, row.order_number, row.event_id, row.event_time, row.state,
             row.payment_status, row.order_updated_at, row.payload, row.match_keys, int(row.needs_lines),
-            row.source, now if row.state == "due" else None, row.last_error, now, now,
+            row.source, (row.not_before or now) if row.state == "due" else None, row.last_error, now, now,
         ))
         return result.rows[0]["state"] if result.rows else None
 
@@ -130,18 +133,21 @@ class Ledger:
                 order_id=int(r["order_id"]), event_name=r["event_name"], order_number=r["order_number"],
                 event_id=r["event_id"], event_time=int(r["event_time"]), payload=r["payload"],
                 needs_lines=bool(r["needs_lines"]), attempts=int(r["attempts"]), match_keys=r["match_keys"],
+                bridge=r.get("bridge"),
             )
             for r in result.rows
         ]
 
-    async def finish(self, shop: str, token: str, now: int, results: Sequence[Finished]) -> None:
+    async def finish(self, shop: str, token: str, now: int, results: Sequence[Finished],
+                     also: Sequence[tuple[str, Sequence[Any]]] = ()) -> None:
+        """Write each event's outcome; ``also`` runs in the same transaction (the bridge's cleanup)."""
         if not results:
             return
         await self.db.batch([
             (_FINISH, (f.state, f.payload, f.next_attempt_at, f.status, f.code, f.subcode, f.fbtrace_id, f.error,
-                       f.sent_at, now, shop, f.order_id, f.event_name, token))
+                       f.sent_at, now, f.consent, f.consent_source, shop, f.order_id, f.event_name, token))
             for f in results
-        ])
+        ] + list(also))
 
     async def get(self, shop: str, order_id: int, event_name: str = "Purchase") -> dict[str, Any] | None:
         result = await self.db.run(
@@ -189,5 +195,5 @@ def record_params(row: NewRow, now: int) -> tuple[Any, ...]:
     return (
         row.shop, row.order_id, row.event_name, row.order_number, row.event_id, row.event_time, row.state,
         row.payment_status, row.order_updated_at, row.payload, row.match_keys, int(row.needs_lines),
-        row.source, now if row.state == "due" else None, row.last_error, now, now,
+        row.source, (row.not_before or now) if row.state == "due" else None, row.last_error, now, now,
     )

@@ -26,6 +26,7 @@ class NewRow:
     needs_lines: bool
     source: str
     last_error: str | None = None
+    not_before: int | None = None     # a due row waits until then for its bridge post (BRIDGE_WAIT)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Claimed:
     needs_lines: bool
     attempts: int
     match_keys: str
+    bridge: str | None = None         # the order's bridge post as JSON (relay.outbox.bridge.record_of)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Finished:
     fbtrace_id: str | None = None
     error: str | None = None
     sent_at: int | None = None
+    consent: str | None = None        # send | skip, when consent was decided for this send
+    consent_source: str | None = None
 
 
 @dataclass(frozen=True)

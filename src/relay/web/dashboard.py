@@ -116,6 +116,7 @@ def _shop(s: dict[str, Any]) -> str:
     parts.append("<div class=\"scroll\"><table>" + "".join(
         f"<tr><th>{escape(label)}</th><td>{value}</td></tr>" for label, value in _facts(s)) + "</table></div>")
     parts.append(_coverage(s["match_keys"]))
+    parts.append(bridge_table(s.get("bridge")))
     parts.append("</section>")
     return "".join(parts)
 
@@ -190,6 +191,21 @@ def _facts(s: dict[str, Any]) -> list[tuple[str, str]]:
     if s["config_error"]:
         facts.append(("Configuration", f"<span class=\"bad\">{escape(s['config_error'])}</span>"))
     return facts
+
+
+def bridge_table(b: dict[str, Any] | None) -> str:
+    """The thank-you script's coverage (relay.web.status.bridge_figures)."""
+    if not b or not b["paid"]:
+        return "<p class=\"muted\">Thank-you script: no paid orders in the last 7 days.</p>"
+    labels = (("bridged", "with a thank-you post"), ("with_fbc", "with fbc (click id)"),
+              ("with_fbp", "with fbp (browser id)"), ("granted", "consent granted"),
+              ("denied", "consent denied"), ("unknown", "consent unknown"))
+    cells = "".join(f"<tr><td>{escape(label)}</td><td class=\"n\">{b[key]}</td>"
+                    f"<td class=\"n\">{round(b['share'][key] * 100)}%</td></tr>" for key, label in labels)
+    kept_out = ("<tr><td>posts kept out (repeats / rejected)</td>"
+                f"<td class=\"n\">{b['repeats']} / {b['rejected']}</td><td></td></tr>")
+    return (f"<div class=\"scroll\"><table><tr><th>Thank-you script (of {b['paid']} paid orders, 7 days)</th>"
+            f"<th class=\"n\">orders</th><th class=\"n\">share</th></tr>{cells}{kept_out}</table></div>")
 
 
 def _coverage(keys: dict[str, Any]) -> str:

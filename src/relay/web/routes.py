@@ -11,7 +11,7 @@ import logging
 from relay.core.errors import BodyTooLargeError, PayloadError, RelayError, RequestError, TooManyAttempts
 from relay.jobs import delivery, intake
 from relay.jobs.runtime import Runtime
-from relay.web import dashboard, orders, status
+from relay.web import bridge, dashboard, orders, status
 from relay.web.http import Request, Response, error, repeated_credential
 
 logger = logging.getLogger("relay")
@@ -55,6 +55,10 @@ async def _route(rt: Runtime, request: Request) -> Response:
         return await orders.respond_replay(rt, request)
     if path == "/dashboard":
         return await dashboard.respond(rt, request)
+    if path == "/bridge.js":
+        return await bridge.script(rt, request)
+    if path == "/bridge":
+        return await bridge.respond(rt, request)
     if path != "/":
         return error(404, "no such route; Lightspeed webhooks go to POST /?shop=<name>")
     if request.method != "POST":

@@ -19,6 +19,7 @@ from typing import Any
 from relay.core.config import Shop, canonical_name, load_shop, scan_shops
 from relay.jobs import health, quality, runtime
 from relay.outbox import revenue
+from relay.outbox.bridge import BridgeStore
 from relay.outbox.rows import STATES
 from relay.web import auth
 from relay.web.http import Request, Response
@@ -58,12 +59,33 @@ async def collect(rt: runtime.Runtime, only: str | None = None) -> dict[str, Any
     entries = [_shop_entry(shop, figures, now, version, meta_quality.get(shop.pixel_id)) for shop in shops]
     entries += [_problem_entry(name, problems[name], figures, now, version) for name in sorted(problems)]
     entries.sort(key=lambda e: e["shop"])
+    bridged = await bridge_figures(rt, names, now)
+    for entry in entries:
+        entry["bridge"] = bridged[entry["shop"]]
     return {
         "status": "ok" if all(e["ok"] for e in entries) else "attention",
         "generated_at": iso(now),
         "graph_api_version": version,
         "shops": entries,
     }
+
+
+async def bridge_figures(rt: runtime.Runtime, names: Sequence[str], now: int) -> dict[str, dict[str, Any]]:
+    """Per shop, the identity bridge over paid orders placed in the last 7 days (one query for all shops):
+    how many had a thank-you post, with ``fbc``, with ``fbp``, each consent choice, as counts and shares
+    of ``paid``; and the posts kept out of events (``repeats``: second posts for an order; ``rejected``:
+    too early, too late or with another total than the order's)."""
+    keys = ("bridged", "with_fbc", "with_fbp", "granted", "denied", "unknown")
+    out: dict[str, dict[str, Any]] = {}
+    found = {r["shop"]: r for r in await BridgeStore(rt.db).coverage(now - 7 * DAY)}
+    for name in names:
+        r = found.get(name, {})
+        paid = int(r.get("paid") or 0)
+        counts = {k: int(r.get(k) or 0) for k in keys}
+        out[name] = {"paid": paid, **counts, "repeats": int(r.get("repeats") or 0),
+                     "rejected": int(r.get("rejected") or 0),
+                     "share": {k: round(v / paid, 3) if paid else 0.0 for k, v in counts.items()}}
+    return out
 
 
 async def _figures(rt: runtime.Runtime, names: Sequence[str], now: int) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,62 @@
+"""The identity bridge's jobs: taking a thank-you page's post, holding a paid order for it, and sending
+a held order the moment its post arrives.
+
+A paid order waits at most ``<SHOP>_BRIDGE_WAIT`` seconds from when the relay first sees it paid
+(default 0: no wait, today's behaviour) for its post; the webhook path then sends nothing, and the post, when it comes, makes the order due and
+sends it in its own ``waitUntil``. Without a post the retry sweep sends it once the wait is over. The
+claim's lease makes a late or repeated post harmless: an order is sent once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relay.core import capi
+from relay.core.bridge import MAX_BODY, WINDOW, Post, parse_post
+from relay.core.config import Shop, load_shop
+from relay.core.errors import BodyTooLargeError
+from relay.core.order import Order
+from relay.jobs import delivery
+from relay.jobs.runtime import Runtime
+from relay.outbox.bridge import BridgeStore, Taken
+
+
+@dataclass(frozen=True)
+class Received:
+    shop: Shop
+    post: Post
+    taken: Taken
+
+
+async def receive(rt: Runtime, shop_name: str, body: bytes, ip: str | None, user_agent: str | None) -> Received:
+    """Check and store one post. Raises for an unknown shop, a body over ``MAX_BODY`` or a malformed one;
+    whether the order exists is never looked at, so the answer cannot tell."""
+    shop = load_shop(rt.env, shop_name)
+    if len(body) > MAX_BODY:
+        raise BodyTooLargeError(f"a bridge post is at most {MAX_BODY} bytes; post only the fields of the snippet")
+    post = parse_post(body)
+    now = rt.now()
+    taken = await BridgeStore(rt.db).take(shop.name, post, ip, (user_agent or "")[:500] or None, now)
+    if taken.stored:
+        rt.log.add(shop.name, now, kind="bridge", state="stored", reason=f"consent {post.consent}")
+    return Received(shop, post, taken)
+
+
+async def send_held(rt: Runtime, shop: Shop, order_number: str) -> None:
+    """The post's ``waitUntil`` step: an order held for this post goes now (nothing when none is held)."""
+    try:
+        for order_id in await BridgeStore(rt.db).due_now(shop.name, order_number, rt.now()):
+            await delivery.send_due(rt, shop, order_id=order_id)
+    finally:
+        await rt.log.flush(rt.blobs, rt.clock())
+
+
+async def hold_until(rt: Runtime, shop: Shop, order: Order, now: int) -> int | None:
+    """When a paid order may be sent without its post: ``BRIDGE_WAIT`` after the relay first sees it paid,
+    or ``None`` (send now) when there is no wait, the post is already in, or the order is too old for a
+    post to be credible (``relay.core.bridge.WINDOW``: a bank transfer paid days later)."""
+    if not shop.bridge_wait or not order.is_paid or now - capi.event_time(order) > WINDOW:
+        return None
+    if await BridgeStore(rt.db).exists(shop.name, order.number):
+        return None
+    return now + shop.bridge_wait

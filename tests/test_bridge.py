@@ -1,0 +1,311 @@
+"""The identity bridge end to end: thank-you posts to ``relay serve`` on loopback, webhooks, sweeps and
+the fake Meta, on a real SQLite file. What Meta receives is what each test checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import FIXTURE_CREATED, PAID_HEADERS, PAID_RAW, Clock, order_body, sha256, shop_env, signed_headers
+from relay_tools.server import LocalRelay, ServerThread
+
+FBP = "fb.1.1763498500123.1116446470"
+FBC = "fb.1.1763498400456.IwAR2F4-AbCdEf_123.AQICAQMC"   # a Parameter Builder appendix: kept verbatim
+AGENT = "Mozilla/5.0 (X11; Linux x86_64) BridgeTestBrowser/1.0"
+NUMBER, ORDER_ID, TOTAL = "ORD04217", 384271665, 140.4
+
+ADMIN = "bridge-test-admin-token-0123456789"
+Start = Callable[..., ServerThread]
+
+
+@pytest.fixture
+def start(meta, lightspeed, tmp_path: Path, log_root: Path, clock: Clock) -> Iterator[Start]:
+    servers: list[ServerThread] = []
+
+    def run(**extra: str) -> ServerThread:
+        env = shop_env(meta, lightspeed, ADMIN_TOKEN=ADMIN, **extra)
+        local = LocalRelay(env, tmp_path / f"r{len(servers)}.db", log_root / f"{tmp_path.name}-{len(servers)}",
+                           clock=clock, rand=lambda: 0.5, sweep_interval=None)
+        servers.append(ServerThread(local).start())
+        return servers[-1]
+
+    yield run
+    for server in servers:
+        server.stop()
+
+
+def post(server: ServerThread, shop: str = "vik", **body: Any) -> httpx.Response:
+    payload = {"order_number": NUMBER, "consent": "granted", "fbp": FBP, "fbc": FBC, "value": TOTAL, **body}
+    payload = {k: v for k, v in payload.items() if v is not None}
+    return httpx.post(f"{server.url}/bridge?shop={shop}", content=json.dumps(payload),
+                      headers={"Content-Type": "text/plain", "User-Agent": AGENT,
+                               "Origin": "https://www.vikginchoice.example"})
+
+
+def webhook(server: ServerThread, body: bytes = PAID_RAW) -> httpx.Response:
+    headers = PAID_HEADERS["headers"] if body is PAID_RAW else signed_headers(body)
+    return httpx.post(f"{server.url}/?shop=vik", content=body, headers=headers)
+
+
+def user_data(meta) -> list[dict[str, Any]]:
+    return [event["user_data"] for p in meta.event_posts for event in p.json()["data"]]
+
+
+def row(server: ServerThread, order_id: int = ORDER_ID) -> dict[str, Any]:
+    return server.call(server.relay.runtime().ledger.get("vik", order_id))
+
+
+def bridge_rows(server: ServerThread) -> list[dict[str, Any]]:
+    return server.call(server.relay.db.run("SELECT * FROM bridge")).rows
+
+
+def sweep(server: ServerThread) -> None:
+    server.call(server.relay.sweep())
+
+
+def test_a_post_then_the_webhook_sends_one_event_with_the_browser_ids_ip_and_agent(start, meta):
+    relay = start()
+    answer = post(relay)
+    relay.drain()
+    assert answer.status_code == 204 and answer.content == b""
+    assert answer.headers["access-control-allow-origin"] == "https://www.vikginchoice.example"
+    webhook(relay)
+    relay.drain()
+    sweep(relay)
+
+    [data] = user_data(meta)
+    assert data["fbp"] == FBP and data["fbc"] == FBC
+    assert data["client_ip_address"] == "127.0.0.1"        # the bridge request's peer, not the order's remoteIp
+    assert data["client_user_agent"] == AGENT
+    event = meta.event_posts[0].json()["data"][0]
+    assert (event["event_id"], event["event_time"]) == ("purchase_ORD04217", FIXTURE_CREATED)
+    assert row(relay)["consent_source"] == "off"
+
+
+def test_the_webhook_then_the_post_inside_the_wait_sends_when_the_post_arrives(start, meta, clock):
+    relay = start(VIK_BRIDGE_WAIT="120")
+    assert webhook(relay).json()["status"] == "accepted"
+    relay.drain()
+    assert meta.event_posts == []                          # held for the thank-you page's post
+    clock.advance(20)
+    post(relay)
+    relay.drain()                                          # the post's waitUntil sends it, long before the wait ends
+    [data] = user_data(meta)
+    assert (data["fbp"], data["fbc"], data["client_user_agent"]) == (FBP, FBC, AGENT)
+    post(relay)                                            # a repeated post, and a later sweep: nothing twice
+    relay.drain()
+    clock.advance(600)
+    sweep(relay)
+    assert len(meta.event_posts) == 1
+
+
+def test_no_post_sends_after_the_wait_without_browser_ids(start, meta, clock):
+    relay = start(VIK_BRIDGE_WAIT="120")
+    webhook(relay)
+    relay.drain()
+    sweep(relay)
+    assert meta.event_posts == []
+    clock.advance(121)                                     # the webhook came 300 s after createdAt: wait is over
+    sweep(relay)
+    [data] = user_data(meta)
+    assert "fbp" not in data and "fbc" not in data
+    assert data["client_ip_address"] == "2001:db8:3c4d:15::1a2f"   # the order's own, as before
+
+
+def test_an_fbclid_alone_becomes_fbc_with_its_case_kept(start, meta, clock):
+    relay = start()
+    post(relay, fbc=None, fbp=None, fbclid="IwAR2F4-MiXeDcAsE_x")
+    webhook(relay)
+    relay.drain()
+    [data] = user_data(meta)
+    assert data["fbc"] == f"fb.1.{int(clock.now) * 1000}.IwAR2F4-MiXeDcAsE_x"
+    assert "fbp" not in data
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("fbc", "fb.1.IwAR2F4"), ("fbp", "FB.1.1596403881668.1116446470"), ("fbp", "fb.1.1596403881668"),
+    ("fbc", 12), ("fbclid", "has spaces"), ("consent", "yes"), ("order_number", ""), ("value", "lots"),
+])
+def test_malformed_posts_are_400_and_store_nothing(start, field, value):
+    relay = start()
+    answer = post(relay, **{field: value})
+    assert answer.status_code == 400, answer.text
+    assert field in answer.json()["error"] or field == "order_number"
+    assert bridge_rows(relay) == []
+
+
+def test_bad_json_oversized_unknown_shop_and_flooding(start):
+    relay = start()
+    assert httpx.post(f"{relay.url}/bridge?shop=vik", content=b"{not json").status_code == 400
+    assert httpx.post(f"{relay.url}/bridge?shop=vik", content=b" " * 5000).status_code == 413
+    assert post(relay, shop="nosuchshop").status_code == 404
+    answers = [post(relay, order_number=f"ORD{n:05d}").status_code for n in range(25)]
+    assert answers.count(204) == 20 and answers[20:] == [429] * 5
+    assert len(bridge_rows(relay)) == 20
+
+
+def test_the_answer_is_the_same_whether_the_order_exists_or_not(start):
+    relay = start()
+    webhook(relay)
+    relay.drain()
+    known, unknown = post(relay), post(relay, order_number="ORD99999")
+    strip = {"date", "server"}
+    assert (known.status_code, known.content) == (unknown.status_code, unknown.content) == (204, b"")
+    assert {k: v for k, v in known.headers.items() if k not in strip} == \
+        {k: v for k, v in unknown.headers.items() if k not in strip}
+
+
+def test_cors_is_only_for_the_shops_own_origin(start):
+    relay = start()
+    for origin, allowed in (("https://vikginchoice.example", True), ("https://evil.example", False)):
+        answer = httpx.options(f"{relay.url}/bridge?shop=vik", headers={"Origin": origin})
+        assert answer.status_code == 204
+        assert (answer.headers.get("access-control-allow-origin") == origin) is allowed
+
+
+def test_a_second_post_does_not_replace_the_first(start, meta):
+    relay = start()
+    post(relay)
+    post(relay, fbp="fb.1.1763498500999.999999999", fbc=None)
+    webhook(relay)
+    relay.drain()
+    [data] = user_data(meta)
+    assert (data["fbp"], data["fbc"]) == (FBP, FBC)
+    assert bridge_rows(relay)[0]["posts"] == 2
+
+
+@pytest.mark.parametrize(("advance", "value", "verdict"), [
+    (3700 - 300, TOTAL, "late"),          # received an hour and more after createdAt
+    (0, 14.04, "value"),                  # the thank-you page showed another total
+])
+def test_a_post_outside_the_window_or_with_another_value_is_not_attached(start, meta, clock, advance, value, verdict):
+    relay = start()
+    clock.advance(advance)
+    post(relay, value=value)
+    webhook(relay)
+    relay.drain()
+    [data] = user_data(meta)
+    assert "fbp" not in data and "fbc" not in data
+    assert data["client_user_agent"] != AGENT
+    [entry] = httpx.get(f"{relay.url}/status", headers={"Authorization": f"Bearer {ADMIN}"}).json()["shops"]
+    assert entry["bridge"]["rejected"] == 1 and entry["bridge"]["bridged"] == 1
+    assert bridge_rows(relay)[0]["verdict"] == verdict
+
+
+def test_a_post_to_another_shop_attaches_nothing(start, meta, lightspeed):
+    relay = start(**{k.replace("VIK_", "OTHER_"): v for k, v in shop_env(meta, lightspeed).items()
+                     if k.startswith("VIK_")})
+    assert post(relay, shop="other").status_code == 204
+    webhook(relay)
+    relay.drain()
+    [data] = user_data(meta)
+    assert "fbp" not in data and "fbc" not in data
+
+
+def test_a_post_whose_order_never_comes_is_deleted_after_eight_days(start, clock):
+    relay = start()
+    post(relay, order_number="ORD77777")
+    clock.advance(7 * 86400)
+    server_pass(relay)
+    assert [r["order_number"] for r in bridge_rows(relay)] == ["ORD77777"]
+    clock.advance(86400 + 1)
+    server_pass(relay)
+    assert bridge_rows(relay) == []
+
+
+def server_pass(relay: ServerThread) -> None:
+    from relay.jobs import cron
+
+    relay.call(cron.run_pass(relay.relay.runtime(), listing=False))
+
+
+def test_after_sending_no_ip_or_agent_from_the_bridge_remains(start, meta):
+    relay = start()
+    post(relay)
+    webhook(relay)
+    relay.drain()
+    assert len(meta.event_posts) == 1
+    [stored] = bridge_rows(relay)
+    assert stored["ip"] is None and stored["user_agent"] is None and stored["verdict"] == "attached"
+    ledger_row = row(relay)
+    assert AGENT not in json.dumps(ledger_row) and "127.0.0.1" not in json.dumps(ledger_row)
+
+
+# --- consent ------------------------------------------------------------------------------------
+
+
+def test_required_consent_granted_is_sent(start, meta):
+    relay = start(VIK_CONSENT_MODE="required")
+    post(relay, consent="granted")
+    webhook(relay)
+    relay.drain()
+    assert len(meta.event_posts) == 1
+    assert (row(relay)["consent"], row(relay)["consent_source"]) == ("send", "granted")
+
+
+def test_required_consent_denied_is_skipped_and_never_sent_also_by_backfill_and_replay(start, meta, lightspeed):
+    relay = start(VIK_CONSENT_MODE="required")
+    post(relay, consent="denied", fbp=None, fbc=None)
+    webhook(relay)
+    relay.drain()
+    assert meta.event_posts == []
+    stored = row(relay)
+    assert (stored["state"], stored["consent"], stored["consent_source"]) == ("skipped", "skip", "denied")
+    assert "declined" in stored["last_error"]
+    # the listing finds the order again (a missed webhook, or `relay backfill`), and a replay asks again
+    lightspeed.orders = [json.loads(order_body(updatedAt="2025-11-18T22:00:00+01:00"))["order"]]
+    server_pass_listing(relay)
+    relay.call(relay.relay.runtime().ledger.db.run(
+        "UPDATE outbox SET state = 'due', next_attempt_at = 0 WHERE order_id = ?", (ORDER_ID,)))
+    sweep(relay)
+    assert meta.event_posts == []
+    assert row(relay)["state"] == "skipped"
+    logged = [json.loads(line) for f in Path(relay.relay.blobs.root).rglob("*.ndjson")
+              for line in f.read_text().splitlines()]
+    assert any(entry.get("consent") == "skip" and entry.get("consent_source") == "denied" for entry in logged)
+
+
+def server_pass_listing(relay: ServerThread) -> None:
+    from relay.jobs import cron
+
+    relay.call(cron.run_pass(relay.relay.runtime()))
+
+
+@pytest.mark.parametrize(("unknown", "sent"), [("skip", 0), ("send", 1)])
+def test_required_consent_without_a_choice_follows_consent_unknown(start, meta, unknown, sent):
+    relay = start(VIK_CONSENT_MODE="required", VIK_CONSENT_UNKNOWN=unknown)
+    post(relay, consent="unknown")
+    webhook(relay)
+    relay.drain()
+    assert len(meta.event_posts) == sent
+    assert row(relay)["consent_source"] == "unknown"
+
+
+def test_required_consent_with_no_post_at_all_follows_consent_unknown(start, meta):
+    relay = start(VIK_CONSENT_MODE="required", VIK_CONSENT_UNKNOWN="skip")
+    webhook(relay)
+    relay.drain()
+    assert meta.event_posts == []
+    assert (row(relay)["state"], row(relay)["consent_source"]) == ("skipped", "none")
+
+
+def test_ldu_marks_every_event(start, meta):
+    relay = start(VIK_LDU="1")
+    webhook(relay)
+    relay.drain()
+    event = meta.event_posts[0].json()["data"][0]
+    assert event["data_processing_options"] == ["LDU"]
+    assert (event["data_processing_options_country"], event["data_processing_options_state"]) == (0, 0)
+
+
+def test_the_paid_fixtures_last_name_goes_in_both_forms(start, meta):
+    relay = start()
+    webhook(relay)
+    relay.drain()
+    [data] = user_data(meta)
+    assert data["ln"] == [sha256("vandenbroek"), sha256("van den broek")]
