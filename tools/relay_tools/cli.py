@@ -8,7 +8,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from relay.core.errors import RelayError
-from relay_tools import backfill_cli, demo, deploy_cli, doctor, health_cli, logs_cli, orders_cli, webhooks_cli
+from relay_tools import (
+    backfill_cli,
+    bridge_cli,
+    demo,
+    deploy_cli,
+    doctor,
+    health_cli,
+    logs_cli,
+    orders_cli,
+    webhooks_cli,
+)
 from relay_tools.edges import load_env
 from relay_tools.options import DEFAULT_LOGS, add_common
 from relay_tools.server import LocalRelay, bind
@@ -56,7 +66,7 @@ def _register_core(sub: argparse._SubParsersAction) -> None:
 
 COMMANDS: list[Register] = [_register_core, deploy_cli.register_commands, webhooks_cli.register_commands,
                             logs_cli.register_commands, health_cli.register_commands, orders_cli.register_commands,
-                            doctor.register_commands]
+                            doctor.register_commands, bridge_cli.register_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

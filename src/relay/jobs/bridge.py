@@ -2,9 +2,10 @@
 a held order the moment its post arrives.
 
 A paid order waits at most ``<SHOP>_BRIDGE_WAIT`` seconds from when the relay first sees it paid
-(default 0: no wait, today's behaviour) for its post; the webhook path then sends nothing, and the post, when it comes, makes the order due and
-sends it in its own ``waitUntil``. Without a post the retry sweep sends it once the wait is over. The
-claim's lease makes a late or repeated post harmless: an order is sent once.
+(default 0: no wait, today's behaviour) for its post; the webhook path then sends nothing, and the
+post, when it comes, makes the order due and sends it in its own ``waitUntil``. Without a post the
+retry sweep sends it once the wait is over. The claim's lease makes a late or repeated post
+harmless: an order is sent once.
 """
 
 from __future__ import annotations
