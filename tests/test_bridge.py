@@ -248,7 +248,8 @@ def test_required_consent_granted_is_sent(start, meta):
     assert (row(relay)["consent"], row(relay)["consent_source"]) == ("send", "granted")
 
 
-def test_required_consent_denied_is_skipped_and_never_sent_also_by_backfill_and_replay(start, meta, lightspeed):
+def test_required_consent_denied_is_skipped_and_never_sent_also_by_backfill_and_replay(start, meta, lightspeed,
+                                                                                       clock):
     relay = start(VIK_CONSENT_MODE="required")
     post(relay, consent="denied", fbp=None, fbc=None)
     webhook(relay)
@@ -257,14 +258,22 @@ def test_required_consent_denied_is_skipped_and_never_sent_also_by_backfill_and_
     stored = row(relay)
     assert (stored["state"], stored["consent"], stored["consent_source"]) == ("skipped", "skip", "denied")
     assert "declined" in stored["last_error"]
-    # the listing finds the order again (a missed webhook, or `relay backfill`), and a replay asks again
+    # the listing finds the order again (a missed webhook, `relay backfill`) and the row is due once more:
+    # the send path decides again, and skips again
     lightspeed.orders = [json.loads(order_body(updatedAt="2025-11-18T22:00:00+01:00"))["order"]]
+    clock.advance(60)
     server_pass_listing(relay)
-    relay.call(relay.relay.runtime().ledger.db.run(
-        "UPDATE outbox SET state = 'due', next_attempt_at = 0 WHERE order_id = ?", (ORDER_ID,)))
+    assert row(relay)["updated_at"] > stored["updated_at"] and row(relay)["state"] == "skipped"
+    relay.call(relay.relay.db.run("UPDATE outbox SET state = 'due', next_attempt_at = 0 WHERE order_id = ?",
+                                  (ORDER_ID,)))
     sweep(relay)
-    assert meta.event_posts == []
-    assert row(relay)["state"] == "skipped"
+    assert meta.event_posts == [] and row(relay)["state"] == "skipped"
+    # a replay (POST /orders/replay) refuses it
+    answer = httpx.post(f"{relay.url}/orders/replay?shop=vik", json={"number": NUMBER},
+                        headers={"Authorization": f"Bearer {ADMIN}"})
+    relay.drain()
+    assert answer.status_code == 200 and answer.json()["requeued"] == 0
+    assert meta.event_posts == [] and row(relay)["state"] == "skipped"
     logged = [json.loads(line) for f in Path(relay.relay.blobs.root).rglob("*.ndjson")
               for line in f.read_text().splitlines()]
     assert any(entry.get("consent") == "skip" and entry.get("consent_source") == "denied" for entry in logged)
