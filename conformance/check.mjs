@@ -13,7 +13,8 @@
 //                   fetch, entry.D1 on a real D1 from miniflare) gives the same output, and the same requests
 //                   reach the fakes, as over the local runner's ports (httpx, SQLite) in CPython
 //   worker-fetch    entry.Default(ctx, env).fetch() on signed webhooks, end to end: answers, waitUntil, the
-//                   event Meta receives, the D1 ledger, the R2 delivery log
+//                   event Meta receives, the D1 ledger, the R2 delivery log; a thank-you post (204 without a
+//                   body, CF-Connecting-IP stored) and GET /bridge.js
 //   worker-scheduled  a webhook whose waitUntil work died is sent by entry.Default.scheduled() (the cron sweep)
 //   orders-api      conformance/orders_api.py: GET /orders and POST /orders/replay through entry.Default.fetch() on
 //                   miniflare's D1 (auth, 404, pages, refusals, a replay sent in waitUntil) answer exactly as the
@@ -471,6 +472,20 @@ async function checkWorkerFetch() {
     expect(r.status === 401 && r.body.includes(`${name} more than once`), `${name} twice: expected 401, got ${r.status} ${r.body}`);
   }
   seen.push(await checkAdminSession(env, base));
+
+  // The thank-you script's post: 204 with no body (a Response with a body and 204 throws in workerd), the
+  // shopper's address from CF-Connecting-IP, and the script itself served as JavaScript.
+  const thankYou = { order_number: "ORD99999", consent: "granted", fbp: "fb.1.1763498500123.1116446470" };
+  r = await invoke(env, new Request(`${base}/bridge?shop=vik`, { method: "POST", body: JSON.stringify(thankYou),
+    headers: { "Content-Type": "text/plain", "CF-Connecting-IP": "2001:db8::7", "User-Agent": "ConformanceBrowser/1.0" } }));
+  seen.push(`bridge post → ${r.status}`);
+  expect(r.status === 204 && r.body === "", `bridge post: expected 204 without a body, got ${r.status} ${r.body}`);
+  const bridged = (await db.prepare("SELECT ip, user_agent, fbp FROM bridge").all()).results;
+  expect(bridged.length === 1 && bridged[0].ip === "2001:db8::7" && bridged[0].user_agent === "ConformanceBrowser/1.0"
+    && bridged[0].fbp === thankYou.fbp, `bridge row should hold the post with CF-Connecting-IP, has ${JSON.stringify(bridged)}`);
+  r = await invoke(env, new Request(`${base}/bridge.js?shop=vik`));
+  seen.push(`GET /bridge.js → ${r.status}`);
+  expect(r.status === 200 && r.body.includes("/bridge?shop="), `GET /bridge.js: expected 200 and the script, got ${r.status}`);
 
   got = await up.dump();
   expect(got.meta.length === 0, `nothing after the first webhook may reach Meta, got ${got.meta.length} request(s)`);

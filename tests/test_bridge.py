@@ -318,3 +318,53 @@ def test_the_paid_fixtures_last_name_goes_in_both_forms(start, meta):
     relay.drain()
     [data] = user_data(meta)
     assert data["ln"] == [sha256("vandenbroek"), sha256("van den broek")]
+
+
+# --- operator side ------------------------------------------------------------------------------
+
+
+def test_status_and_dashboard_show_the_shops_bridge_coverage(start, meta, clock):
+    relay = start()
+    post(relay)                                                       # ORD04217: fbp, fbc, granted
+    webhook(relay)
+    relay.drain()
+    other = order_body(id=384271666, number="ORD04218")               # paid too, but no thank-you post
+    webhook(relay, other)
+    relay.drain()
+    bearer = {"Authorization": f"Bearer {ADMIN}"}
+    [entry] = httpx.get(f"{relay.url}/status", headers=bearer).json()["shops"]
+    figures = entry["bridge"]
+    assert {k: figures[k] for k in ("paid", "bridged", "with_fbc", "with_fbp", "granted", "denied", "unknown")} == \
+        {"paid": 2, "bridged": 1, "with_fbc": 1, "with_fbp": 1, "granted": 1, "denied": 0, "unknown": 0}
+    assert figures["share"]["bridged"] == 0.5
+    page = httpx.get(f"{relay.url}/dashboard", headers=bearer).text
+    assert "Thank-you script (of 2 paid orders, 7 days)" in page
+    assert "<td>with fbc (click id)</td><td class=\"n\">1</td><td class=\"n\">50%</td>" in page
+
+
+def test_relay_bridge_snippet_prints_the_tag_and_where_it_goes(meta, lightspeed, tmp_path, capsys):
+    from relay_tools.cli import main
+
+    env_file = tmp_path / ".env.local"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in shop_env(meta, lightspeed).items()))
+    assert main(["bridge", "snippet", "--shop", "vik", "--url", "https://relay.example.workers.dev/",
+                 "--env-file", str(env_file)]) == 0
+    out = capsys.readouterr().out
+    assert ('<script async src="https://relay.example.workers.dev/bridge.js?shop=vik" '
+            'data-order="{{ order.information.number }}" data-value="{{ order.information.price_incl }}">'
+            '</script>') in out
+    assert "Settings > Web extras > Tracking code" in out and "VIK_BRIDGE_WAIT=120" in out
+    assert main(["bridge", "snippet", "--shop", "vik", "--browser-purchase", "--env-file", str(env_file)]) == 0
+    out = capsys.readouterr().out
+    assert 'data-event-id="purchase_{{ order.information.number }}"' in out and "<your-worker>" in out
+    assert main(["bridge", "snippet", "--shop", "nosuch", "--env-file", str(env_file)]) == 2
+
+
+def test_the_served_script_is_javascript_without_eval(start):
+    relay = start()
+    answer = httpx.get(f"{relay.url}/bridge.js?shop=vik")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("application/javascript")
+    assert "max-age" in answer.headers["cache-control"]
+    assert "eval(" not in answer.text and "new Function" not in answer.text
+    assert httpx.get(f"{relay.url}/bridge.js?shop=nosuch").status_code == 404
