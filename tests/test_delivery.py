@@ -13,6 +13,7 @@ from relay.core.order import parse_webhook
 from relay.jobs import cron, delivery, intake, runtime
 from relay_tools.edges import HttpxClient
 from relay_tools.fakes import Reply, graph_error
+from relay_tools.server import LocalRelay, ServerThread
 from relay_tools.sqlite import SqliteDatabase
 
 
@@ -57,16 +58,36 @@ def test_meta_500_answers_lightspeed_200_and_the_sweep_sends_it_once(relay, meta
     assert row(relay)["state"] == "sent"
 
 
-def test_meta_timeout_is_retried_with_the_same_event(relay, meta, clock):
-    meta.script.append(Reply(200, {"events_received": 1, "messages": [], "fbtrace_id": "late"}, delay=2.0))
-    assert deliver(relay).status_code == 200
-    timed_out = row(relay)
-    assert timed_out["state"] == "retry"
-    assert "did not answer within 1.5 s" in timed_out["last_error"]
+def test_meta_slow_but_successful_is_sent_once(relay, meta, clock):
+    meta.slow_success = 2.0        # more than the 1.5 s a request blocking a page may wait; nothing blocks here
+    assert deliver(relay).json()["status"] == "accepted"
+    assert row(relay)["state"] == "sent"
     clock.advance(3600)
     sweep(relay)
-    assert row(relay)["state"] == "sent"
-    assert {p.json()["data"][0]["event_id"] for p in meta.event_posts} == {"purchase_ORD04217"}
+    assert [p.json()["data"][0]["event_id"] for p in meta.event_posts] == ["purchase_ORD04217"]
+
+
+def test_a_timed_out_send_may_have_been_delivered_so_it_is_retried_later_not_at_once(
+        env, meta, tmp_path, log_root, clock):
+    meta.slow_success = 2.0
+    server = ServerThread(LocalRelay({**env, "META_TIMEOUT": "1"}, tmp_path / "t.db", log_root / tmp_path.name,
+                                     clock=clock, rand=lambda: 0.5, sweep_interval=None)).start()
+    try:
+        assert deliver(server).status_code == 200
+        timed_out = row(server)
+        assert timed_out["state"] == "retry"
+        assert "did not answer within 1 s; it may have the event" in timed_out["last_error"]
+        assert timed_out["next_attempt_at"] >= clock.now + 600
+        clock.advance(120)                     # the next sweeps: too soon for a request that may have arrived
+        sweep(server)
+        assert len(meta.event_posts) == 1
+        meta.slow_success = 0.0
+        clock.advance(3600)
+        sweep(server)
+        assert row(server)["state"] == "sent"
+        assert {p.json()["data"][0]["event_id"] for p in meta.event_posts} == {"purchase_ORD04217"}
+    finally:
+        server.stop()
 
 
 def test_transient_graph_codes_are_retried(relay, meta, clock):

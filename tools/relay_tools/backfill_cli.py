@@ -78,7 +78,8 @@ async def run_until_done(runtime: Callable[[], runtime.Runtime], *, only: str | 
     idle = 0
     while True:
         rt = runtime()
-        report = await cron.run_pass(rt, only=only, since=since if first else None, sleep=sleep)
+        # the first pass lists now even if the cron listed a minute ago: whoever runs this wants today's orders
+        report = await cron.run_pass(rt, only=only, since=since if first else None, sleep=sleep, spaced=not first)
         first = False
         totals.add(report)
         if on_pass is not None:

@@ -119,6 +119,9 @@ class FakeMeta(FakeServer):
     token (Bearer header or ``access_token``) must pass ``valid_tokens``. ``debug_script`` replies come
     first; ``served_version`` is the ``facebook-api-version`` it answers with (default: the one asked for).
 
+    ``slow_success`` (seconds) is the "slow but successful" fault: every events request that would succeed
+    is taken (it counts in ``events()``) and answered 200 only after that long, as Meta does on a bad day.
+
     ``GET /{version}/dataset_quality?dataset_id=<pixel>&fields=web{...}`` answers in the Dataset Quality
     API's documented shape (``{"web": [{"event_name", "event_match_quality": {"composite_score",
     "match_key_feedback": [{"identifier", "coverage": {"percentage"}}], "diagnostics"}, "event_coverage",
@@ -138,6 +141,7 @@ class FakeMeta(FakeServer):
         self.token_info: dict[str, dict[str, Any]] = {}
         self.debug_script: list[Reply] = []
         self.served_version: str | None = None
+        self.slow_success = 0.0
         self.quality: dict[str, list[dict[str, Any]]] = {}
         self.quality_denied: set[str] = set()
         self.quality_denial: Reply | None = None
@@ -240,7 +244,7 @@ class FakeMeta(FakeServer):
                                user_title="Insufficient customer information",
                                user_msg="The event does not include enough customer information parameters.")
         return Reply(200, {"events_received": len(data), "messages": [],
-                           "fbtrace_id": f"FakeTrace{len(self.event_posts):06d}"})
+                           "fbtrace_id": f"FakeTrace{len(self.event_posts):06d}"}, delay=self.slow_success)
 
 
 def quality_web(score: float = 6.8) -> list[dict[str, Any]]:

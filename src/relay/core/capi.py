@@ -21,8 +21,7 @@ from relay.core.ports import HttpRequest, HttpResponse
 EVENT_NAME = "Purchase"
 WINDOW = 7 * 24 * 3600          # Meta rejects a whole request holding an event_time older than this
 EXPIRE_MARGIN = 15 * 60         # give up this long before the window closes: clocks and queues drift
-TIMEOUT = 1.5                   # Meta's recommendation for one event; batches get more
-BATCH_TIMEOUT = 10.0
+MAYBE_DELIVERED_WAIT = 10 * 60  # after a timeout Meta may have the events: wait out its slow spell, then resend
 MESSAGE_LIMIT = 300
 EVENT_ID_MAX = 100              # Meta documents no limit; this is far above any real one and keeps requests sane
 
@@ -143,7 +142,7 @@ def events_request(shop: Shop, settings: Settings, events: list[dict[str, Any]])
         url=events_url(shop, settings),
         headers={"Content-Type": "application/json", "Accept": "application/json"},
         body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-        timeout=TIMEOUT if len(events) <= 10 else BATCH_TIMEOUT,
+        timeout=settings.meta_timeout,
     )
 
 
@@ -183,8 +182,15 @@ def classify(response: HttpResponse, expected: int) -> Outcome:
 
 
 def unreachable(reason: str) -> Outcome:
-    """A timeout or network error: Meta may or may not have the events, so retry with the same event_id."""
+    """A network error: Meta may or may not have the events, so retry with the same event_id."""
     return Outcome(Verdict.RETRY, message=reason[:MESSAGE_LIMIT])
+
+
+def timed_out(seconds: float) -> Outcome:
+    """No answer in time: the request may well have been delivered, so the retry waits (not at once)."""
+    return Outcome(Verdict.RETRY, retry_after=MAYBE_DELIVERED_WAIT,
+                   message=f"Meta did not answer within {seconds:g} s; it may have the event, so it is sent "
+                           f"again (same event_id) in {MAYBE_DELIVERED_WAIT // 60} minutes or more")
 
 
 def is_expired(event_time_s: int, now: float) -> bool:

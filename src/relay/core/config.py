@@ -33,13 +33,18 @@ OPTIONAL = (
     "CONSENT_UNKNOWN",
     "LDU",
 )
-GLOBALS = ("ADMIN_TOKEN", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "SHOPS",
+GLOBALS = ("ADMIN_TOKEN", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "SHOPS", "META_TIMEOUT",
            "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE",     # these two: relay.jobs.limits.load_limits
            "ALERT_WEBHOOK_URL", "ALERT_FORMAT", "ALERT_FAILURES_PER_HOUR", "ALERT_UNCONFIRMED_HOURS",
            "ALERT_BACKFILL_HOURS")                            # these: relay.jobs.alerts
 
 DEFAULT_META_API_VERSION = "v26.0"
 DEFAULT_META_GRAPH_URL = "https://graph.facebook.com"
+# Seconds a send waits for Meta. Every send is background work (waitUntil, cron), so this is long: a slow but
+# successful Meta must not look failed, because a retry of a delivered event counts twice (Meta documents no
+# server-to-server dedup by event_id). waitUntil runs up to 30 s after the answer, hence the ceiling.
+DEFAULT_META_TIMEOUT = 15.0
+META_TIMEOUT_RANGE = (1, 25)
 DEFAULT_EVENT_ID_TEMPLATE = "purchase_{number}"
 MAX_BRIDGE_WAIT = 1800          # longer would hold Purchases back for a browser that is not coming
 CONSENT_MODES = ("off", "required")
@@ -109,6 +114,7 @@ class Settings:
     meta_graph_url: str = DEFAULT_META_GRAPH_URL
     lightspeed_api_url: str | None = None
     admin_token: Secret | None = None
+    meta_timeout: float = DEFAULT_META_TIMEOUT
 
 
 def prefix_of(shop: str) -> str:
@@ -258,9 +264,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     if not re.fullmatch(r"v\d+\.\d+", version):
         raise ConfigError("META_API_VERSION must look like v26.0")
     admin = _get(env, "ADMIN_TOKEN")
+    timeout = _get(env, "META_TIMEOUT") or str(int(DEFAULT_META_TIMEOUT))
+    low, high = META_TIMEOUT_RANGE
+    if not (timeout.isascii() and timeout.isdigit() and low <= int(timeout) <= high):
+        raise ConfigError(f"META_TIMEOUT must be whole seconds from {low} to {high} (default "
+                          f"{DEFAULT_META_TIMEOUT:.0f}; Cloudflare's waitUntil allows 30 s)")
     return Settings(
         meta_api_version=version,
         meta_graph_url=(_get(env, "META_GRAPH_URL") or DEFAULT_META_GRAPH_URL).rstrip("/"),
         lightspeed_api_url=(_get(env, "LIGHTSPEED_API_URL") or "").rstrip("/") or None,
         admin_token=Secret(admin) if admin else None,
+        meta_timeout=float(timeout),
     )

@@ -50,7 +50,7 @@ from relay.outbox.rows import Due, Progress
 logger = logging.getLogger("relay")
 
 class Pass:
-    def __init__(self, rt: Runtime, limits: Limits, sleep: Sleep, listing: bool) -> None:
+    def __init__(self, rt: Runtime, limits: Limits, sleep: Sleep, listing: bool, spaced: bool = True) -> None:
         self.settings = rt.settings
         self.meter = Meter(limits.budget, _classifier(self.settings))
         self.meter.observers.append(self._observe)
@@ -61,6 +61,7 @@ class Pass:
         self.limits = limits
         self.sleep = sleep
         self.listing = listing
+        self.spaced = spaced
         self.shops: dict[str, ShopTurn] = {}
         self.turns = 0
 
@@ -98,7 +99,8 @@ class Pass:
         for shop in shops:
             p = progress.get(shop.name) or Progress(shop.name)
             d = due.get(shop.name) or Due()
-            state = ShopTurn(shop, p, d.rows, d.needs_lines, ShopPass(), self.listing and start_listing(p, now, since))
+            lists = self.listing and start_listing(p, now, since, self.spaced)
+            state = ShopTurn(shop, p, d.rows, d.needs_lines, ShopPass(), lists)
             if d.held_until is not None:
                 if d.held_token != shop.meta_token.fingerprint():
                     state.due = max(state.due, 1)      # a new token: send_due lifts the hold and sends
@@ -220,18 +222,20 @@ def _classifier(settings: Settings) -> Callable[[str], str]:
 
 
 async def run_pass(rt: Runtime, *, only: str | None = None, since: int | None = None, listing: bool = True,
-                   limits: Limits | None = None, sleep: Sleep = asyncio.sleep, flush: bool = True) -> PassReport:
+                   limits: Limits | None = None, sleep: Sleep = asyncio.sleep, flush: bool = True,
+                   spaced: bool = True) -> PassReport:
     """One cron invocation's work for every shop (or ``only`` one), within the subrequest budget.
 
     ``since`` (unix seconds) starts a fresh listing from that time; ``listing=False`` only sends what
     is due (the local server's retry timer). ``flush`` writes the delivery log at the end, inside the budget.
+    ``spaced=False`` lists even when the last complete listing is recent (``relay backfill``, run by hand).
     """
     limits = limits or load_limits(rt.env)
     shops, problems = scan_shops(rt.env, rt.env_names)
     if only is not None:
         wanted = load_shop(rt.env, only)
         shops, problems = [s for s in shops if s.name == wanted.name] or [wanted], {}
-    work = Pass(rt, limits, sleep, listing)
+    work = Pass(rt, limits, sleep, listing, spaced)
     now = rt.now()
     for name, problem in problems.items():
         work.rt.log.add(name, now, kind="config", error=problem)

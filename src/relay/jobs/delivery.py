@@ -119,7 +119,7 @@ async def _post(rt: Runtime, shop: Shop, batch: list[tuple[Claimed, dict[str, An
     try:
         outcome = capi.classify(await rt.http.send(request), len(batch))
     except TimeoutError:
-        outcome = capi.unreachable(f"Meta did not answer within {request.timeout} s; will retry")
+        outcome = capi.timed_out(request.timeout)
     except OSError as exc:
         outcome = capi.unreachable(f"Meta could not be reached ({type(exc).__name__}); will retry")
     ms = int((time.monotonic() - started) * 1000)

@@ -106,12 +106,16 @@ def pause(work: PassContext, s: ShopTurn, wait: float, error: str, rate_limited:
     return True
 
 
-def start_listing(p: Progress, now: int, since: int | None) -> bool:
-    """Whether this pass lists the shop's orders, and from when (set on ``p`` when a listing starts)."""
+def start_listing(p: Progress, now: int, since: int | None, spaced: bool = True) -> bool:
+    """Whether this pass lists the shop's orders, and from when (set on ``p`` when a listing starts).
+
+    ``spaced``: the cron trigger's passes leave ``LISTING_INTERVAL`` between complete listings; a pass
+    someone asked for (``relay backfill``) lists now, or it would miss what was ordered meanwhile.
+    """
     if since is None:
         if p.listing:
             return True
-        if p.completed_at is not None and now - p.completed_at < LISTING_INTERVAL:
+        if spaced and p.completed_at is not None and now - p.completed_at < LISTING_INTERVAL:
             return False
         since = now - WINDOW if p.cursor is None else max(p.cursor - OVERLAP, now - WINDOW)
     offset = UNKNOWN_OFFSET if p.utc_offset is None else p.utc_offset
