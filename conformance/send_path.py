@@ -24,7 +24,7 @@ from relay.jobs import delivery, intake
 from relay.jobs.runtime import Runtime
 
 # Each case is a shop with its own Meta address: the good path, a refused token (Graph code 190, the
-# shop's queue is held), Meta not answering in time, and nothing listening at all.
+# shop's queue is held), Meta not answering within the shop's META_TIMEOUT, and nothing listening at all.
 SHOPS = {
     "vik": ("VIK", scenario.TOKEN, "meta"),
     "held": ("HELD", "EAAexpired-token-not-real", "meta"),
@@ -36,6 +36,8 @@ SHOPS = {
 def runtime(db: Database, http: Http, urls: Mapping[str, str], shop: str) -> Runtime:
     prefix, token, meta = SHOPS[shop]
     env = scenario.shop_env(prefix, token=token, META_GRAPH_URL=urls[meta], LIGHTSPEED_API_URL=urls["lightspeed"])
+    if shop == "slow":
+        env["META_TIMEOUT"] = "1"     # shorter than slow_meta's answer, so the timeout path runs in both runtimes
     return Runtime(env=env, db=db, http=http, clock=lambda: scenario.NOW, random=lambda: 0.5)
 
 

@@ -5,7 +5,7 @@ answers each ``dump`` line on stdin with one JSON line holding every request rec
 dump (bodies as text, headers that a runtime may set on its own left out), and stops at end of input.
 
 - ``meta``: ``FakeMeta`` accepting only the conformance token (any other gets Graph's code 190);
-- ``slow_meta``: the same, answering after ``SLOW_SECONDS``, longer than the relay's timeout;
+- ``slow_meta``: the same, answering after ``SLOW_SECONDS``, longer than the slow shop's ``META_TIMEOUT``;
 - ``lightspeed``: ``FakeLightspeed`` with the products of the order whose webhook embeds none;
 - ``closed``: an address where nothing listens.
 """
