@@ -97,6 +97,7 @@ def test_the_webhook_then_the_post_inside_the_wait_sends_when_the_post_arrives(s
     relay.drain()                                          # the post's waitUntil sends it, long before the wait ends
     [data] = user_data(meta)
     assert (data["fbp"], data["fbc"], data["client_user_agent"]) == (FBP, FBC, AGENT)
+    assert data["client_ip_address"] == "127.0.0.1"
     post(relay)                                            # a repeated post, and a later sweep: nothing twice
     relay.drain()
     clock.advance(600)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from conftest import PAID_HEADERS, PAID_RAW, shop_env
+from relay_tools.bridge_cli import snippet
 from relay_tools.server import LocalRelay, ServerThread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,10 +43,12 @@ def page(head: str, tag: str) -> str:
 
 
 class Shop:
-    """The shop's storefront on loopback: ``/checkout/thankyou/`` (HTML) and its ``?format=json``."""
+    """The shop's storefront on loopback: ``/checkout/thankyou/`` (HTML) and its ``?format=json``, and any
+    other path as a product page carrying the every-page tag."""
 
     def __init__(self) -> None:
         self.html = ""
+        self.landing = ""
         shop = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,7 +57,8 @@ class Shop:
                     body = json.dumps({"order": {"information": {"number": "ORD04217", "price_incl": "140.40"}}})
                     kind = "application/json"
                 else:
-                    body, kind = shop.html, "text/html; charset=utf-8"
+                    thank_you = self.path.startswith("/checkout/thankyou/")
+                    body, kind = shop.html if thank_you else shop.landing, "text/html; charset=utf-8"
                 data = body.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", kind)
@@ -101,11 +106,17 @@ def relay(meta, lightspeed, shop: Shop, tmp_path, log_root, clock) -> Iterator[S
     server.stop()
 
 
-def visit(browser: Any, shop: Shop, relay: ServerThread, head: str, *, attributes: bool = True,
-          query: str = "", cookies: bool = True, reloads: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Open the thank-you page (and reload it); the bodies the page posted to /bridge, and its cookies after."""
+def visit(browser: Any, shop: Shop, relay: ServerThread, head: str, *, attributes: bool = True, query: str = "",
+          landing: str | None = None, cookies: bool = True, reloads: int = 0,
+          extra: str = "") -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
+    """Open a product page first when ``landing`` is a query string (an ad click), then the thank-you page
+    (and reload it): the bodies the pages posted to /bridge, the cookies after, and the last page's
+    ``window.calls`` (what a stub ``fbq`` recorded)."""
     data = ' data-order="ORD04217" data-value="140.40"' if attributes else ""
-    shop.html = page(head, f'<script async src="{relay.url}/bridge.js?shop=vik"{data}></script>')
+    shop.html = page(head, f'<script async src="{relay.url}/bridge.js?shop=vik"{data}{extra}></script>')
+    # the every-page loader exactly as `relay bridge snippet` prints it (Settings > Web extras > Custom JS)
+    [loader] = [line for line in snippet("vik", relay.url).splitlines() if line.startswith("(function")]
+    shop.landing = page(head, f"<script>{loader}</script>")
     context = browser.new_context()
     if cookies:
         context.add_cookies([{"name": "_fbp", "value": FBP, "url": shop.origin},
@@ -114,6 +125,8 @@ def visit(browser: Any, shop: Shop, relay: ServerThread, head: str, *, attribute
     posted: list[dict[str, Any]] = []
     tab.on("request", lambda r: posted.append(json.loads(r.post_data or "{}"))
            if r.url.startswith(f"{relay.url}/bridge?") else None)
+    if landing is not None:
+        tab.goto(f"{shop.origin}/product/linnen-blouse.html{landing}", wait_until="load")
     for _ in range(reloads + 1):
         waiting = tab.expect_event("requestfinished", lambda r: r.url.startswith(f"{relay.url}/bridge?")) \
             if not posted else contextlib.nullcontext()
@@ -121,10 +134,11 @@ def visit(browser: Any, shop: Shop, relay: ServerThread, head: str, *, attribute
             tab.goto(f"{shop.origin}/checkout/thankyou/{query}", wait_until="load")
     # one more round trip through the page: anything it posted on the way has reached the relay by now
     tab.evaluate(f"() => fetch('{relay.url}/health', {{mode: 'no-cors'}}).then(r => r.type)")
+    calls = tab.evaluate("() => window.calls || null")
     jar = context.cookies()
     context.close()
     relay.drain()
-    return posted, jar
+    return posted, jar, calls
 
 
 def stored(relay: ServerThread) -> list[dict[str, Any]]:
@@ -132,15 +146,16 @@ def stored(relay: ServerThread) -> list[dict[str, Any]]:
 
 
 def test_cookiebot_granted_posts_one_body_with_the_cookies_verbatim(browser, shop, relay, meta):
-    posted, jar = visit(browser, shop, relay, COOKIEBOT % "true", query="?fbclid=IwAR_Landing-Click", reloads=1)
+    posted, jar, _ = visit(browser, shop, relay, COOKIEBOT % "true", landing="?fbclid=IwAR_Landing-Click", reloads=1)
     assert posted == [{"order_number": "ORD04217", "consent": "granted", "value": 140.4,
                        "url": f"{shop.origin}/checkout/thankyou/", "fbp": FBP, "fbc": FBC}]
     [row] = stored(relay)
     assert (row["posts"], row["fbp"], row["fbc"], row["consent"]) == (1, FBP, FBC, "granted")
-    # with consent, the landing fbclid is remembered first-party, unchanged
-    assert {c["name"]: c["value"] for c in jar}["_rl_cid"] == "IwAR_Landing-Click"
+    # with consent, the landing page remembered the click first-party, as Meta builds fbc, case kept
+    kept = {c["name"]: c["value"] for c in jar}["_rl_cid"]
+    assert re.fullmatch(r"fb\.1\.\d{13}\.IwAR_Landing-Click", kept)
 
-    # and the webhook then sends one event with this browser's ids and user agent
+    # and the webhook then sends one event with this browser's ids, address and user agent
     httpx.post(f"{relay.url}/?shop=vik", content=PAID_RAW, headers=PAID_HEADERS["headers"])
     relay.drain()
     [event] = [e for p in meta.event_posts for e in p.json()["data"]]
@@ -149,8 +164,17 @@ def test_cookiebot_granted_posts_one_body_with_the_cookies_verbatim(browser, sho
     assert event["user_data"]["client_ip_address"] == "127.0.0.1"
 
 
+def test_a_click_remembered_on_the_landing_page_reaches_the_thank_you_post(browser, shop, relay):
+    posted, _, _ = visit(browser, shop, relay, COOKIEBOT % "true", landing="?fbclid=IwAR_Landing-Click",
+                         cookies=False)
+    [body] = posted
+    assert re.fullmatch(r"fb\.1\.\d{13}\.IwAR_Landing-Click", body["fbc"]) and "fbp" not in body
+    assert stored(relay)[0]["fbc"] == body["fbc"]
+
+
 def test_tcf_denied_posts_only_the_choice_and_sets_no_cookie(browser, shop, relay):
-    posted, jar = visit(browser, shop, relay, TCF % "false", query="?fbclid=IwAR_Landing-Click")
+    posted, jar, _ = visit(browser, shop, relay, TCF % "false", landing="?fbclid=IwAR_Landing-Click",
+                           query="?fbclid=IwAR_Landing-Click")
     assert posted == [{"order_number": "ORD04217", "consent": "denied", "value": 140.4,
                        "url": f"{shop.origin}/checkout/thankyou/"}]
     assert sorted(c["name"] for c in jar) == ["_fbc", "_fbp"]          # only the two the test put there
@@ -159,20 +183,28 @@ def test_tcf_denied_posts_only_the_choice_and_sets_no_cookie(browser, shop, rela
 
 
 def test_tcf_granted_reads_the_purpose_one_consent(browser, shop, relay):
-    posted, _ = visit(browser, shop, relay, TCF % "true")
+    posted, _, _ = visit(browser, shop, relay, TCF % "true")
     assert [p["consent"] for p in posted] == ["granted"]
 
 
 def test_no_consent_manager_is_unknown_and_sets_no_cookie(browser, shop, relay):
-    posted, jar = visit(browser, shop, relay, "", query="?fbclid=IwAR_Landing-Click")
+    posted, jar, _ = visit(browser, shop, relay, "", landing="?fbclid=IwAR_Landing-Click")
     assert posted == [{"order_number": "ORD04217", "consent": "unknown", "value": 140.4,
                        "url": f"{shop.origin}/checkout/thankyou/", "fbp": FBP, "fbc": FBC}]
     assert sorted(c["name"] for c in jar) == ["_fbc", "_fbp"]
 
 
 def test_without_data_attributes_it_reads_the_pages_json_and_sends_a_bare_fbclid(browser, shop, relay):
-    posted, _ = visit(browser, shop, relay, COOKIEBOT % "true", attributes=False, cookies=False,
-                      query="?fbclid=IwAR_Only-Click")
-    assert posted == [{"order_number": "ORD04217", "consent": "granted", "value": 140.4,
+    posted, jar, _ = visit(browser, shop, relay, "", attributes=False, cookies=False, query="?fbclid=IwAR_Only-Click")
+    assert posted == [{"order_number": "ORD04217", "consent": "unknown", "value": 140.4,
                        "url": f"{shop.origin}/checkout/thankyou/", "fbclid": "IwAR_Only-Click"}]
-    assert stored(relay)[0]["fbclid"] == "IwAR_Only-Click"
+    assert stored(relay)[0]["fbclid"] == "IwAR_Only-Click" and jar == []
+
+
+def test_browser_purchase_fires_the_pixel_with_the_relays_event_id(browser, shop, relay):
+    fbq = ("<script>window.calls = []; window.fbq = function () { window.calls.push([].slice.call(arguments)); };"
+           "</script>")
+    _, _, calls = visit(browser, shop, relay, COOKIEBOT % "true" + fbq, cookies=False,
+                        extra=' data-browser-purchase="1" data-event-id="purchase_ORD04217" data-currency="EUR"')
+    assert calls == [["track", "Purchase", {"order_id": "ORD04217", "value": 140.4, "currency": "EUR"},
+                      {"eventID": "purchase_ORD04217"}]]

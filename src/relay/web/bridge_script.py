@@ -7,10 +7,13 @@ What it does, in the shopper's browser (docs/OPERATIONS.md, "Identity bridge"):
   (``__tcfapi``), Lightspeed's ``COOKIELAW_ADS`` cookie, Google Consent Mode (``ad_storage`` and
   ``ad_user_data`` in ``dataLayer``), else "unknown".
 - On any page, with consent "granted" only, remembers a landing ``fbclid`` for 90 days in a
-  first-party cookie, unchanged (Meta: never re-case it). No cookie is written otherwise.
+  first-party cookie as Meta builds ``fbc`` (``fb.1.<ms>.<fbclid>``: the click's time, the fbclid
+  unchanged; rewritten only for a different fbclid). No cookie is written otherwise.
 - On the thank-you page (the tag has ``data-order``, or the path has ``/thankyou``; the order then
-  comes from the page's own ``?format=json``) it posts once per page view: the order number and
-  total, ``_fbp`` and ``_fbc`` verbatim (or the remembered ``fbclid``), and the choice. With consent
+  comes from the page's own ``?format=json``) it posts once: the order number and total, ``_fbp``
+  and ``_fbc`` verbatim (else the remembered click as ``fbc``, else the page's own ``fbclid``), and
+  the choice. A reload posts again only without consent to remember it had posted (sessionStorage is
+  used only with "granted"); the relay keeps the first post and counts the rest. With consent
   "denied" it reads no cookie and posts only the number, total and choice, so the relay can skip the
   order. The post is a CORS "simple" request (text/plain, ``keepalive``): no preflight, and it
   survives the page being closed.
@@ -136,8 +139,11 @@ SOURCE = r"""/* relay bridge: the shopper's Meta browser ids and cookie choice, 
   consent(function (choice) {
     var clid = new URLSearchParams(w.location.search).get("fbclid");
     if (clid && !CLID.test(clid)) clid = null;
-    if (choice === "granted" && clid && cookie(KEEP) !== clid) {
-      d.cookie = KEEP + "=" + clid + "; Max-Age=" + 90 * DAY + "; Path=/; SameSite=Lax" +
+    var kept = cookie(KEEP);
+    if (kept && !ID.test(kept)) kept = null;
+    if (choice === "granted" && clid && (!kept || kept.split(".")[3] !== clid)) {
+      kept = "fb.1." + Date.now() + "." + clid;   // Meta's fbc format, the click's time, the fbclid unchanged
+      d.cookie = KEEP + "=" + kept + "; Max-Age=" + 90 * DAY + "; Path=/; SameSite=Lax" +
         (w.location.protocol === "https:" ? "; Secure" : "");
     }
     order(function (number, value) {
@@ -147,10 +153,11 @@ SOURCE = r"""/* relay bridge: the shopper's Meta browser ids and cookie choice, 
       var body = { order_number: number, consent: choice, url: w.location.origin + w.location.pathname };
       if (value !== null) body.value = value;
       if (choice !== "denied") {
-        var fbp = cookie("_fbp"), fbc = cookie("_fbc"), kept = clid || cookie(KEEP);
+        var fbp = cookie("_fbp"), fbc = cookie("_fbc");
         if (fbp && ID.test(fbp)) body.fbp = fbp;
         if (fbc && ID.test(fbc)) body.fbc = fbc;
-        else if (kept && CLID.test(kept)) body.fbclid = kept;
+        else if (kept) body.fbc = kept;
+        else if (clid) body.fbclid = clid;
       }
       send(body);
       try { if (choice === "granted") w.sessionStorage.setItem(guard, "1"); } catch (e) { /* no storage */ }
