@@ -318,14 +318,19 @@ class FakeLightspeed(FakeServer):
         self.orders: list[dict[str, Any]] = []
         self.accounts: dict[str, list[dict[str, Any]]] = {}
         self.orders_script: dict[int, list[Reply]] = {}
+        self.shop_id = 318842                             # ``shop.json``'s id (per account: ``add_account``)
+        self.account_shop_ids: dict[str, int] = {}
         self.filter_utc_offset = 0
         self.window: int | None = None
         self.window_used = 0
         self.window_reset = 300
 
-    def add_account(self, key: str, secret: str) -> list[dict[str, Any]]:
+    def add_account(self, key: str, secret: str, shop_id: int | None = None) -> list[dict[str, Any]]:
         orders: list[dict[str, Any]] = []
-        self.accounts["Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()] = orders
+        auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+        self.accounts[auth] = orders
+        if shop_id is not None:
+            self.account_shop_ids[auth] = shop_id
         return orders
 
     def answer(self, request: Recorded) -> Reply:
@@ -351,7 +356,8 @@ class FakeLightspeed(FakeServer):
             return self.not_found(request)
         resource = match.group(2)
         if resource == "shop":
-            return Reply(200, {"shop": {"id": 318842, "currency": {"shortcode": self.currency, "symbol": "€"}}},
+            ident = self.account_shop_ids.get(str(auth), self.shop_id)
+            return Reply(200, {"shop": {"id": ident, "currency": {"shortcode": self.currency, "symbol": "€"}}},
                          dict(self.RATE_HEADERS))
         lines = re.fullmatch(r"orders/(\d+)/products", resource)
         if lines and int(lines.group(1)) in self.products:

@@ -27,7 +27,7 @@ def _describe(report: health.HealthReport) -> str:
     scopes = f"; {', '.join(token.scopes)}" if token.scopes else ""
     ls = report.lightspeed
     key = f"ok ({ls.currency})" if ls.state == "ok" else f"{ls.state}: {ls.error}"
-    held = "; HELD: events stay queued until the token is replaced" if report.held else ""
+    held = "; HELD: nothing is sent to Meta, events stay queued (see below)" if report.held else ""
     return f"{report.shop}: Meta token {token.state} ({expiry}{scopes}); Lightspeed key {key}{held}"
 
 

@@ -126,6 +126,24 @@ def parse_currency(response: HttpResponse, shop: Shop) -> str:
     return code.upper()
 
 
+def shop_id_mismatch(response: HttpResponse, shop: Shop) -> str | None:
+    """What to fix when a 2xx ``shop.json`` names another shop id than ``<SHOP>_LIGHTSPEED_SHOP_ID``, else ``None``.
+
+    The webhook's ``X-Shop-Id`` must equal that variable, so a wrong one makes every webhook a 401.
+    An answer without a readable ``shop.id`` says nothing either way.
+    """
+    try:
+        found = json.loads(response.body)["shop"]["id"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    if isinstance(found, bool) or not isinstance(found, int | str) or str(found).strip() == shop.shop_id:
+        return None
+    shown = str(found).strip()[:20]
+    return (f"shop.json says this API key belongs to shop id {shown}, but {shop.prefix}LIGHTSPEED_SHOP_ID is "
+            f"{shop.shop_id}: every webhook of this shop is refused (X-Shop-Id differs); set "
+            f"{shop.prefix}LIGHTSPEED_SHOP_ID to {shown}, or give this shop its own API key")
+
+
 def parse_order_products(response: HttpResponse, shop: Shop) -> tuple[Line, ...]:
     data = checked(response, shop, "orders/{id}/products.json", "Orders (read)")
     if not isinstance(data, dict) or "orderProducts" not in data:

@@ -130,7 +130,8 @@ async def check_token(http: Http, shop: Shop, settings: Settings, now: int) -> T
 
 
 async def check_lightspeed(http: Http, shop: Shop, settings: Settings) -> LightspeedCheck:
-    """``shop.json`` with the shop's key: proves the key, the secret, the cluster and the read permission."""
+    """``shop.json`` with the shop's key: proves the key, the secret, the cluster and the read permission,
+    and that the shop it belongs to is ``<SHOP>_LIGHTSPEED_SHOP_ID`` (else every webhook is a 401)."""
     try:
         response = await http.send(lightspeed.shop_request(shop, settings))
     except (TimeoutError, OSError) as exc:
@@ -140,6 +141,9 @@ async def check_lightspeed(http: Http, shop: Shop, settings: Settings) -> Lights
         currency = lightspeed.parse_currency(response, shop)
     except LightspeedError as exc:
         return LightspeedCheck("unknown" if exc.retryable else "failed", response.status, scrub(str(exc)))
+    mismatch = lightspeed.shop_id_mismatch(response, shop)
+    if mismatch:
+        return LightspeedCheck("failed", response.status, mismatch, currency)
     return LightspeedCheck("ok", response.status, currency=currency)
 
 
@@ -196,6 +200,24 @@ def warnings(shop: Shop, row: dict[str, Any] | None, now: int) -> list[str]:
     if now - int(row["checked_at"]) > STALE_AFTER:
         out.append(f"last check was {iso_day(int(row['checked_at']))}: is the Worker's cron trigger running?")
     return out
+
+
+async def held_now(rt: runtime.Runtime, shop: Shop, now: int) -> str | None:
+    """The sentence for a hold that still stops this shop's sending (whatever put it there), else ``None``.
+
+    A hold taken under a token since replaced is lifted by the next send, so it is not reported.
+    """
+    state = await rt.ledger.shop_state(shop.name)
+    if state.held_until is None or state.held_until <= now or state.held_token != shop.meta_token.fingerprint():
+        return None
+    return (f"sending is held until {iso_day(state.held_until)} {_clock(state.held_until)} UTC, then tried again; "
+            f"Meta said: {state.held_reason or 'the token was refused'}. Events stay queued. Replace "
+            f"{shop.prefix}META_ACCESS_TOKEN with a system-user token with {REQUIRED_SCOPE} for pixel "
+            f"{shop.pixel_id} (npx wrangler secret put {shop.prefix}META_ACCESS_TOKEN) and sending resumes at once")
+
+
+def _clock(ts: int) -> str:
+    return datetime.fromtimestamp(min(max(ts, 0), MAX_TIMESTAMP), UTC).strftime("%H:%M")
 
 
 def is_due(row: dict[str, Any] | None, shop: Shop, now: int) -> bool:
@@ -276,13 +298,15 @@ async def check_shop(rt: runtime.Runtime, shop: Shop) -> HealthReport:
         "lightspeed_status": lightspeed.status, "lightspeed_error": lightspeed.error,
     }
     await rt.db.run(_SAVE, tuple(row.values()))
-    held = token.state == "invalid"
-    if held:
+    if token.state == "invalid":
         reason = f"token check: Meta refused the token ({token.error or token.code})"
         await rt.ledger.hold(shop.name, now + delivery.HOLD_SECONDS, shop.meta_token.fingerprint(), reason[:300], now)
         rt.log.add(shop.name, now, kind="hold", state="held", code=token.code,
                    error=f"{reason}; replace {shop.prefix}META_ACCESS_TOKEN; events stay queued")
     found = warnings(shop, row, now)
+    hold = await held_now(rt, shop, now)
+    if hold:
+        found.append(hold)
     version = version_warning(settings.meta_api_version, token.served_version,
                               datetime.fromtimestamp(now, UTC).date())
     if version:
@@ -294,7 +318,7 @@ async def check_shop(rt: runtime.Runtime, shop: Shop) -> HealthReport:
     for sentence in found:
         rt.log.add(shop.name, now, kind="warning", check="health", warning=sentence)
         logger.warning("shop %s: %s", shop.name, sentence)
-    return HealthReport(shop.name, token, lightspeed, held, tuple(found))
+    return HealthReport(shop.name, token, lightspeed, hold is not None, tuple(found))
 
 
 async def run_daily(rt: runtime.Runtime, only: str | None = None, force: bool = False,
