@@ -27,6 +27,7 @@ from relay.core.errors import LightspeedError
 from relay.core.ports import Database, Http, HttpRequest, HttpResponse
 from relay.jobs import delivery, runtime
 from relay.outbox.delivery_log import scrub
+from relay.outbox.rows import ShopState
 
 WARN_DAYS = 14                     # warn this long before a token expires, or is due for rotation
 ROTATE_DAYS = 90                   # the product's token rotation policy (docs/OPERATIONS.md)
@@ -202,12 +203,11 @@ def warnings(shop: Shop, row: dict[str, Any] | None, now: int) -> list[str]:
     return out
 
 
-async def held_now(rt: runtime.Runtime, shop: Shop, now: int) -> str | None:
+def held_sentence(state: ShopState, shop: Shop, now: int) -> str | None:
     """The sentence for a hold that still stops this shop's sending (whatever put it there), else ``None``.
 
     A hold taken under a token since replaced is lifted by the next send, so it is not reported.
     """
-    state = await rt.ledger.shop_state(shop.name)
     if state.held_until is None or state.held_until <= now or state.held_token != shop.meta_token.fingerprint():
         return None
     return (f"sending is held until {iso_day(state.held_until)} {_clock(state.held_until)} UTC, then tried again; "
@@ -287,8 +287,9 @@ async def check_shop(rt: runtime.Runtime, shop: Shop) -> HealthReport:
     settings = rt.settings
     token = await check_token(rt.http, shop, settings, now)
     lightspeed = await check_lightspeed(rt.http, shop, settings)
-    if lightspeed.currency:
-        await rt.ledger.save_currency(shop.name, lightspeed.currency, now)
+    # the currency write answers the shop's hold as well, so the check costs no extra query for it
+    state = await rt.ledger.save_currency(shop.name, lightspeed.currency, now) if lightspeed.currency else \
+        await rt.ledger.shop_state(shop.name)
     row = {
         "shop": shop.name, "checked_at": now, "token_fingerprint": shop.meta_token.fingerprint(),
         "token_state": token.state, "token_expires_at": token.expires_at, "token_issued_at": token.issued_at,
@@ -304,7 +305,7 @@ async def check_shop(rt: runtime.Runtime, shop: Shop) -> HealthReport:
         rt.log.add(shop.name, now, kind="hold", state="held", code=token.code,
                    error=f"{reason}; replace {shop.prefix}META_ACCESS_TOKEN; events stay queued")
     found = warnings(shop, row, now)
-    hold = await held_now(rt, shop, now)
+    hold = None if token.state == "invalid" else held_sentence(state, shop, now)   # else just said above
     if hold:
         found.append(hold)
     version = version_warning(settings.meta_api_version, token.served_version,
@@ -318,7 +319,7 @@ async def check_shop(rt: runtime.Runtime, shop: Shop) -> HealthReport:
     for sentence in found:
         rt.log.add(shop.name, now, kind="warning", check="health", warning=sentence)
         logger.warning("shop %s: %s", shop.name, sentence)
-    return HealthReport(shop.name, token, lightspeed, hold is not None, tuple(found))
+    return HealthReport(shop.name, token, lightspeed, token.state == "invalid" or hold is not None, tuple(found))
 
 
 async def run_daily(rt: runtime.Runtime, only: str | None = None, force: bool = False,

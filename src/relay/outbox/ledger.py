@@ -166,11 +166,14 @@ class Ledger:
         r = result.rows[0]
         return ShopState(shop, r["currency"], r["currency_at"], r["held_until"], r["held_token"], r["held_reason"])
 
-    async def save_currency(self, shop: str, currency: str, now: int) -> None:
-        await self.db.run(
+    async def save_currency(self, shop: str, currency: str, now: int) -> ShopState:
+        """Store the shop's currency; answers the shop's whole state (its hold too) from the same statement."""
+        result = await self.db.run(
             "INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (shop) DO UPDATE SET currency = excluded.currency, currency_at = excluded.currency_at, "
-            "updated_at = excluded.updated_at", (shop, currency, now, now))
+            "updated_at = excluded.updated_at RETURNING *", (shop, currency, now, now))
+        r = result.rows[0]
+        return ShopState(shop, r["currency"], r["currency_at"], r["held_until"], r["held_token"], r["held_reason"])
 
     async def hold(self, shop: str, until: int, token_fingerprint: str, reason: str, now: int) -> None:
         await self.db.run(
