@@ -124,13 +124,13 @@ def test_the_page_shows_the_same_figures_as_the_status_api(relay, meta, lightspe
         assert f"<h2>{shop['shop']} " in text
     vik = report["shops"][1]
     assert vik["shop"] == "vik"
-    assert '<tr><td>sent</td><td class="n">1</td><td class="n">1</td></tr>' in text
+    assert "Paid orders in the last 7 days: 1, confirmed by Meta: 1 (100 %)" in text
     assert f"<tr><th>Last sent to Meta</th><td>{vik['last_success_at']}</td></tr>" in text
     assert "Graph API v26.0" in text
     assert ">ok</span> never expires" in text
     assert f"<title>{vik['daily'][-1]['date']}: 1 sent</title>" in text            # the chart's bar for today
     assert "Last 14 days: 1 sent, 0 failed or expired" in text
-    assert '<td>em</td><td class="n">100%</td>' in text
+    assert '<tr><td>em</td><td class="n">100 %</td><td class="n">-</td></tr>' in text   # Meta: not asked yet
 
 
 def test_everything_on_the_page_is_escaped(relay, meta):

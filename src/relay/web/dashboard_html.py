@@ -1,0 +1,258 @@
+"""The dashboard's HTML: per shop, did Meta get the orders, which did it not, why, and what to do.
+
+One server-rendered page, no script, no external asset, every value escaped; the one stylesheet is
+inline and allowed by its hash in the page's Content-Security-Policy (``STYLE_HASH``), so no inline
+``style=`` attribute appears anywhere. Laid out as wrapping lists rather than wide tables, so it reads
+at 390 px without sideways scrolling. Words come from relay.web.wording, in English or Dutch.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from html import escape
+from typing import Any
+from urllib.parse import urlencode
+
+from relay.jobs import replay
+from relay.web import auth, wording
+from relay.web.dashboard_facts import bridge_table, chart, facts
+
+STYLE = """
+*{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
+max-width:62rem;padding:.8rem;color:#1b1f24;background:#f6f7f9;overflow-wrap:anywhere}
+h1{font-size:1.3rem;margin:.2rem 0}h2{font-size:1.15rem;margin:0 0 .4rem}h3{font-size:1rem;margin:.9rem 0 .3rem}
+section{background:#fff;border:1px solid #dcdfe4;border-radius:8px;padding:.8rem;margin:.9rem 0}
+.ok{color:#176f2c}.bad{color:#a4161a}.warn{color:#8a5a00}.muted{color:#5f6670;font-size:.9em}
+.badge{display:inline-block;border-radius:1rem;padding:0 .6rem;font-size:.8em;border:1px solid currentColor;
+vertical-align:middle}.head{font-size:1.05rem;font-weight:600;margin:.2rem 0 .5rem}
+ul.w{margin:.3rem 0;padding-left:1.2rem;color:#8a5a00}
+.hold{border:2px solid #a4161a;border-radius:6px;padding:.5rem .7rem;margin:.5rem 0;background:#fff5f5}
+.hold p{margin:.2rem 0}.notice{border-left:4px solid #176f2c;background:#f0faf2;padding:.5rem .7rem}
+.notice.bad{border-color:#a4161a;background:#fff5f5}
+ul.orders{list-style:none;margin:0;padding:0}ul.orders li{border-top:1px solid #eceef1;padding:.45rem 0;
+display:flex;flex-wrap:wrap;gap:.2rem .8rem;align-items:center}ul.orders .num{font-weight:600;min-width:6.5rem}
+ul.orders .what{flex:1 1 16rem}ul.orders .at{color:#5f6670;font-size:.9em}
+table{border-collapse:collapse;width:100%;margin:.3rem 0}td,th{text-align:left;padding:.2rem .4rem;
+border-bottom:1px solid #eceef1;vertical-align:top}td.n,th.n{text-align:right}
+form{display:inline;margin:0}input[type=search],input[type=password]{padding:.45rem;font-size:1rem;
+width:12rem;max-width:100%}button{padding:.35rem .9rem;font-size:.95rem;cursor:pointer}
+.bar{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}.chart{margin:.4rem 0;max-width:504px}
+svg{width:100%;height:auto}details summary{cursor:pointer;margin:.6rem 0 .2rem}code{font-size:.9em}
+"""
+STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+
+
+def doc(title: str, body: str, lang: str = "en") -> str:
+    return (f"<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            "<meta name=\"robots\" content=\"noindex\">"
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def login_page(message: str | None = None) -> str:
+    note = f"<p class=\"bad\">{escape(message)}</p>" if message else ""
+    return doc("Relay status: sign in", (
+        "<h1>Relay status</h1>" + note +
+        "<section><form method=\"post\" action=\"/dashboard\">"
+        "<p><label for=\"token\">Admin token (the <code>ADMIN_TOKEN</code> secret)</label></p>"
+        "<p><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required></p>"
+        "<p><button type=\"submit\">Sign in</button></p></form>"
+        "<p class=\"muted\">Scripts can send <code>Authorization: Bearer &lt;ADMIN_TOKEN&gt;</code> to "
+        "<code>/dashboard</code> or <code>/status</code> instead.</p></section>"))
+
+
+class Page:
+    """Everything one render needs; ``offsets`` are each shop's UTC offset in seconds."""
+
+    def __init__(self, report: dict[str, Any], reads: Any, who: auth.Access, lang: str, offsets: dict[str, int],
+                 pixels: dict[str, str], now: int, query: str = "", notice: tuple[str, str] | None = None) -> None:
+        self.report, self.reads, self.who, self.lang, self.pixels = report, reads, who, lang, pixels
+        self.w = wording.WORDS[lang]
+        self.offsets, self.now, self.query, self.notice = offsets, now, query, notice
+
+    def at(self, shop: str, ts: Any) -> str:
+        return wording.when(None if ts is None else int(ts), self.offsets.get(shop, 0), self.lang, self.now)
+
+    def render(self) -> str:
+        w, r = self.w, self.report
+        overall = r["status"] == "ok"
+        lang_link = "nl" if self.lang == "en" else "en"
+        head = (f"<h1>{w['title']} <span class=\"badge {'ok' if overall else 'warn'}\">"
+                f"{w['all_good'] if overall else w['attention']}</span></h1>"
+                "<div class=\"bar\"><form method=\"get\" action=\"/dashboard\">"
+                f"<input type=\"hidden\" name=\"lang\" value=\"{self.lang}\">"
+                f"<input type=\"search\" name=\"q\" value=\"{escape(self.query)}\" placeholder=\"{w['search']}\" "
+                f"aria-label=\"{w['search']}\"> <button type=\"submit\">{w['find']}</button></form>"
+                f"<a href=\"/dashboard?lang={self.lang}\">{w['refresh']}</a>"
+                f"<a href=\"/dashboard?lang={lang_link}\" hreflang=\"{lang_link}\">{lang_link.upper()}</a>"
+                "<form method=\"post\" action=\"/dashboard\"><input type=\"hidden\" name=\"action\" value=\"logout\">"
+                f"{auth.csrf_input(self.who)}<button type=\"submit\">{w['sign_out']}</button></form></div>")
+        parts = [head]
+        if self.notice:
+            kind, text = self.notice
+            parts.append(f"<p class=\"notice {kind}\" role=\"status\">{escape(text)}</p>")
+        if self.query:
+            parts.append(self.search())
+        parts += [self.shop(s) for s in r["shops"]] or \
+            ["<section><p>No shop is configured: set the five &lt;SHOP&gt;_* variables.</p></section>"]
+        parts.append(f"<p class=\"muted\">{escape(r['generated_at'])} UTC · Graph API "
+                     f"{escape(r['graph_api_version'])}</p>")
+        return doc(w["title"], "".join(parts), self.lang)
+
+    def search(self) -> str:
+        rows = self.reads.found
+        if not rows:
+            return f"<section><p>{escape(self.w['not_found'].format(q=self.query))}</p></section>"
+        held = {s["shop"] for s in self.report["shops"] if s["held"]}
+        items = "".join(self.order(str(row["shop"]), row, str(row["shop"]) in held, with_shop=True) for row in rows)
+        return (f"<section><h2>{escape(self.w['found'].format(q=self.query))}</h2>"
+                f"<ul class=\"orders\">{items}</ul></section>")
+
+    def shop(self, s: dict[str, Any]) -> str:
+        w, name = self.w, s["shop"]
+        badge = f"<span class=\"badge {'ok' if s['ok'] else 'warn'}\">{w['ok'] if s['ok'] else w['needs']}</span>"
+        parts = [f"<section id=\"shop-{escape(name)}\"><h2>{escape(name)} {badge}</h2>", self.headline(s)]
+        if s["held"]:
+            parts.append(self.hold(s))
+        warnings = [x for x in s["warnings"] if not (s["held"] and x.startswith("sending is held"))]
+        if warnings:
+            parts.append("<ul class=\"w\">" + "".join(f"<li>{escape(x)}</li>" for x in warnings) + "</ul>")
+        parts.append(self.attention(s))
+        parts.append(self.quality(s))
+        parts.append(bridge_table(s.get("bridge")))
+        parts.append(self.revenue(s.get("revenue")))
+        parts.append(chart(s["daily"]))
+        zone = wording.zone_name(self.offsets.get(name, 0))
+        parts.append(f"<details><summary>{w['details']}</summary><table>"
+                     + "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in facts(s))
+                     + f"</table></details><p class=\"muted\">{escape(w['times_in'].format(zone=zone))}</p>")
+        parts.append("</section>")
+        return "".join(parts)
+
+    def headline(self, s: dict[str, Any]) -> str:
+        week = s["counts"]["7d"]
+        paid = sum(n for state, n in week.items() if state not in ("waiting", "skipped"))
+        sent = week.get("sent", 0)
+        text = self.w["headline"].format(n=paid, m=sent, pct=wording.percent(sent, paid)) if paid \
+            else self.w["headline_none"]
+        cls = "ok" if paid and sent == paid else "warn" if paid else "muted"
+        return f"<p class=\"head {cls}\">{escape(text)}</p>"
+
+    def hold(self, s: dict[str, Any]) -> str:
+        w, name = self.w, s["shop"]
+        prefix = name.upper() + "_"
+        queued = sum(s["counts"]["7d"].get(k, 0) for k in ("due", "retry", "sending"))
+        fix = w["held_fix"].format(var=f"{prefix}META_ACCESS_TOKEN", pixel=self.pixels.get(name, "?"))
+        reason = s["held"].get("reason") or ""
+        return (f"<div class=\"hold\" role=\"alert\"><p><b>{w['held_title']}</b> · "
+                f"{escape(w['held_since'].format(n=queued))}</p>"
+                + (f"<p class=\"muted\">{escape(reason)}</p>" if reason else "")
+                + f"<p><b>{w['fix']}:</b> {escape(fix)}</p></div>")
+
+    def attention(self, s: dict[str, Any]) -> str:
+        w, name = self.w, s["shop"]
+        rows = self.reads.attention.get(name, [])
+        title = f"<h3>{w['needs_title']}</h3>"
+        if not rows:
+            return title + f"<p class=\"muted\">{w['none_need']}</p>"
+        rank = {"failed": 0, "retry": 1, "due": 2, "sending": 2, "expired": 3, "waiting": 4}
+        shown = sorted(rows, key=lambda r: (rank.get(str(r["state"]), 5), -int(r["event_time"])))[:30]
+        items = "".join(self.order(name, row, bool(s["held"])) for row in shown)
+        more = f"<p class=\"muted\">{escape(w['more'].format(n=len(rows) - len(shown), shop=name))}</p>" \
+            if len(rows) > len(shown) else ""
+        return f"{title}<ul class=\"orders\">{items}</ul>{more}"
+
+    def order(self, shop: str, row: dict[str, Any], held: bool, with_shop: bool = False) -> str:
+        w = self.w
+        cls, text = self.state(shop, row, held)
+        attempts = int(row["attempts"] or 0)
+        last = (f"{self.at(shop, row['updated_at'])} · {w['attempts'].format(n=attempts)}" if attempts
+                else w["never"])
+        label = f"{escape(shop)} · " if with_shop else ""
+        button = ""
+        if not held and row["state"] in ("failed", "retry") and replay.refusal(row, self.now) is None:
+            button = ("<form method=\"post\" action=\"/dashboard\"><input type=\"hidden\" name=\"action\" "
+                      f"value=\"replay\"><input type=\"hidden\" name=\"shop\" value=\"{escape(shop)}\">"
+                      f"<input type=\"hidden\" name=\"number\" value=\"{escape(str(row['order_number']))}\">"
+                      f"<input type=\"hidden\" name=\"lang\" value=\"{self.lang}\">{auth.csrf_input(self.who)}"
+                      f"<button type=\"submit\">{w['replay']}</button></form>")
+        return (f"<li><span class=\"num\">{label}{escape(str(row['order_number']))}</span>"
+                f"<span class=\"what {cls}\">{escape(text)}</span><span class=\"at\">{escape(last)}</span>"
+                f"{button}</li>")
+
+    def state(self, shop: str, row: dict[str, Any], held: bool) -> tuple[str, str]:
+        w, state = self.w, str(row["state"])
+        if held and state in ("due", "retry", "sending"):
+            return "bad", w["held_row"]
+        if state in ("failed", "retry"):
+            code = "/".join(str(c) for c in (row["last_code"], row["last_subcode"]) if c is not None)
+            reason = (row["last_error"] or "").strip() or (f"HTTP {row['last_status']}" if row["last_status"] else "?")
+            reason = (f"{reason} ({code})" if code else reason)[:220]
+            if state == "failed":
+                return "bad", w["failed"].format(reason=reason)
+            return "warn", w["retry"].format(reason=reason, when=self.at(shop, row["next_attempt_at"]))
+        return {"sent": "ok", "waiting": "muted", "skipped": "muted", "expired": "bad"}.get(state, "warn"), \
+            w.get(state, state)
+
+    def quality(self, s: dict[str, Any]) -> str:
+        w = self.w
+        mq = s.get("meta_quality")
+        mine = s["match_keys"]["coverage"]
+        if mq is None:
+            line = f"<p class=\"muted\">{w['meta_none']}</p>"
+        elif mq["score"] is None:
+            line = f"<p class=\"warn\">{escape(mq['note'] or mq['state'])}</p>"
+        else:
+            cls = "ok" if mq["meets_target"] else "bad"
+            score = w["meta_score"].format(score=f"{mq['score']:.1f}", target=f"{mq['target']:.1f}")
+            line = (f"<p class=\"{cls}\">{escape(score)}"
+                    f" <span class=\"muted\">({escape(mq['checked_at'][:10])})</span></p>")
+        theirs = (mq or {}).get("match_keys") or {}
+        keys = sorted(set(mine) | set(theirs), key=lambda k: (-(mine.get(k) or 0), k))
+        rows = "".join(f"<tr><td>{escape(k)}</td><td class=\"n\">{_pct(mine.get(k), 100)}</td>"
+                       f"<td class=\"n\">{_pct(theirs.get(k), 1)}</td></tr>" for k in keys)
+        table = (f"<table><tr><th>{w['key']}</th><th class=\"n\">{w['relay_sends']}</th>"
+                 f"<th class=\"n\">{w['meta_sees']}</th></tr>{rows}</table>") if keys else ""
+        dedup = ""
+        if mq and mq.get("dedup"):
+            dedup = f"<p class=\"muted\">{w['dedup']}: " + ", ".join(
+                f"{escape(d['key'])} {_pct(d['server'], 1)} / {_pct(d['browser'], 1)}" for d in mq["dedup"]) + "</p>"
+        diagnostics = "".join(f"<li>{escape(d)}</li>" for d in (mq or {}).get("diagnostics") or [])
+        return (f"<h3>{w['quality']}</h3>{line}{table}{dedup}"
+                + (f"<ul class=\"w\">{diagnostics}</ul>" if diagnostics else ""))
+
+    def revenue(self, money: dict[str, Any] | None) -> str:
+        w = self.w
+        if not money:
+            return ""
+        lines = []
+        for window, label in (("7d", w["days7"]), ("30d", w["days30"])):
+            for e in money.get(window) or []:
+                cur = e["currency"] or ""
+                lines.append(f"<tr><td>{label}</td><td class=\"n\">{_money(e['confirmed'], cur, self.lang)}"
+                             f" <span class=\"muted\">({e['confirmed_orders']})</span></td>"
+                             f"<td class=\"n\">−{_money(e['cancelled'], cur, self.lang)}</td>"
+                             f"<td class=\"n\"><b>{_money(e['net'], cur, self.lang)}</b></td></tr>")
+        if not lines:
+            return f"<h3>{w['revenue']}</h3><p class=\"muted\">{w['no_revenue']}</p>"
+        note = "" if money.get("cancellations_tracked") else f"<p class=\"muted\">{w['not_tracked']}</p>"
+        return (f"<h3>{w['revenue']}</h3><table><tr><th></th><th class=\"n\">{w['revenue'].split()[0]}</th>"
+                f"<th class=\"n\">{w['cancelled_after']}</th><th class=\"n\">{w['net']}</th></tr>"
+                + "".join(lines) + f"</table>{note}")
+
+
+def _pct(value: float | None, scale: int) -> str:
+    return "-" if value is None else f"{round(value * scale)} %"
+
+
+def _money(amount: float, currency: str, lang: str) -> str:
+    symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get(currency, currency + " " if currency else "")
+    text = f"{amount:,.2f}"
+    if lang == "nl":
+        text = text.replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"{symbol}{text}"
+
+
+def query_string(**values: str) -> str:
+    return urlencode({k: v for k, v in values.items() if v})

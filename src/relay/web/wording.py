@@ -1,0 +1,141 @@
+"""How the dashboard speaks: English or Dutch, and times in the shop's own time zone.
+
+The language is ``?lang=en|nl`` when given, else the first of the two the browser's
+``Accept-Language`` prefers, else English. A shop's time zone is a fixed UTC offset: the
+``<SHOP>_UTC_OFFSET`` variable (``+01:00``) when set, else the offset its orders' timestamps carry
+(Lightspeed writes them in the shop's time; the backfill keeps the last one seen), else UTC. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta, timezone
+
+LANGUAGES = ("en", "nl")
+_OFFSET = re.compile(r"(?:UTC)?([+-])(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
+_MONTHS = {
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+    "nl": ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec"),
+}
+
+WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Relay status", "all_good": "all good", "attention": "needs attention", "refresh": "refresh",
+        "sign_out": "sign out", "search": "Order number", "find": "Find", "ok": "ok", "needs": "attention",
+        "headline": "Paid orders in the last 7 days: {n}, confirmed by Meta: {m} ({pct})",
+        "headline_none": "Paid orders in the last 7 days: 0",
+        "needs_title": "Orders that need attention", "none_need": "No order needs attention.",
+        "more": "{n} more: relay orders --shop {shop}",
+        "order": "Order", "state": "State", "last_attempt": "Last attempt", "never": "not tried yet",
+        "replay": "Replay", "attempts": "{n} attempt(s)",
+        "sent": "sent to Meta", "due": "queued", "sending": "being sent", "waiting": "waiting for payment",
+        "skipped": "cancelled: not sent", "expired": "too old for Meta (7-day window): not sent",
+        "failed": "Meta refused: {reason}", "retry": "Meta did not take it yet: {reason}; trying again {when}",
+        "retry_soon": "queued again", "held_row": "held: Meta refused the shop's token",
+        "held_title": "Sending is held", "held_since": "Meta refused the token; {n} order(s) wait in the queue.",
+        "fix": "Fix", "held_fix": "replace {var}: create a new system-user token with ads_management for pixel "
+                                  "{pixel} and set it (npx wrangler secret put {var}). Sending resumes by itself.",
+        "found": "Search results for {q}", "not_found": "No order {q} in the ledger of any shop.",
+        "quality": "Match quality", "meta_score": "Meta's score for Purchase: {score} of 10 (target {target})",
+        "meta_none": "Meta's score: not checked yet (daily, by the cron)",
+        "key": "Match key", "relay_sends": "relay sends", "meta_sees": "Meta sees",
+        "dedup": "Deduplication keys (server / browser)",
+        "revenue": "Revenue confirmed by Meta", "net": "net", "cancelled_after": "cancelled after sending",
+        "not_tracked": "cancellations after sending are not tracked yet", "days7": "7 days", "days30": "30 days",
+        "no_revenue": "nothing confirmed yet",
+        "details": "Details", "times_in": "Times in the shop's time zone ({zone})",
+        "replayed": "Order {q}: sent to Meta again.", "requeued": "Order {q}: queued again; the cron sends it.",
+        "refused": "Order {q} was not replayed: {reason}",
+        "why_unknown": "it is not in the ledger (the backfill lists it from Lightspeed)",
+        "why_cancelled": "it was cancelled, and cancelled orders are never sent",
+        "why_outside_window": "it is older than Meta's 7-day window", "why_waiting": "it is not paid yet",
+        "why_sending": "it is being sent right now", "why_held": "sending is held until the token is replaced",
+    },
+    "nl": {
+        "title": "Relay-status", "all_good": "alles goed", "attention": "aandacht nodig", "refresh": "vernieuwen",
+        "sign_out": "afmelden", "search": "Ordernummer", "find": "Zoeken", "ok": "ok", "needs": "aandacht",
+        "headline": "Betaalde orders in de laatste 7 dagen: {n}, bevestigd door Meta: {m} ({pct})",
+        "headline_none": "Betaalde orders in de laatste 7 dagen: 0",
+        "needs_title": "Orders die aandacht nodig hebben", "none_need": "Geen order heeft aandacht nodig.",
+        "more": "nog {n}: relay orders --shop {shop}",
+        "order": "Order", "state": "Status", "last_attempt": "Laatste poging", "never": "nog niet geprobeerd",
+        "replay": "Opnieuw", "attempts": "{n} poging(en)",
+        "sent": "naar Meta verzonden", "due": "in de wachtrij", "sending": "wordt verzonden",
+        "waiting": "wacht op betaling", "skipped": "geannuleerd: niet verzonden",
+        "expired": "te oud voor Meta (7 dagen): niet verzonden",
+        "failed": "Meta weigerde: {reason}", "retry": "Meta nam hem nog niet aan: {reason}; nieuwe poging {when}",
+        "retry_soon": "opnieuw in de wachtrij", "held_row": "vastgehouden: Meta weigerde het token van de shop",
+        "held_title": "Verzenden staat stil", "held_since": "Meta weigerde het token; {n} order(s) wachten.",
+        "fix": "Oplossing", "held_fix": "vervang {var}: maak een nieuw systeemgebruiker-token met ads_management "
+                                        "voor pixel {pixel} en zet het (npx wrangler secret put {var}). Daarna "
+                                        "gaat verzenden vanzelf verder.",
+        "found": "Zoekresultaten voor {q}", "not_found": "Order {q} staat bij geen enkele shop in het grootboek.",
+        "quality": "Matchkwaliteit", "meta_score": "Score van Meta voor Purchase: {score} van 10 (doel {target})",
+        "meta_none": "Score van Meta: nog niet opgehaald (dagelijks, door de cron)",
+        "key": "Matchsleutel", "relay_sends": "relay stuurt", "meta_sees": "Meta ziet",
+        "dedup": "Deduplicatiesleutels (server / browser)",
+        "revenue": "Omzet bevestigd door Meta", "net": "netto", "cancelled_after": "geannuleerd na verzenden",
+        "not_tracked": "annuleringen na verzenden worden nog niet bijgehouden", "days7": "7 dagen",
+        "days30": "30 dagen", "no_revenue": "nog niets bevestigd",
+        "details": "Details", "times_in": "Tijden in de tijdzone van de shop ({zone})",
+        "replayed": "Order {q}: opnieuw naar Meta verzonden.",
+        "requeued": "Order {q}: opnieuw in de wachtrij; de cron verstuurt hem.",
+        "refused": "Order {q} is niet opnieuw verzonden: {reason}",
+        "why_unknown": "hij staat niet in het grootboek (de backfill haalt hem bij Lightspeed op)",
+        "why_cancelled": "hij is geannuleerd, en geannuleerde orders gaan nooit naar Meta",
+        "why_outside_window": "hij is ouder dan de 7 dagen die Meta aanneemt", "why_waiting": "hij is nog niet betaald",
+        "why_sending": "hij wordt nu verzonden", "why_held": "verzenden staat stil tot het token is vervangen",
+    },
+}
+
+
+def language(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
+    asked = (query.get("lang") or "").strip().lower()
+    if asked in LANGUAGES:
+        return asked
+    ranked = []
+    for i, part in enumerate((headers.get("accept-language") or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        ranked.append((-q, i, tag.strip().lower()[:2]))
+    return next((tag for _, _, tag in sorted(ranked) if tag in LANGUAGES), "en")
+
+
+def parse_offset(text: str | None) -> int | None:
+    """``+01:00``, ``-0530``, ``UTC+2`` → seconds east of UTC; ``None`` when not an offset."""
+    found = _OFFSET.fullmatch((text or "").strip())
+    if not found:
+        return None
+    hours, minutes = int(found.group(2)), int(found.group(3) or 0)
+    if hours > 14 or minutes >= 60:
+        return None
+    return (1 if found.group(1) == "+" else -1) * (hours * 3600 + minutes * 60)
+
+
+def zone_name(offset: int) -> str:
+    sign = "+" if offset >= 0 else "-"
+    return f"UTC{sign}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
+
+
+def when(ts: int | None, offset: int, lang: str, now: int) -> str:
+    """``09:41`` today, ``30 Nov 21:47`` this year, ``18 Nov 2025 21:47`` before, in the shop's time."""
+    if ts is None:
+        return ""
+    zone = timezone(timedelta(seconds=offset))
+    at = datetime.fromtimestamp(int(ts), UTC).astimezone(zone)
+    today = datetime.fromtimestamp(now, UTC).astimezone(zone)
+    clock = at.strftime("%H:%M")
+    if at.date() == today.date():
+        return clock
+    day = f"{at.day} {_MONTHS[lang][at.month - 1]}"
+    return f"{day} {clock}" if at.year == today.year else f"{day} {at.year} {clock}"
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{round(100 * part / whole)} %" if whole else "-"
