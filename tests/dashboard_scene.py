@@ -3,8 +3,9 @@
 Two shops. ``vik`` has dozens of orders over the last week in every state: sent, failed (Meta refused
 the payload), retrying (Meta was down), expired (found too late), waiting for payment, cancelled and
 queued; its time zone is learned from a listed order's offset. ``retoertje`` is held: Meta refused its
-token, so its newest orders wait in the queue. Every row is written by intake.record_order and every
-outcome comes from delivery.send_due against the loopback fake Meta.
+token three hours ago, so its newest orders wait in the queue; its time zone is set by hand (+02:00).
+Every row is written by intake.record_order and every outcome comes from delivery.send_due against
+the loopback fake Meta.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from conftest import PAID_RAW, shop_secrets
 from relay.core.config import load_shop
@@ -25,8 +26,9 @@ HOUR = 3600
 TEMPLATE = json.loads(PAID_RAW)["order"]
 HELD_TOKEN = "EAAsecretretoertje2token"
 
-# (how many, what happens) for vik, newest first in this order of kinds
-VIK = [(3, "due"), (4, "retry"), (5, "failed"), (6, "waiting"), (3, "skipped"), (30, "sent"), (3, "expired")]
+# vik's orders: how many of each outcome, and how long before the end of the scene they were placed (hours)
+VIK = {"due": (3, 0.1, 0.1), "retry": (4, 0.4, 0.15), "failed": (5, 1.5, 5.5), "waiting": (6, 2.0, 9.0),
+       "skipped": (3, 6.0, 30.0), "sent": (30, 0.6, 5.4), "expired": (3, 200.0, 3.0)}
 
 
 def order(order_id: int, number: str, created: float, offset: int = 3600, **changes: Any) -> dict[str, Any]:
@@ -42,43 +44,58 @@ def scene_env(meta: FakeMeta, lightspeed: FakeLightspeed, env: dict[str, str]) -
     """The two shops' variables: vik's from ``env``, retoertje's own (its key is a second Lightspeed account)."""
     other = shop_secrets("RETOERTJE", 2)
     lightspeed.add_account(other["RETOERTJE_LIGHTSPEED_API_KEY"], other["RETOERTJE_LIGHTSPEED_API_SECRET"])
-    return {**env, **other, "RETOERTJE_SHOP_URL": "https://www.retoertje.example"}
+    return {**env, **other, "RETOERTJE_SHOP_URL": "https://www.retoertje.example",
+            "RETOERTJE_UTC_OFFSET": "+02:00"}          # its owner set the time zone by hand
 
 
-async def build(rt: Runtime, meta: FakeMeta, lightspeed: FakeLightspeed) -> dict[str, list[str]]:
-    """Fill the ledger; the order numbers by what happened to them."""
-    now = rt.now()
-    vik = load_shop(rt.env, "vik")
-    lightspeed.orders.append(order(500_000, "ORD-LISTED", now - 20 * HOUR))   # the listing learns +01:00
+class Clock(Protocol):
+    now: float
+
+
+async def build(rt: Runtime, meta: FakeMeta, lightspeed: FakeLightspeed, clock: Clock) -> dict[str, list[str]]:
+    """Fill the ledger as a week of traffic would, moving ``clock`` along; the order numbers by outcome.
+
+    The clock ends where it started. Meta was down for the last half hour (vik's retrying orders), and
+    refused retoertje's token three hours ago (everything since is held).
+    """
+    end = clock.now
+    vik, held = load_shop(rt.env, "vik"), load_shop(rt.env, "retoertje")
+    lightspeed.orders.append(order(500_000, "ORD10400", end - 20 * HOUR))   # the listing learns +01:00
+    clock.now = end - 600
     await cron.run_pass(rt, only="vik")
     numbers: dict[str, list[str]] = {}
+    plan = []
     n = 0
-    for count, kind in VIK:
-        for _ in range(count):
+    for kind, (count, first, step) in VIK.items():
+        for i in range(count):
             n += 1
-            created = now - (n * 2.6 * HOUR if kind != "expired" else 8 * 86400 + n * HOUR)
-            number = f"ORD{10400 - n:05d}"
-            changes: dict[str, Any] = {}
-            if kind == "waiting":
-                changes = {"paymentStatus": "not_paid"}
-            elif kind == "skipped":
-                changes = {"status": "cancelled", "paymentStatus": "cancelled"}
-            await intake.record_order(rt, vik, parse_order(order(510_000 + n, number, created, **changes)), "webhook")
-            numbers.setdefault(kind, []).append(number)
-            if kind == "failed":
-                meta.reject_event_ids.add(f"purchase_{number}")
-            elif kind == "retry":
+            plan.append((end - (first + i * step) * HOUR, kind, 510_000 + n, f"ORD{10_400 + n:05d}"))
+    for created, kind, order_id, number in sorted(plan):
+        changes: dict[str, Any] = {}
+        if kind == "waiting":
+            changes = {"paymentStatus": "not_paid"}
+        elif kind == "skipped":
+            changes = {"status": "cancelled", "paymentStatus": "cancelled"}
+        clock.now = created + 60 if kind != "expired" else end - 3 * HOUR       # expired: found too late
+        source = "backfill" if kind == "expired" else "webhook"
+        await intake.record_order(rt, vik, parse_order(order(order_id, number, created, **changes)), source)
+        numbers.setdefault(kind, []).append(number)
+        if kind == "failed":
+            meta.reject_event_ids.add(f"purchase_{number}")
+        for attempt in range(2 if kind == "retry" else 1):
+            if kind == "retry":
                 meta.script.append(graph_error(503, 2, "Service temporarily unavailable", transient=True))
+                clock.now = created + 60 if attempt == 0 else end - 120
             if kind in ("sent", "failed", "retry"):
-                await delivery.send_due(rt, vik, order_id=510_000 + n)
-    held = load_shop(rt.env, "retoertje")
+                await delivery.send_due(rt, vik, order_id=order_id)
     for i in range(20):
-        number = f"R{2200 - i}"
-        created = now - (i * 5.5 * HOUR if i >= 8 else i * 0.4 * HOUR + 600)
-        await intake.record_order(rt, held, parse_order(order(620_000 + i, number, created)), "webhook")
+        number, order_id = f"R{2200 + i}", 620_000 + i
+        created = end - (150 - i * 7.5) * HOUR if i < 12 else end - (3 - (i - 12) * 0.35) * HOUR
+        clock.now = created + 60
+        if i == 12:
+            meta.valid_tokens = {vik.meta_token.reveal()}     # Meta refuses retoertje's token from here on
+        await intake.record_order(rt, held, parse_order(order(order_id, number, created)), "webhook")
         numbers.setdefault("retoertje", []).append(number)
-        if i >= 8:
-            await delivery.send_due(rt, held, order_id=620_000 + i)
-    meta.valid_tokens = {vik.meta_token.reveal()}          # Meta now refuses retoertje's token: held
-    await delivery.send_due(rt, held)
+        await delivery.send_due(rt, held, order_id=order_id)
+    clock.now = end
     return numbers

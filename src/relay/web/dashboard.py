@@ -27,7 +27,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": f"default-src 'none'; style-src '{STYLE_HASH}'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",     # no-referrer would make the browser post Origin: null, which
+                                          # relay.web.auth must refuse as a cross-site form
 }
 HTML = "text/html; charset=utf-8"
 DONE = ("replayed", "requeued", "refused")

@@ -20,7 +20,7 @@ from relay.web.dashboard_facts import bridge_table, chart, facts
 
 STYLE = """
 *{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;
-max-width:62rem;padding:.8rem;color:#1b1f24;background:#f6f7f9;overflow-wrap:anywhere}
+max-width:62rem;padding:.8rem;color:#1b1f24;background:#f6f7f9;overflow-wrap:break-word}
 h1{font-size:1.3rem;margin:.2rem 0}h2{font-size:1.15rem;margin:0 0 .4rem}h3{font-size:1rem;margin:.9rem 0 .3rem}
 section{background:#fff;border:1px solid #dcdfe4;border-radius:8px;padding:.8rem;margin:.9rem 0}
 .ok{color:#176f2c}.bad{color:#a4161a}.warn{color:#8a5a00}.muted{color:#5f6670;font-size:.9em}
@@ -28,9 +28,11 @@ section{background:#fff;border:1px solid #dcdfe4;border-radius:8px;padding:.8rem
 vertical-align:middle}.head{font-size:1.05rem;font-weight:600;margin:.2rem 0 .5rem}
 ul.w{margin:.3rem 0;padding-left:1.2rem;color:#8a5a00}
 .hold{border:2px solid #a4161a;border-radius:6px;padding:.5rem .7rem;margin:.5rem 0;background:#fff5f5}
-.hold p{margin:.2rem 0}.notice{border-left:4px solid #176f2c;background:#f0faf2;padding:.5rem .7rem}
+.hold p{margin:.2rem 0}.hold{overflow-wrap:anywhere}p.money{margin:.2rem 0}
+.notice{border-left:4px solid #176f2c;background:#f0faf2;padding:.5rem .7rem}
 .notice.bad{border-color:#a4161a;background:#fff5f5}
-ul.orders{list-style:none;margin:0;padding:0}ul.orders li{border-top:1px solid #eceef1;padding:.45rem 0;
+ul.orders{list-style:none;margin:0;padding:0;overflow-wrap:anywhere}
+ul.orders li{border-top:1px solid #eceef1;padding:.45rem 0;
 display:flex;flex-wrap:wrap;gap:.2rem .8rem;align-items:center}ul.orders .num{font-weight:600;min-width:6.5rem}
 ul.orders .what{flex:1 1 16rem}ul.orders .at{color:#5f6670;font-size:.9em}
 table{border-collapse:collapse;width:100%;margin:.3rem 0}td,th{text-align:left;padding:.2rem .4rem;
@@ -115,7 +117,7 @@ class Page:
         parts = [f"<section id=\"shop-{escape(name)}\"><h2>{escape(name)} {badge}</h2>", self.headline(s)]
         if s["held"]:
             parts.append(self.hold(s))
-        warnings = [x for x in s["warnings"] if not (s["held"] and x.startswith("sending is held"))]
+        warnings = [x for x in s["warnings"] if not _shown_elsewhere(x, s)]
         if warnings:
             parts.append("<ul class=\"w\">" + "".join(f"<li>{escape(x)}</li>" for x in warnings) + "</ul>")
         parts.append(self.attention(s))
@@ -230,16 +232,22 @@ class Page:
         for window, label in (("7d", w["days7"]), ("30d", w["days30"])):
             for e in money.get(window) or []:
                 cur = e["currency"] or ""
-                lines.append(f"<tr><td>{label}</td><td class=\"n\">{_money(e['confirmed'], cur, self.lang)}"
-                             f" <span class=\"muted\">({e['confirmed_orders']})</span></td>"
-                             f"<td class=\"n\">−{_money(e['cancelled'], cur, self.lang)}</td>"
-                             f"<td class=\"n\"><b>{_money(e['net'], cur, self.lang)}</b></td></tr>")
+                lines.append(f"<p class=\"money\">{label}: <b>{_money(e['net'], cur, self.lang)}</b> {w['net']} = "
+                             f"{_money(e['confirmed'], cur, self.lang)} {w['confirmed']} "
+                             f"<span class=\"muted\">({e['confirmed_orders']})</span> − "
+                             f"{_money(e['cancelled'], cur, self.lang)} {w['cancelled_after']} "
+                             f"<span class=\"muted\">({e['cancelled_orders']})</span></p>")
         if not lines:
             return f"<h3>{w['revenue']}</h3><p class=\"muted\">{w['no_revenue']}</p>"
         note = "" if money.get("cancellations_tracked") else f"<p class=\"muted\">{w['not_tracked']}</p>"
-        return (f"<h3>{w['revenue']}</h3><table><tr><th></th><th class=\"n\">{w['revenue'].split()[0]}</th>"
-                f"<th class=\"n\">{w['cancelled_after']}</th><th class=\"n\">{w['net']}</th></tr>"
-                + "".join(lines) + f"</table>{note}")
+        return f"<h3>{w['revenue']}</h3>" + "".join(lines) + note
+
+
+def _shown_elsewhere(warning: str, s: dict[str, Any]) -> bool:
+    """The hold box and the match-quality section already say these, with their fix."""
+    if s["held"] and warning.startswith(("sending is held", "Meta refused ")):
+        return True
+    return warning.startswith("Meta's match quality is")
 
 
 def _pct(value: float | None, scale: int) -> str:
