@@ -17,6 +17,7 @@ from relay_tools import (
     health_cli,
     logs_cli,
     orders_cli,
+    serve_log,
     webhooks_cli,
 )
 from relay_tools.edges import load_env
@@ -27,9 +28,12 @@ Register = Callable[[argparse._SubParsersAction], None]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    relay = LocalRelay(load_env(args.env_file), args.db, args.logs, sweep_interval=args.sweep_interval)
+    env = load_env(args.env_file)
     sock = bind(args.host, args.port)
+    relay = LocalRelay(env, args.db, args.logs, sweep_interval=args.sweep_interval, say=serve_log.say)
     print(f"relay serving on http://{args.host}:{sock.getsockname()[1]} (db {args.db}, logs {args.logs}); Ctrl-C stops")
+    for line in serve_log.startup(env, args.env_file):
+        print(line, flush=True)
     try:
         asyncio.run(relay.serve(sock))
     except KeyboardInterrupt:

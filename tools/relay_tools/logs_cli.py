@@ -19,6 +19,8 @@ from relay.core.config import prefix_of
 from relay.core.errors import ConfigError
 from relay_tools.options import DEFAULT_LOGS
 
+# Every kind of line the relay writes (a test keeps this list in step with the code that writes them).
+KINDS = ("decision", "attempt", "hold", "health", "warning", "config", "listing")
 COLUMNS = ("time", "kind", "order", "event_id", "transition", "meta", "recv", "fbtrace_id", "keys", "ms", "detail")
 DETAIL_WIDTH = 90
 
@@ -104,6 +106,8 @@ def show(root: Path, shop: str, day: date, fmt: str = "table", order: str | None
 
 
 def _logs(args: argparse.Namespace) -> int:
+    if args.kind is not None and args.kind not in KINDS:
+        raise ConfigError(f"--kind {args.kind!r} is not a kind of log line; use one of {', '.join(KINDS)}")
     day = parse_day(args.date, datetime.now(UTC).date())
     return show(Path(args.root), args.shop, day, args.format, args.order, args.kind)
 
@@ -117,5 +121,5 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     logs.add_argument("--format", choices=("table", "ndjson"), default="table",
                       help="a table, or the stored NDJSON lines unchanged (for jq)")
     logs.add_argument("--order", help="only this order id")
-    logs.add_argument("--kind", help="only this kind of line: decision, attempt, hold, health, warning, config")
+    logs.add_argument("--kind", help=f"only this kind of line: {', '.join(KINDS)}")
     logs.set_defaults(func=_logs)

@@ -7,6 +7,7 @@ timer sweeps due retries as the cron trigger does.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import socket
@@ -19,10 +20,12 @@ from urllib.parse import parse_qsl
 
 import uvicorn
 
-from relay.core.errors import PayloadError
+from relay.core.errors import ConfigError, PayloadError
 from relay.jobs import cron, delivery, runtime, schedule
+from relay.outbox.delivery_log import DeliveryLog
 from relay.web import routes
 from relay.web.http import Request, joined_headers
+from relay_tools import serve_log
 from relay_tools.edges import FolderBlobs, HttpxClient
 from relay_tools.sqlite import SqliteDatabase
 
@@ -38,7 +41,7 @@ class LocalRelay:
 
     def __init__(self, env: Mapping[str, str], db_path: str | Path, logs_root: str | Path | None = None,
                  clock: Callable[[], float] = time.time, rand: Callable[[], float] = random.random,
-                 sweep_interval: float | None = 60.0) -> None:
+                 sweep_interval: float | None = 60.0, say: serve_log.Say | None = None) -> None:
         self.env = dict(env)
         self.db = SqliteDatabase(db_path)
         self.db.migrate()
@@ -49,10 +52,12 @@ class LocalRelay:
         self.sweep_interval = sweep_interval
         self.pending: set[asyncio.Task[Any]] = set()
         self.sweeps = 0
+        self.say = say            # relay serve: a line per request, hold, failure and recovery (serve_log)
 
     def runtime(self) -> runtime.Runtime:
+        log = serve_log.EchoLog(self.say) if self.say is not None else DeliveryLog()
         return runtime.Runtime(env=self.env, db=self.db, http=self.http, blobs=self.blobs, clock=self.clock,
-                               random=self.rand)
+                               random=self.rand, log=log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -80,9 +85,13 @@ class LocalRelay:
             method=scope["method"], path=scope["path"],
             query=dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"))),
             headers=headers, read_body=read_body, client=(scope.get("client") or ("",))[0])
+        started = time.monotonic()
         response = await routes.handle(self.runtime(), request)
         body = b"" if response.status == 204 else response.encoded()
         length = [] if response.status == 204 else [(b"content-length", str(len(body)).encode())]
+        if self.say is not None:           # said before the answer leaves, so the line never trails the client
+            self.say(serve_log.request_line(request.method, request.path, request.query, response,
+                                            (time.monotonic() - started) * 1000))
         await send({"type": "http.response.start", "status": response.status,
                     "headers": [(b"content-type", response.content_type.encode()), *length]
                     + [(k.lower().encode(), v.encode()) for k, v in response.headers.items()]})
@@ -159,9 +168,19 @@ async def _lifespan(receive: Receive, send: Send) -> None:
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening socket, or a ``ConfigError`` that says which port to use instead."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is in use (another relay serve, or wrangler dev?): stop it, "
+                              f"or pass --port {port + 1}") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(f"port {port} needs more rights than this user has: pass --port 8787") from None
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}): pass --host 127.0.0.1") from None
     sock.listen(128)
     return sock
 
