@@ -20,7 +20,7 @@ from relay.core.errors import ConfigError
 from relay_tools.options import DEFAULT_LOGS
 
 # Every kind of line the relay writes (a test keeps this list in step with the code that writes them).
-KINDS = ("decision", "attempt", "hold", "health", "warning", "config", "listing")
+KINDS = ("decision", "attempt", "hold", "health", "warning", "config", "listing", "bridge")
 COLUMNS = ("time", "kind", "order", "event_id", "transition", "meta", "recv", "fbtrace_id", "keys", "ms", "detail")
 DETAIL_WIDTH = 90
 
