@@ -19,6 +19,7 @@ from relay.core.order import Line, Order
 from relay.core.ports import HttpRequest, HttpResponse
 
 EVENT_NAME = "Purchase"
+CANCEL_EVENT_NAME = "OrderCancelled"   # a custom event: Meta keeps the Purchase and nets nothing by itself
 WINDOW = 7 * 24 * 3600          # Meta rejects a whole request holding an event_time older than this
 EXPIRE_MARGIN = 15 * 60         # give up this long before the window closes: clocks and queues drift
 MAYBE_DELIVERED_WAIT = 10 * 60  # after a timeout Meta may have the events: wait out its slow spell, then resend
@@ -106,6 +107,25 @@ def build_event(order: Order, shop: Shop) -> dict[str, Any]:
         custom["content_type"] = "product"
     event["custom_data"] = custom
     return event
+
+
+def cancellation_event(order: Order, shop: Shop, now: int) -> dict[str, Any]:
+    """The ``OrderCancelled`` custom event for an order whose Purchase Meta has: the same order id and
+    match keys, the positive value (currency added at send time), at the time the cancellation was seen.
+
+    Meta does not subtract it from the Purchase; advertisers use it to build custom conversions that
+    exclude cancelled orders. It is ``system_generated`` (no shopper's browser did it), so it carries no
+    IP address or user agent, and its own ``event_id`` so it can never be deduplicated against the Purchase.
+    """
+    purchase = build_event(order, shop)
+    return {
+        "event_name": CANCEL_EVENT_NAME,
+        "event_time": now,
+        "event_id": "cancelled_" + purchase["event_id"],
+        "action_source": "system_generated",
+        "user_data": without_browser_data(purchase)["user_data"],
+        "custom_data": {"value": money(abs(order.price_incl)), "order_id": order.number},
+    }
 
 
 def with_lines(event: dict[str, Any], lines: tuple[Line, ...]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ OPTIONAL = (
     "CONSENT_MODE",
     "CONSENT_UNKNOWN",
     "LDU",
+    "SEND_CANCELLATIONS",   # 1: an OrderCancelled custom event for each cancelled order Meta had received
 )
 GLOBALS = ("ADMIN_TOKEN", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "SHOPS", "META_TIMEOUT",
            "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE",     # these two: relay.jobs.limits.load_limits
@@ -100,6 +101,7 @@ class Shop:
     consent_mode: str = "off"        # "required": only a shopper's recorded "granted" lets a Purchase go
     consent_unknown: str = "skip"    # with "required", what no recorded choice means: skip or send
     ldu: bool = False                # Meta's Limited Data Use (US state laws) on every event
+    send_cancellations: bool = False  # tell Meta (OrderCancelled) when an order it had is cancelled
 
     @property
     def prefix(self) -> str:
@@ -193,6 +195,9 @@ def load_shop(env: Mapping[str, str], shop: str) -> Shop:
     ldu = var("LDU") or "0"
     if ldu not in ("0", "1"):
         raise ConfigError(f"{prefix}LDU must be 1 (Meta's Limited Data Use on every event) or 0")
+    cancellations = var("SEND_CANCELLATIONS") or "0"
+    if cancellations not in ("0", "1"):
+        raise ConfigError(f"{prefix}SEND_CANCELLATIONS must be 1 (send OrderCancelled events) or 0")
     return Shop(
         name=shop,
         lightspeed_key=Secret(var("LIGHTSPEED_API_KEY") or ""),
@@ -209,6 +214,7 @@ def load_shop(env: Mapping[str, str], shop: str) -> Shop:
         consent_mode=consent_mode,
         consent_unknown=consent_unknown,
         ldu=ldu == "1",
+        send_cancellations=cancellations == "1",
     )
 
 

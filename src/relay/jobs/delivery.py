@@ -18,12 +18,12 @@ from relay.core.config import Shop
 from relay.core.errors import LightspeedError
 from relay.core.order import Line
 from relay.jobs import consent
+from relay.jobs.currency import current as current_currency
 from relay.jobs.runtime import Runtime
 from relay.outbox.rows import Claimed, Finished
 
 LEASE_SECONDS = 120
 HOLD_SECONDS = 3600          # a shop whose token is refused is tried again after this, or at once on a new token
-CURRENCY_MAX_AGE = 24 * 3600
 BATCH_SIZE = 100             # events per Meta request in the sweep (Meta allows 1,000)
 
 
@@ -74,7 +74,8 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
     ready: list[tuple[Claimed, dict[str, Any]]] = []
     prepared: dict[int, consent.Prepared] = {}
     try:
-        currency = await _currency(rt, shop, state.currency, state.currency_at, now)
+        currency = await current_currency(rt, shop, state.currency, state.currency_at, now,
+                                          wait=order_id is not None)
     except LightspeedError as exc:
         finished = [_retry(rt, c, Outcome(Verdict.RETRY, message=str(exc)), now) for c in claimed]
     else:
@@ -161,26 +162,6 @@ def _finished(row: Claimed, outcome: Outcome, state: str, payload: str, **extra:
     return Finished(
         order_id=row.order_id, event_name=row.event_name, state=state, payload=payload, status=outcome.status,
         code=outcome.code, subcode=outcome.subcode, fbtrace_id=outcome.fbtrace_id, error=outcome.message, **extra)
-
-
-async def _currency(rt: Runtime, shop: Shop, cached: str | None, cached_at: int | None, now: int) -> str:
-    """The shop's currency from ``shop.json``, cached a day in the ledger; a stale cache beats no answer."""
-    if cached and cached_at is not None and now - cached_at < CURRENCY_MAX_AGE:
-        return cached
-    try:
-        response = await rt.http.send(lightspeed.shop_request(shop, rt.settings))
-        currency = lightspeed.parse_currency(response, shop)
-    except (TimeoutError, OSError) as exc:
-        if cached:
-            return cached
-        raise LightspeedError(f"shop '{shop.name}': Lightspeed shop.json unreachable ({type(exc).__name__}); "
-                              "will retry") from exc
-    except LightspeedError:
-        if cached:
-            return cached
-        raise
-    await rt.ledger.save_currency(shop.name, currency, now)
-    return currency
 
 
 async def _lines(rt: Runtime, shop: Shop, order_id: int) -> tuple[Line, ...]:

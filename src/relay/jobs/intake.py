@@ -17,6 +17,7 @@ from relay.core.order import Order, parse_webhook
 from relay.core.signature import verify
 from relay.jobs import bridge
 from relay.jobs.runtime import Runtime
+from relay.outbox import cancellations
 from relay.outbox.rows import NewRow
 
 
@@ -71,7 +72,30 @@ def row_for(order: Order, shop: Shop, now: int, source: str, not_before: int | N
         match_keys=",".join(match.key_names(event["user_data"])),
         needs_lines=order.lines is None, source=source, last_error=reason,
         not_before=not_before if state == "due" else None,
+        cancelled_at=now if order.is_cancelled else None,
+        cancel_event=cancel_row(order, shop, now, source) if order.is_cancelled and shop.send_cancellations else None,
     )
+
+
+def cancel_row(order: Order, shop: Shop, now: int, source: str) -> NewRow:
+    """The ``OrderCancelled`` row: queued only if Meta has the order's Purchase (relay.outbox.cancellations)."""
+    event = capi.cancellation_event(order, shop, now)
+    updated = int(order.updated_at.timestamp()) if order.updated_at else None
+    return NewRow(
+        shop=shop.name, order_id=order.id, event_name=capi.CANCEL_EVENT_NAME, order_number=order.number,
+        event_id=event["event_id"], event_time=now, state="due", payment_status=order.payment_status or "unknown",
+        order_updated_at=None if updated is None else min(updated, now), payload=capi.dumps(event),
+        match_keys=",".join(match.key_names(event["user_data"])), needs_lines=False, source=source)
+
+
+def decision_reason(row: NewRow, state: str | None) -> str | None:
+    """What the delivery log says about a recorded row: the truth about a cancellation's timing included."""
+    if state == cancellations.RECORDED:
+        return ("order cancelled after its Purchase reached Meta (or while it was being sent): recorded, the row "
+                "keeps its state; Meta does not subtract it from the Purchase")
+    if state == cancellations.QUEUED:
+        return "order cancelled after its Purchase reached Meta: recorded, and an OrderCancelled event is queued"
+    return row.last_error
 
 
 async def record_order(rt: Runtime, shop: Shop, order: Order, source: str) -> str | None:
@@ -80,7 +104,7 @@ async def record_order(rt: Runtime, shop: Shop, order: Order, source: str) -> st
     row = row_for(order, shop, now, source, await bridge.hold_until(rt, shop, order, now))
     state = await rt.ledger.record(row, now)
     rt.log.add(shop.name, now, kind="decision", source=source, order_id=order.id, event_id=row.event_id,
-               state=state or "unchanged", reason=row.last_error, match_keys=row.match_keys)
+               state=state or "unchanged", reason=decision_reason(row, state), match_keys=row.match_keys)
     return state
 
 
@@ -88,6 +112,9 @@ IGNORED_REASONS = {
     "waiting": "not paid yet: stored, and sent once Lightspeed reports it paid",
     "skipped": "order cancelled: never sent",
     "expired": "older than Meta's 7-day window: stored as expired, not sent",
+    cancellations.RECORDED: "order cancelled after Meta received its Purchase: the cancellation is recorded "
+                            "and no replay sends it again; Meta does not subtract it (set "
+                            "<SHOP>_SEND_CANCELLATIONS=1 to send an OrderCancelled event)",
 }
 
 
@@ -110,8 +137,10 @@ async def receive_webhook(rt: Runtime, shop_name: str, headers: Mapping[str, str
     answer: dict[str, Any] = {"shop": shop.name, "order_id": order.id, "event_id": ident}
     if state is None:
         answer["status"] = "duplicate"
-    elif state in ("due", "retry"):
+    elif state in ("due", "retry", cancellations.QUEUED):
         answer["status"] = "accepted"
+        if state == cancellations.QUEUED:
+            answer["reason"] = "order cancelled after Meta received its Purchase: an OrderCancelled event is sent"
     else:
         answer["status"] = "ignored"
         answer["reason"] = IGNORED_REASONS.get(state, state)

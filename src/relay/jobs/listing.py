@@ -12,7 +12,7 @@ import dataclasses
 
 from relay.core import lightspeed
 from relay.core.capi import WINDOW
-from relay.core.errors import LightspeedError
+from relay.core.errors import LightspeedError, PayloadError
 from relay.jobs import intake
 from relay.jobs.limits import (
     ERROR_PAUSE,
@@ -25,6 +25,7 @@ from relay.jobs.limits import (
     UNKNOWN_OFFSET,
 )
 from relay.jobs.pass_state import PassContext, ShopTurn, deadline
+from relay.outbox import cancellations
 from relay.outbox.rows import Progress
 
 
@@ -52,7 +53,12 @@ async def list_page(work: PassContext, s: ShopTurn, room: int) -> bool:
     if page is None:
         return False
     now = work.rt.now()
-    rows = [intake.row_for(order, shop, now, "backfill") for order in page.orders]
+    rows, unreadable = [], list(page.unreadable)
+    for order in page.orders:          # one order that cannot become an event must not stop the listing
+        try:
+            rows.append(intake.row_for(order, shop, now, "backfill"))
+        except PayloadError as exc:
+            unreadable.append((order.id, str(exc)))
     after = dataclasses.replace(p)
     for order in page.orders[-1:]:
         stamp = order.updated_at or order.created_at
@@ -64,14 +70,14 @@ async def list_page(work: PassContext, s: ShopTurn, room: int) -> bool:
         after.run_since = after.run_filter = after.run_started = after.run_page = None
     else:
         after.run_page = (p.run_page or 1) + 1
-    states = await work.ledger.record_page(rows, now, after)
+    states = await work.ledger.record_page(rows, now, after, unreadable)
     s.progress = after
     after.last_error = after.paused_until = None
     after.rate_limited_until = deadline(now, s.ls_wait) if s.ls_wait else None
     r = s.report
     r.pages += 1
     r.listed += page.size
-    r.unreadable += len(page.unreadable)
+    r.unreadable += len(unreadable)
     r.seen.update(order.id for order in page.orders)
     r.listing = "in progress" if after.listing else "complete"
     s.listing_wanted = after.listing
@@ -79,15 +85,16 @@ async def list_page(work: PassContext, s: ShopTurn, room: int) -> bool:
         r.recorded[state or "unchanged"] += 1
         if state is None:
             continue
-        if state == "due":
+        if state in ("due", cancellations.QUEUED):
             s.due += 1
-            s.needs_lines += row.needs_lines
+            s.needs_lines += row.needs_lines and state == "due"
         work.rt.log.add(shop.name, now, kind="decision", source="backfill", order_id=row.order_id,
-                        event_id=row.event_id, state=state, reason=row.last_error, match_keys=row.match_keys)
-    for order_id, problem in page.unreadable:
+                        event_id=row.event_id, state=state, reason=intake.decision_reason(row, state),
+                        match_keys=row.match_keys)
+    for order_id, problem in unreadable:
         work.rt.log.add(shop.name, now, kind="warning", source="backfill", order_id=order_id,
-                        error=f"listed order could not be read, not stored: {problem}")
-    if any(states) or page.unreadable:      # an idle shop's pass writes no log object (an R2 call each)
+                        error=f"listed order could not be read, not stored (shown on /status): {problem}")
+    if any(states) or unreadable:      # an idle shop's pass writes no log object (an R2 call each)
         work.rt.log.add(shop.name, now, kind="listing", events=page.size, state=r.listing,
                         reason=f"orders.json page {p.run_page or 1} updated_at_min {p.run_filter}")
     return True

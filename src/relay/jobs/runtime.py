@@ -4,9 +4,10 @@ from their own edges (``src/entry.py``, ``relay_tools.server``), so both behave 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -26,6 +27,7 @@ class Runtime:
     random: Callable[[], float] = random.random
     env_names: Iterable[str] | None = None
     log: DeliveryLog = field(default_factory=DeliveryLog)
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep   # waiting for another's fetch (relay.jobs.currency)
 
     @cached_property
     def settings(self) -> Settings:

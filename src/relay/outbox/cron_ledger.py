@@ -12,9 +12,10 @@ from typing import Any
 from relay.core.bridge import KEEP
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.ports import Database
-from relay.outbox import bridge
-from relay.outbox.ledger import _DELETE_OLD, _FORGET_BROWSER, _RECORD, RETENTION, Ledger, record_params
+from relay.outbox import bridge, cancellations
+from relay.outbox.ledger import _DELETE_OLD, _FORGET_BROWSER, RETENTION, Ledger, record_statements
 from relay.outbox.rows import Due, NewRow, Progress
+from relay.outbox.unreadable import statements as unreadable_statements
 
 # Due rows per shop, and each held shop's hold (a replaced token lifts it at once, so it needs a turn).
 _DUE_BY_SHOP = """
@@ -83,18 +84,27 @@ class CronLedger(Ledger):
                                  r["held_token"] if r["held_token"] is not None else before.held_token)
         return due
 
-    async def record_page(self, rows: Sequence[NewRow], now: int, progress: Progress) -> list[str | None]:
+    async def record_page(self, rows: Sequence[NewRow], now: int, progress: Progress,
+                          skipped: Sequence[tuple[int | None, str]] = ()) -> list[str | None]:
         """A page's orders (``record``'s UPSERT, row by row) and the listing's new position, in one transaction.
 
         So the position can never move past an order that was not stored. Each entry of the answer is
-        what ``record`` answers for that row.
+        what ``record`` answers for that row. ``skipped`` are the page's unreadable orders (id, reason):
+        kept in ``unreadable`` for /status, while the readable ones leave it.
         """
         p = progress
-        statements: list[tuple[str, Sequence[Any]]] = [(_RECORD, record_params(row, now)) for row in rows]
+        statements: list[tuple[str, Sequence[Any]]] = []
+        spans = []
+        for row in rows:
+            first = len(statements)
+            statements += record_statements(row, now)
+            spans.append((first, len(statements)))
+        statements += unreadable_statements(p.shop, [row.order_id for row in rows], skipped, now)
         statements.append((_SAVE_LISTING, (p.shop, p.cursor, p.completed_at, p.run_since, p.run_filter,
                                            p.run_started, p.run_page, p.utc_offset, now)))
         results = await self.db.batch(statements)
-        return [r.rows[0]["state"] if r.rows else None for r in results[:-1]]
+        return [(results[a].rows[0]["state"] if results[a].rows else None) if b - a == 1
+                else cancellations.outcome(results[a], results[a + 1:b]) for a, b in spans]
 
     async def save_turns(self, turns: Sequence[tuple[Progress, int]], now: int) -> None:
         """What a pass changed besides the listing: pauses, rotation, errors, and the Meta requests it made

@@ -18,6 +18,7 @@ from typing import Any
 
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.ports import Database
+from relay.outbox import cancellations
 from relay.outbox.bridge import CLAIM_COLUMN
 from relay.outbox.rows import Claimed, Finished, NewRow, ShopState
 
@@ -36,6 +37,7 @@ ON CONFLICT (shop, order_id, event_name) DO UPDATE SET
     match_keys = excluded.match_keys,
     needs_lines = excluded.needs_lines,
     last_error = CASE WHEN excluded.last_error IS NULL THEN outbox.last_error ELSE excluded.last_error END,
+    cancelled_at = CASE WHEN excluded.state = 'skipped' THEN outbox.cancelled_at END,
     updated_at = excluded.updated_at
 WHERE outbox.state IN ('waiting', 'due', 'retry', 'skipped')
   AND (excluded.order_updated_at IS NULL OR outbox.order_updated_at IS NULL
@@ -105,13 +107,15 @@ class Ledger:
         self.db = db
 
     async def record(self, row: NewRow, now: int) -> str | None:
-        """Store or update an order's event; the new state, or ``None`` when nothing changed (a duplicate)."""
-        result = await self.db.run(_RECORD, (
-            row.shop, row.order_id, row.event_name, row.order_number, row.event_id, row.event_time, row.state,
-            row.payment_status, row.order_updated_at, row.payload, row.match_keys, int(row.needs_lines),
-            row.source, (row.not_before or now) if row.state == "due" else None, row.last_error, now, now,
-        ))
-        return result.rows[0]["state"] if result.rows else None
+        """Store or update an order's event; the new state, or ``None`` when nothing changed (a duplicate).
+
+        A cancelled order may also answer ``cancellations.RECORDED`` or ``QUEUED`` (see there)."""
+        statements = record_statements(row, now)
+        if len(statements) == 1:
+            result = await self.db.run(*statements[0])
+            return result.rows[0]["state"] if result.rows else None
+        results = await self.db.batch(statements)
+        return cancellations.outcome(results[0], results[1:])
 
     async def expire(self, shop: str, now: int) -> list[dict[str, Any]]:
         """Open rows about to leave Meta's window become ``expired`` before they can poison a request,
@@ -147,7 +151,7 @@ class Ledger:
             (_FINISH, (f.state, f.payload, f.next_attempt_at, f.status, f.code, f.subcode, f.fbtrace_id, f.error,
                        f.sent_at, now, f.consent, f.consent_source, shop, f.order_id, f.event_name, token))
             for f in results
-        ] + list(also))
+        ] + [(cancellations.NOT_RETRIED, (shop,))] + list(also))
 
     async def get(self, shop: str, order_id: int, event_name: str = "Purchase") -> dict[str, Any] | None:
         result = await self.db.run(
@@ -171,9 +175,19 @@ class Ledger:
         result = await self.db.run(
             "INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (shop) DO UPDATE SET currency = excluded.currency, currency_at = excluded.currency_at, "
-            "updated_at = excluded.updated_at RETURNING *", (shop, currency, now, now))
+            "currency_lease_until = NULL, updated_at = excluded.updated_at RETURNING *", (shop, currency, now, now))
         r = result.rows[0]
         return ShopState(shop, r["currency"], r["currency_at"], r["held_until"], r["held_token"], r["held_reason"])
+
+    async def take_currency_lease(self, shop: str, now: int, until: int) -> bool:
+        """Whether this caller may fetch the shop's currency now (relay.jobs.currency): one at a time."""
+        result = await self.db.run(
+            "INSERT INTO shops (shop, currency_lease_until, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (shop) DO UPDATE SET currency_lease_until = excluded.currency_lease_until, "
+            "updated_at = excluded.updated_at "
+            "WHERE shops.currency_lease_until IS NULL OR shops.currency_lease_until <= ? RETURNING shop",
+            (shop, until, now, now))
+        return bool(result.rows)
 
     async def hold(self, shop: str, until: int, token_fingerprint: str, reason: str, now: int) -> None:
         await self.db.run(
@@ -192,6 +206,14 @@ class Ledger:
         ])
 
 
+
+
+def record_statements(row: NewRow, now: int) -> list[tuple[str, Sequence[Any]]]:
+    """The UPSERT of ``row``, and for a cancelled order the statements that record the cancellation."""
+    upsert: list[tuple[str, Sequence[Any]]] = [(_RECORD, record_params(row, now))]
+    if row.cancelled_at is None:
+        return upsert
+    return upsert + cancellations.statements(row, row.cancel_event, now)
 
 
 def record_params(row: NewRow, now: int) -> tuple[Any, ...]:

@@ -19,7 +19,7 @@ from relay.core.ports import Database
 
 COLUMNS = ("order_id, event_name, order_number, event_id, event_time, state, payment_status, attempts, "
            "next_attempt_at, last_status, last_code, last_subcode, last_fbtrace_id, last_error, sent_at, source, "
-           "match_keys, needs_lines, created_at, updated_at")
+           "match_keys, needs_lines, created_at, updated_at, cancelled_at")
 
 REPLAYABLE = ("failed", "retry", "due", "sent")   # what a replay may put back in the queue
 
@@ -27,14 +27,14 @@ _REQUEUE_ROW = """
 UPDATE outbox
 SET state = 'due', next_attempt_at = ?, attempts = 0, lease_token = NULL, lease_until = NULL, updated_at = ?
 WHERE shop = ? AND order_id = ? AND event_name = ? AND state IN ('failed', 'sent', 'retry', 'due')
-  AND event_time > ?
+  AND event_time > ? AND cancelled_at IS NULL
 RETURNING order_id, event_name, order_number
 """
 
 _REQUEUE_STATE = """
 UPDATE outbox
 SET state = 'due', next_attempt_at = ?, attempts = 0, lease_token = NULL, lease_until = NULL, updated_at = ?
-WHERE shop = ? AND state = ? AND event_time > ?
+WHERE shop = ? AND state = ? AND event_time > ? AND cancelled_at IS NULL
 RETURNING order_id, event_name, order_number
 """
 

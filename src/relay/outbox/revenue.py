@@ -14,10 +14,9 @@ from relay.core.ports import Database
 DAY = 86400
 WINDOWS = {"7d": 7 * DAY, "30d": 30 * DAY}
 
-# A cancellation after sending is a marker the ledger does not keep yet; until it does, nothing is subtracted
-# and the figures say so (``cancellations_tracked``).
-CANCELLED_AFTER_SENT = "0"
-TRACKED = False
+# A cancellation after sending is marked on the Purchase row (relay.outbox.cancellations), so it is subtracted.
+CANCELLED_AFTER_SENT = "cancelled_at IS NOT NULL"
+TRACKED = True
 
 _REVENUE = f"""
 SELECT shop, COALESCE(json_extract(payload, '$.custom_data.currency'), '') AS currency,
@@ -29,7 +28,7 @@ SELECT shop, COALESCE(json_extract(payload, '$.custom_data.currency'), '') AS cu
        COUNT(*) AS n30, SUM(json_extract(payload, '$.custom_data.value')) AS v30,
        SUM(CASE WHEN {CANCELLED_AFTER_SENT} THEN 1 ELSE 0 END) AS c30,
        SUM(CASE WHEN {CANCELLED_AFTER_SENT} THEN json_extract(payload, '$.custom_data.value') ELSE 0 END) AS cv30
-FROM outbox WHERE state = 'sent' AND event_time >= ?2
+FROM outbox WHERE state = 'sent' AND event_name = 'Purchase' AND event_time >= ?2
 GROUP BY shop, currency ORDER BY shop, n30 DESC
 """
 

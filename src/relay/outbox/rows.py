@@ -27,6 +27,8 @@ class NewRow:
     source: str
     last_error: str | None = None
     not_before: int | None = None     # a due row waits until then for its bridge post (BRIDGE_WAIT)
+    cancelled_at: int | None = None   # the order is cancelled: relay.outbox.cancellations records it
+    cancel_event: NewRow | None = None   # and Meta is told (OrderCancelled) if it had the Purchase
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from relay.core.config import Shop, canonical_name, load_shop, scan_shops
 from relay.jobs import health, quality, runtime
-from relay.outbox import revenue
+from relay.outbox import revenue, unreadable
 from relay.outbox.bridge import BridgeStore
 from relay.outbox.rows import STATES
 from relay.web import auth
@@ -94,7 +94,7 @@ async def _figures(rt: runtime.Runtime, names: Sequence[str], now: int) -> dict[
     db = rt.db
     rows = (await db.run(
         "SELECT shop, state, SUM(event_time >= ?) AS d1, COUNT(*) AS d7 FROM outbox WHERE event_time >= ? "
-        "GROUP BY shop, state", (now - DAY, now - 7 * DAY))).rows
+        "AND event_name = 'Purchase' GROUP BY shop, state", (now - DAY, now - 7 * DAY))).rows
     for r in rows:
         if r["shop"] in fig:
             fig[r["shop"]]["counts"]["24h"][r["state"]] = int(r["d1"] or 0)
@@ -142,6 +142,9 @@ async def _figures(rt: runtime.Runtime, names: Sequence[str], now: int) -> dict[
     for r in (await db.run("SELECT * FROM shops")).rows:
         if r["shop"] in fig and r["held_until"] is not None and int(r["held_until"]) > now:
             fig[r["shop"]]["held"] = {"until": iso(int(r["held_until"])), "reason": r["held_reason"]}
+    for name, bad in (await unreadable.summary(db, now)).items():
+        if name in fig:
+            fig[name]["unreadable"] = dict(bad, latest_at=iso(bad["latest_at"]))
     for name, money in (await revenue.net_revenue(db, now)).items():
         if name in fig:
             fig[name]["revenue"] = money
@@ -167,6 +170,7 @@ def _empty(now: int) -> dict[str, Any]:
         "backfill": {"cursor": None, "lag_seconds": None, "listing": False, "last_error": None},
         "daily": [{"date": iso((first_day + i) * DAY)[:10], "sent": 0, "failed": 0} for i in range(CHART_DAYS)],
         "health_row": None, "revenue": revenue.empty(),
+        "unreadable": {"orders": 0, "latest_order_id": None, "latest_reason": None, "latest_at": None},
     }
 
 
@@ -221,6 +225,11 @@ def _delivery_warnings(name: str, f: dict[str, Any], now: int) -> list[str]:
     if failed:
         out.append(f"{failed} event(s) of the last 24 h failed for good: see last_error and the delivery log "
                    f"(relay logs --shop {name})")
+    bad = f["unreadable"]
+    if bad["orders"]:
+        out.append(f"{bad['orders']} order(s) Lightspeed listed in the last 7 days could not be read and were not "
+                   f"sent (latest: order {bad['latest_order_id']}: {bad['latest_reason']}); correct the order in "
+                   "Lightspeed and the next listing picks it up")
     lag = f["backfill"]["lag_seconds"]
     if lag is not None and lag > BACKFILL_WARN_LAG:
         why = f": {f['backfill']['last_error']}" if f["backfill"]["last_error"] else ""
