@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,82 @@ def test_list_shows_what_lightspeed_has(lightspeed: FakeLightspeed, env_file: Pa
     for action in ("paid", "created", "updated"):
         assert f"orders/{action}" in out
     assert out.count(URL) == 3
+
+
+# --- one address, many spellings -------------------------------------------------------------------------
+
+SPELLINGS = [
+    "https://lightspeed-meta-relay.example.workers.dev?shop=vik",               # no slash before the query
+    "https://lightspeed-meta-relay.example.workers.dev/?shop=VIK",              # the shop upper-cased
+    "https://Lightspeed-Meta-Relay.EXAMPLE.workers.dev/?shop=vik",              # the host upper-cased
+    "https://lightspeed-meta-relay.example.workers.dev:443/?shop=vik",          # the default port spelled out
+]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_register_with_another_spelling_of_the_address_creates_nothing_new(
+        lightspeed: FakeLightspeed, env_file: Path, spelling: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert register(env_file) == 0
+    before = dict(lightspeed.webhooks)
+
+    assert register(env_file, url=spelling) == 0
+
+    assert lightspeed.webhooks == before
+    assert capsys.readouterr().out.count("already registered") == 3
+
+
+def test_each_spelling_first_registers_one_canonical_address(lightspeed: FakeLightspeed, env_file: Path) -> None:
+    for spelling in SPELLINGS:
+        assert register(env_file, url=spelling) == 0
+
+    assert len(lightspeed.webhooks) == 3
+    assert {h["address"] for h in lightspeed.webhooks.values()} == {URL}
+
+
+def our_hook(lightspeed: FakeLightspeed, hook_id: int, action: str, address: str) -> None:
+    lightspeed.webhooks[hook_id] = {"id": hook_id, "isActive": True, "itemGroup": "orders", "itemAction": action,
+                                    "format": "json", "language": {"code": "nl"}, "address": address}
+
+
+def prune(env_file: Path, *extra: str) -> int:
+    return main(["webhooks", "prune", "--shop", "vik", "--url", URL, "--env-file", str(env_file), *extra])
+
+
+def test_prune_removes_the_shops_hooks_at_an_old_address_and_second_copies(
+        lightspeed: FakeLightspeed, env_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = "https://old-relay.example.workers.dev/?shop=vik"
+    for i, action in enumerate(("paid", "created", "updated")):
+        our_hook(lightspeed, 10 + i, action, old)
+    assert register(env_file) == 0                                   # the new address's three hooks
+    our_hook(lightspeed, 9000, "paid", "https://lightspeed-meta-relay.example.workers.dev?shop=VIK")  # a copy
+    our_hook(lightspeed, 9001, "paid", "https://old-relay.example.workers.dev/?shop=retoertje")     # another shop
+    our_hook(lightspeed, 9002, "paid", "https://other-app.example/hook")                            # another app
+    current = {k for k, h in lightspeed.webhooks.items() if h["address"] == URL}
+    capsys.readouterr()
+
+    assert prune(env_file, "--dry-run") == 0
+    assert len(lightspeed.webhooks) == 9
+    assert "dry run: nothing was changed" in capsys.readouterr().out
+
+    assert prune(env_file, "--yes") == 0
+
+    assert set(lightspeed.webhooks) == current | {9001, 9002}
+    assert [r.path for r in lightspeed.requests if r.method == "DELETE"] == [
+        "/nl/webhooks/10.json", "/nl/webhooks/11.json", "/nl/webhooks/12.json", "/nl/webhooks/9000.json"]
+    out = capsys.readouterr().out
+    assert "points elsewhere: " + old in out and "a second copy" in out
+
+    assert prune(env_file, "--yes") == 0
+    assert "nothing to prune" in capsys.readouterr().out
+
+
+def test_prune_asks_and_refuses_to_guess_without_a_terminal(lightspeed: FakeLightspeed, env_file: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    our_hook(lightspeed, 10, "paid", "https://old-relay.example.workers.dev/?shop=vik")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+
+    assert prune(env_file) == 2
+
+    assert "pass --yes to delete" in capsys.readouterr().err
+    assert 10 in lightspeed.webhooks and lightspeed.requests == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from relay.core.config import Settings, Shop
 from relay.core.errors import ConfigError, LightspeedError
@@ -33,7 +33,7 @@ class Webhook:
     language: str | None
 
     def covers(self, group: str, action: str, address: str) -> bool:
-        return self.group == group and self.action in (action, "*") and self.address == address
+        return self.group == group and self.action in (action, "*") and same_address(self.address, address)
 
     @property
     def healthy(self) -> bool:
@@ -47,6 +47,31 @@ class Plan:
     create: tuple[tuple[str, str], ...]
     repair: tuple[Webhook, ...]
     present: tuple[Webhook, ...]
+
+
+def normalized(url: str) -> str:
+    """One spelling per address: ``https://HOST?shop=VIK`` and ``https://host/?shop=vik`` are the same webhook.
+
+    The host is case-insensitive (RFC 3986 §6.2.2.1), an empty path is ``/`` and a default port is
+    dropped; the relay reads ``?shop=`` case-insensitively, so its value is lower-cased too.
+    """
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    if parts.port is not None and parts.port != {"https": 443, "http": 80}.get(parts.scheme.lower()):
+        host += f":{parts.port}"
+    query = sorted((k, v.lower() if k == "shop" else v) for k, values in parse_qs(parts.query).items() for v in values)
+    return f"{parts.scheme.lower()}://{host}{parts.path or '/'}" + (f"?{urlencode(query)}" if query else "")
+
+
+def same_address(a: str, b: str) -> bool:
+    return normalized(a) == normalized(b)
+
+
+def shop_of(address: str) -> str | None:
+    """The ``?shop=`` a relay address carries (lower-cased), or ``None`` for another app's webhook."""
+    parts = urlsplit(address.strip())
+    given = parse_qs(parts.query).get("shop", [])
+    return given[0].lower() if len(given) == 1 and parts.path in ("", "/") else None
 
 
 def check_address(url: str, shop: str) -> str:
@@ -65,7 +90,7 @@ def check_address(url: str, shop: str) -> str:
                           f"use e.g. {example}")
     if parts.fragment or parts.username or parts.password:
         raise ConfigError(f"the webhook address must not carry a #fragment or user:password@; use e.g. {example}")
-    return url
+    return normalized(url)
 
 
 def list_request(shop: Shop, settings: Settings, page: int = 1) -> HttpRequest:
@@ -109,6 +134,35 @@ def plan(existing: list[Webhook], address: str, topics: tuple[tuple[str, str], .
             hook = next(h for h in matches if h.healthy)
             present.setdefault(hook.id, hook)
     return Plan(tuple(create), tuple(repair.values()), tuple(present.values()))
+
+
+def delete_request(shop: Shop, settings: Settings, hook: Webhook) -> HttpRequest:
+    return request(shop, settings, f"webhooks/{hook.id}", method="DELETE")
+
+
+def checked_delete(response: HttpResponse, shop: Shop) -> None:
+    """A DELETE may answer 204 with no body; anything else goes through the usual checks."""
+    if 200 <= response.status < 300 and not response.body.strip():
+        return
+    checked(response, shop, "webhooks/{id}.json", PERMISSION)
+
+
+def stale(existing: list[Webhook], shop: str, address: str) -> list[Webhook]:
+    """The shop's order webhooks ``prune`` removes: relay addresses for this shop other than ``address``,
+    and second copies of the same topic at ``address`` (each would deliver every event once more).
+
+    Another app's webhooks (no ``?shop=<shop>`` at the root path) are never touched.
+    """
+    ours = [h for h in existing if h.group == "orders" and shop_of(h.address) == shop.lower()]
+    elsewhere = [h for h in ours if not same_address(h.address, address)]
+    kept: dict[str, Webhook] = {}
+    copies: list[Webhook] = []
+    for hook in sorted((h for h in ours if same_address(h.address, address)), key=lambda h: (not h.healthy, h.id)):
+        if hook.action in kept:
+            copies.append(hook)
+        else:
+            kept[hook.action] = hook
+    return sorted(elsewhere + copies, key=lambda h: h.id)
 
 
 def _fields(shop: Shop, group: str, action: str, address: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``relay webhooks register|list``: point a shop's Lightspeed order webhooks at the relay, idempotently.
+"""``relay webhooks register|list|prune``: point a shop's Lightspeed order webhooks at the relay, idempotently.
 
 Runs from the owner's machine (or any CPython) with the shop's variables from the environment and
 ``--env-file``; the HTTP goes through the same ``Http`` port and Lightspeed request builder the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 
 from relay.core.config import Settings, Shop, load_settings, load_shop
@@ -70,6 +71,35 @@ async def register(http: Http, shop: Shop, settings: Settings, address: str, dry
     return plan
 
 
+async def prune(http: Http, shop: Shop, settings: Settings, address: str, dry_run: bool = False,
+                confirm: Callable[[str], bool] = lambda _: True, say: Callable[[str], None] = print) -> list[Webhook]:
+    """Delete the shop's order webhooks that point elsewhere or repeat a topic; returns what it deleted."""
+    address = webhooks_api.check_address(address, shop.name)
+    doomed = webhooks_api.stale(await list_webhooks(http, shop, settings), shop.name, address)
+    if not doomed:
+        say(f"shop {shop.name}: every order webhook of this shop points at {address} once; nothing to prune")
+        return []
+    say(f"shop {shop.name}: {len(doomed)} order webhook(s) to remove (keeping one per topic at {address}):")
+    for hook in doomed:
+        why = "a second copy" if webhooks_api.same_address(hook.address, address) else "points elsewhere"
+        say(f"  {hook.id:>10}  {hook.group}/{hook.action:<8} {why}: {hook.address}")
+    if dry_run:
+        say("dry run: nothing was changed in Lightspeed")
+        return []
+    if not confirm(f"Delete these {len(doomed)} webhook(s) in Lightspeed? [y/N] "):
+        say("nothing was deleted")
+        return []
+    for hook in doomed:
+        webhooks_api.checked_delete(await _send(http, shop, webhooks_api.delete_request(shop, settings, hook)), shop)
+        say(f"  {hook.id}: deleted")
+    return doomed
+
+
+def _ask(question: str) -> bool:
+    print(question, end="", flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def _run(job: Callable[[Http], Awaitable[int]]) -> int:
     async def main() -> int:
         http = HttpxClient()
@@ -116,8 +146,24 @@ def _list(args: argparse.Namespace) -> int:
     return _run(job)
 
 
+def _prune(args: argparse.Namespace) -> int:
+    webhooks_api.check_address(args.url, args.shop)
+    if not (args.yes or args.dry_run or sys.stdin.isatty()):
+        print("relay: not asking on a non-interactive run: pass --yes to delete, or --dry-run to see what would go",
+              file=sys.stderr)
+        return 2
+    shop, settings = _shop_and_settings(args)
+
+    async def job(http: Http) -> int:
+        await prune(http, shop, settings, args.url, dry_run=args.dry_run,
+                    confirm=(lambda _: True) if args.yes else _ask)
+        return 0
+
+    return _run(job)
+
+
 def register_commands(sub: argparse._SubParsersAction) -> None:
-    webhooks = sub.add_parser("webhooks", help="register or list a shop's Lightspeed order webhooks")
+    webhooks = sub.add_parser("webhooks", help="register, list or prune a shop's Lightspeed order webhooks")
     actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
 
     reg = actions.add_parser("register", help="register orders/paid, orders/created and orders/updated (idempotent)")
@@ -132,3 +178,12 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--shop", required=True)
     lst.add_argument("--env-file", help="KEY=value file overlaid on the environment (e.g. .env.local)")
     lst.set_defaults(func=_list)
+
+    prn = actions.add_parser("prune", help="delete this shop's order webhooks that point at another address or "
+                                           "repeat a topic (asks first)")
+    prn.add_argument("--shop", required=True)
+    prn.add_argument("--url", required=True, help="the address to keep, as given to `register`")
+    prn.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+    prn.add_argument("--yes", action="store_true", help="delete without asking")
+    prn.add_argument("--env-file", help="KEY=value file overlaid on the environment (e.g. .env.local)")
+    prn.set_defaults(func=_prune)
