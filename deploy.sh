@@ -2,32 +2,39 @@
 # Deploy the relay from this machine: the fallback when GitHub Actions is not an option.
 # It does what .github/workflows/deploy.yml does, with the secrets taken from .env.local (git-ignored).
 #
-#   ./deploy.sh --dry-run          check tools and shops, print the plan; calls nothing
-#   ./deploy.sh                    deploy (asks once before changing anything; --yes skips the question)
-#   ./deploy.sh --env-file PATH    take the secrets from PATH instead of .env.local
-#   ./deploy.sh --bundle DIR       offline: vendor the workers SDK and build the exact upload into DIR
-#   ./deploy.sh --prepare          find or create the D1 database and the R2 bucket, and write
-#                                  .wrangler-deploy.toml (wrangler.toml + the database id); the workflow uses it
+#   ./deploy.sh --dry-run            preflight and plan; calls nothing (with --prepare: creates nothing)
+#   ./deploy.sh                      deploy (asks once before changing anything; --yes skips the question)
+#   ./deploy.sh --rollback [VERSION] make VERSION (default: the one before the live one) live again, with
+#                                    the secrets it was deployed with
+#   ./deploy.sh --env staging        the staging Worker, D1 and bucket ([env.staging]; .env.staging.local)
+#   ./deploy.sh --env-file PATH      take the secrets from PATH instead of .env.local
+#   ./deploy.sh --bundle DIR         offline: vendor the workers SDK and build the exact upload into DIR
+#   ./deploy.sh --prepare            find or create the D1 database and the R2 bucket, and write
+#                                    .wrangler-deploy.toml (wrangler.toml + the database id); the workflow uses it
 #
-# Steps: validate shops (relay secrets --check) -> vendor SDK + build -> D1: find or create, migrate ->
-# R2: find or create -> wrangler deploy -> R2 lifecycle rule -> secrets (relay secrets | wrangler secret bulk).
-# Every step is idempotent: running it twice changes nothing the second time. See docs/DEPLOYMENT.md.
+# Steps: preflight (relay deploy-check) -> vendor SDK + build -> D1: find or create -> R2: find or create ->
+# migrations -> one `wrangler deploy` carrying code, secrets and plain settings as one version tagged with the
+# commit -> R2 lifecycle rule -> smoke check (GET /health 200, /status 401). See docs/DEPLOYMENT.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$ROOT"
 
-ENV_FILE=.env.local
+ENV_FILE=
+WRANGLER_ENV=
 DRY_RUN=0
 ASSUME_YES=0
 PREPARE_ONLY=0
+ROLLBACK=0
+ROLLBACK_TO=
 BUNDLE_DIR=
+BUNDLE_MARKER=.relay-bundle
 DEPLOY_CONFIG=.wrangler-deploy.toml
 # The wrangler pinned in package-lock.json (npm ci); WRANGLER overrides it (tests use a stand-in).
 WRANGLER=${WRANGLER:-"$ROOT/node_modules/.bin/wrangler"}
 
 usage() {
-  sed -n '2,14s/^# \{0,1\}//p' "$0"
+  sed -n '2,17s/^# \{0,1\}//p' "$0"
 }
 
 die() {
@@ -44,6 +51,18 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY_RUN=1 ;;
     --yes | -y) ASSUME_YES=1 ;;
     --prepare) PREPARE_ONLY=1 ;;
+    --rollback)
+      ROLLBACK=1
+      if [ $# -ge 2 ] && [ "${2#-}" = "$2" ]; then
+        ROLLBACK_TO=$2
+        shift
+      fi
+      ;;
+    --env)
+      [ $# -ge 2 ] || die "--env needs a name, e.g. --env staging"
+      WRANGLER_ENV=$2
+      shift
+      ;;
     --env-file)
       [ $# -ge 2 ] || die "--env-file needs a path"
       ENV_FILE=$2
@@ -62,6 +81,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+ENV_FILE=${ENV_FILE:-.env${WRANGLER_ENV:+.$WRANGLER_ENV}.local}
+[ -z "$ROLLBACK_TO" ] || [[ "$ROLLBACK_TO" =~ ^[0-9a-f-]{8,64}$ ]] ||
+  die "'$ROLLBACK_TO' is not a version id (see npx wrangler versions list)"
 
 WORK=$(mktemp -d)
 cleanup() {
@@ -70,37 +92,66 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- what the config says --------------------------------------------------------------------------
+# --- each process gets only what it needs -------------------------------------------------------------------
 
-toml_value() { # toml_value KEY: the first `KEY = "value"` in wrangler.toml
-  sed -n "s/^$1 = \"\(.*\)\"[[:space:]]*\$/\1/p" wrangler.toml | head -n 1
+# wrangler: the Cloudflare credentials and its own settings, nothing else from this shell. `--env-file /dev/null`
+# stops wrangler 4.86.0 from loading .env, .env.local (the shops' secrets) and .env.<env>[.local] from this
+# directory into its environment, which it otherwise does on every call.
+wr() {
+  local bin=$WRANGLER
+  (
+    for name in $(compgen -e); do
+      case "$name" in
+        PATH | HOME | USER | LOGNAME | SHELL | TMPDIR | TERM | LANG | LC_* | TZ | CI | GITHUB_ACTIONS | XDG_* | \
+          NODE_* | CLOUDFLARE_* | WRANGLER_* | [Hh][Tt][Tt][Pp]*_[Pp][Rr][Oo][Xx][Yy] | [Nn][Oo]_[Pp][Rr][Oo][Xx][Yy] | \
+          SSL_CERT_*) ;;
+        *) unset "$name" 2>/dev/null || true ;;
+      esac
+    done
+    exec "$bin" "$@" --env-file /dev/null
+  )
 }
 
-WORKER=$(toml_value name)
-DB_NAME=$(toml_value database_name)
-BUCKET=$(toml_value bucket_name)
-COMPAT_DATE=$(toml_value compatibility_date)
-[ -n "$WORKER" ] && [ -n "$DB_NAME" ] && [ -n "$BUCKET" ] ||
-  die "wrangler.toml must name the Worker, the D1 database and the R2 bucket"
+# relay (the CPython tools): everything but the Cloudflare credentials, which it never needs.
+relay() {
+  (
+    unset CLOUDFLARE_API_TOKEN CLOUDFLARE_API_KEY CLOUDFLARE_EMAIL CLOUDFLARE_ACCOUNT_ID
+    exec uv run --frozen --quiet relay "$@"
+  )
+}
 
-# --- tools -----------------------------------------------------------------------------------------
+ENV_ARGS=()
+[ -z "$WRANGLER_ENV" ] || ENV_ARGS=(--env "$WRANGLER_ENV")
+
+# --- tools and names -------------------------------------------------------------------------------------
 
 need() {
   command -v "$1" >/dev/null 2>&1 || die "$1 not found: $2"
 }
 
 check_tools() {
-  need node "install Node.js 20 or newer (https://nodejs.org), then run npm ci"
   need uv "install uv (https://docs.astral.sh/uv/), then run uv sync"
   [ -x "$WRANGLER" ] || die "wrangler is not installed here: run npm ci (it installs the version pinned in package-lock.json)"
-  WRANGLER_VERSION=$("$WRANGLER" --version 2>/dev/null | tail -n 1)
 }
 
-relay() {
-  uv run --frozen --quiet relay "$@"
+wrangler_version() {
+  WRANGLER_VERSION=$(wr --version 2>/dev/null | tail -n 1)
 }
 
-# --- the bundle: vendored SDK + our sources, built offline -----------------------------------------
+read_names() { # WORKER DB_NAME DB_ID BUCKET COMPAT_DATE from wrangler.toml ([env.NAME] with --env)
+  relay deploy-parse config "$WRANGLER_ENV" >"$WORK/names.txt" || die "fix wrangler.toml (above)"
+  while IFS='=' read -r key value; do
+    case "$key" in
+      worker) WORKER=$value ;;
+      database) DB_NAME=$value ;;
+      database_id) DB_ID=$value ;;
+      bucket) BUCKET=$value ;;
+      compatibility_date) COMPAT_DATE=$value ;;
+    esac
+  done <"$WORK/names.txt"
+}
+
+# --- the bundle: vendored SDK + our sources, built offline -----------------------------------------------
 
 vendor_sdk() {
   # The workers SDK, hash-checked from uv.lock (group "worker"); python_modules/ belongs to this script.
@@ -110,11 +161,31 @@ vendor_sdk() {
   uv pip install --quiet --require-hashes --no-deps --target python_modules -r "$WORK/worker-requirements.txt"
 }
 
+check_bundle_dir() { # refuse DIR unless it is missing, empty, or a bundle this script built (marker file)
+  local out=$1
+  if [ -L "$out" ] || { [ -e "$out" ] && [ ! -d "$out" ]; }; then
+    die "--bundle $out: that is not a directory; pick a new or empty directory, nothing was deleted"
+  fi
+  if [ -d "$out" ] && [ -n "$(ls -A "$out")" ] && [ ! -f "$out/$BUNDLE_MARKER" ]; then
+    die "--bundle $out: the directory is not empty and is not a bundle built by deploy.sh (no $BUNDLE_MARKER); pick a new or empty directory, nothing was deleted"
+  fi
+}
+
+clear_bundle_dir() { # clear_bundle_dir DIR: empty DIR if it is a bundle this script built; refuse anything else
+  local out=$1
+  check_bundle_dir "$out"
+  if [ -d "$out" ]; then
+    find "$out" -mindepth 1 -maxdepth 1 -exec rm -rf -- {} +
+  fi
+  mkdir -p "$out"
+  printf 'built by deploy.sh; ./deploy.sh --bundle empties and rebuilds this directory\n' >"$out/$BUNDLE_MARKER"
+}
+
 build_bundle() { # build_bundle DIR
   local out=$1
+  clear_bundle_dir "$out"
   vendor_sdk
-  rm -rf "$out"
-  "$WRANGLER" deploy --dry-run --outdir "$out" -c wrangler.toml >"$WORK/bundle.log" 2>&1 ||
+  wr deploy --dry-run --outdir "$out" -c wrangler.toml "${ENV_ARGS[@]}" >"$WORK/bundle.log" 2>&1 </dev/null ||
     {
       cat "$WORK/bundle.log" >&2
       die "wrangler could not build the Worker (above)"
@@ -130,121 +201,168 @@ build_bundle() { # build_bundle DIR
   grep -E 'Total Upload' "$WORK/bundle.log" || true
 }
 
-# --- D1 and R2: find or create, idempotently -------------------------------------------------------
+# --- D1 and R2: find or create, idempotently -------------------------------------------------------------
 
 find_database() { # the id of the D1 database named $DB_NAME, or nothing
-  "$WRANGLER" d1 list --json 2>"$WORK/d1.err" </dev/null | node -e '
-    let text = "";
-    process.stdin.on("data", (chunk) => (text += chunk)).on("end", () => {
-      const list = JSON.parse(text.slice(text.indexOf("["), text.lastIndexOf("]") + 1));
-      const db = list.find((d) => d.name === process.argv[1]);
-      process.stdout.write(db ? db.uuid : "");
-    });' "$DB_NAME"
+  wr d1 list --json 2>"$WORK/d1.err" </dev/null >"$WORK/d1.json" || return 1
+  relay deploy-parse d1-id "$DB_NAME" <"$WORK/d1.json"
 }
 
 prepare_resources() { # sets DB_ID; writes $DEPLOY_CONFIG
   step "D1 database '$DB_NAME'"
-  DB_ID=$(sed -n 's/^database_id = "\(.*\)"/\1/p' wrangler.toml)
   if [ -z "$DB_ID" ]; then
     DB_ID=$(find_database) || {
       cat "$WORK/d1.err" >&2
       die "could not list D1 databases (above); the API token needs D1 Edit"
     }
     if [ -z "$DB_ID" ]; then
-      "$WRANGLER" d1 create "$DB_NAME" </dev/null
+      wr d1 create "$DB_NAME" </dev/null
       DB_ID=$(find_database)
       [ -n "$DB_ID" ] || die "created D1 database '$DB_NAME' but cannot find it; run ./deploy.sh again"
     fi
   fi
   echo "id $DB_ID"
-  if grep -q '^database_id = ' wrangler.toml; then
+  if grep -q "^database_id = " wrangler.toml && [ -z "$WRANGLER_ENV" ]; then
     cp wrangler.toml "$DEPLOY_CONFIG"
   else
-    awk -v id="$DB_ID" '{ print } /^database_name = / && !done { print "database_id = \"" id "\""; done = 1 }' \
-      wrangler.toml >"$DEPLOY_CONFIG"
+    awk -v name="database_name = \"$DB_NAME\"" -v id="$DB_ID" \
+      '{ print } $0 == name && !done { print "database_id = \"" id "\""; done = 1 }' wrangler.toml >"$DEPLOY_CONFIG"
   fi
 
   step "R2 bucket '$BUCKET'"
-  if "$WRANGLER" r2 bucket info "$BUCKET" >/dev/null 2>&1 </dev/null; then
+  if wr r2 bucket info "$BUCKET" >/dev/null 2>&1 </dev/null; then
     echo "exists"
   else
-    "$WRANGLER" r2 bucket create "$BUCKET" </dev/null
+    wr r2 bucket create "$BUCKET" </dev/null
   fi
 }
 
 check_login() {
+  wrangler_version
   step "Cloudflare login"
-  "$WRANGLER" whoami --json >"$WORK/whoami.json" 2>"$WORK/whoami.err" </dev/null ||
+  if wr whoami --json >"$WORK/whoami.json" 2>"$WORK/whoami.err" </dev/null; then
+    echo "logged in (wrangler $WRANGLER_VERSION)"
+  elif grep -q '"loggedIn": *false' "$WORK/whoami.json"; then
     die "not logged in to Cloudflare: run 'npx wrangler login', or export CLOUDFLARE_API_TOKEN (and CLOUDFLARE_ACCOUNT_ID)"
-  echo "logged in (wrangler $WRANGLER_VERSION)"
+  else
+    cat "$WORK/whoami.json" "$WORK/whoami.err" >&2
+    die "could not reach Cloudflare to check the login (above): check the network, then run ./deploy.sh again"
+  fi
 }
+
+confirm() { # confirm QUESTION: go on only with --yes or a "y" typed on a terminal
+  [ "$ASSUME_YES" -eq 0 ] || return 0
+  [ -t 0 ] || die "not asking on a non-interactive run: pass --yes, or --dry-run to see the plan"
+  printf '\n%s [y/N] ' "$1"
+  read -r answer
+  case "$answer" in
+    y | Y | yes) ;;
+    *) die "nothing was changed" ;;
+  esac
+}
+
+commit_id() { # the commit being deployed (GITHUB_SHA in CI), with "-dirty" when the work tree has changes
+  local sha=${GITHUB_SHA:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
+  if [ -z "${GITHUB_SHA:-}" ] && ! git diff --quiet HEAD -- 2>/dev/null; then sha="$sha-dirty"; fi
+  printf '%s' "$sha"
+}
+
+live_versions() { # CURRENT_VERSION and PREVIOUS_VERSION from the deployment history (empty on a first deploy)
+  CURRENT_VERSION=
+  PREVIOUS_VERSION=
+  if wr deployments list --json -c wrangler.toml "${ENV_ARGS[@]}" </dev/null >"$WORK/history.json" 2>/dev/null; then
+    relay deploy-parse history <"$WORK/history.json" >"$WORK/history.txt" || return 0
+    CURRENT_VERSION=$(sed -n 's/^current=//p' "$WORK/history.txt")
+    PREVIOUS_VERSION=$(sed -n 's/^previous=//p' "$WORK/history.txt")
+  fi
+}
+
+# --- modes without shops ------------------------------------------------------------------------------------
 
 if [ -n "$BUNDLE_DIR" ]; then
   check_tools
+  check_bundle_dir "$BUNDLE_DIR"
+  wrangler_version
+  read_names
   build_bundle "$BUNDLE_DIR"
   echo "bundle: $BUNDLE_DIR (wrangler $WRANGLER_VERSION, compatibility_date $COMPAT_DATE); nothing was uploaded"
   exit 0
 fi
 
+if [ "$ROLLBACK" -eq 1 ]; then
+  check_tools
+  read_names
+  check_login
+  step "Rollback of $WORKER"
+  live_versions
+  TARGET=${ROLLBACK_TO:-$PREVIOUS_VERSION}
+  [ -n "$TARGET" ] || die "no earlier version to roll back to was found; pass one: ./deploy.sh --rollback VERSION (npx wrangler versions list)"
+  echo "live now:       ${CURRENT_VERSION:-?}"
+  echo "roll back to:   $TARGET (its code and the secrets and variables it was deployed with)"
+  [ "$TARGET" != "$CURRENT_VERSION" ] || die "$TARGET is already the live version; nothing was changed"
+  [ "$DRY_RUN" -eq 0 ] || {
+    echo "dry run: nothing was changed"
+    exit 0
+  }
+  confirm "Make version $TARGET of $WORKER live again?"
+  wr rollback "$TARGET" --message "rollback by deploy.sh from ${CURRENT_VERSION:-?}" --yes -c wrangler.toml \
+    "${ENV_ARGS[@]}" </dev/null
+  step "Done"
+  echo "  $WORKER now runs version $TARGET; to return: ./deploy.sh --rollback ${CURRENT_VERSION:-VERSION}${WRANGLER_ENV:+ --env $WRANGLER_ENV}"
+  echo "  D1 and R2 are unchanged (see docs/DEPLOYMENT.md, Rolling back). Revert the commit on main, or the next deploy brings it back."
+  exit 0
+fi
+
 if [ "$PREPARE_ONLY" -eq 1 ]; then
   check_tools
+  read_names
+  if [ "$DRY_RUN" -eq 1 ]; then
+    echo "dry run: would find or create D1 '$DB_NAME' and R2 '$BUCKET', and write $DEPLOY_CONFIG; nothing was created"
+    exit 0
+  fi
   check_login
   prepare_resources
   echo "wrote $DEPLOY_CONFIG (D1 $DB_NAME = $DB_ID)"
   exit 0
 fi
 
-# --- shops -----------------------------------------------------------------------------------------
+# --- preflight: every input, before the first change -----------------------------------------------------
 
 check_tools
-[ -f "$ENV_FILE" ] || die "$ENV_FILE not found: copy .env.example to $ENV_FILE and fill in your shops"
+[ -f "$ENV_FILE" ] || die "$ENV_FILE not found: copy .env.example to $ENV_FILE, chmod 600 it and fill in your shops"
 
-step "Shops in $ENV_FILE"
-if ! relay secrets --env-file "$ENV_FILE" --check >"$WORK/shops.txt"; then
+step "Preflight: $ENV_FILE"
+relay deploy-check --env-file "$ENV_FILE" --lifecycle "$WORK/lifecycle.json" >"$WORK/preflight.txt" ||
   die "fix $ENV_FILE (errors above); nothing was deployed"
-fi
-SHOPS=$(paste -sd, "$WORK/shops.txt")
-
-RETENTION_DAYS=${LOG_RETENTION_DAYS:-$(sed -n 's/^\(export \)\{0,1\}LOG_RETENTION_DAYS=["'\'']\{0,1\}\([0-9]*\).*/\2/p' "$ENV_FILE" | tail -n 1)}
-RETENTION_DAYS=${RETENTION_DAYS:-90}
-relay r2-lifecycle --days "$RETENTION_DAYS" >"$WORK/lifecycle.json" || die "LOG_RETENTION_DAYS is not usable (above)"
-
-MIGRATIONS=
-for file in migrations/*.sql; do
-  if [ -e "$file" ]; then MIGRATIONS="$MIGRATIONS ${file#migrations/}"; fi
-done
-MIGRATIONS=${MIGRATIONS# }
+SHOPS=$(sed -n 's/^shops=//p' "$WORK/preflight.txt")
+RETENTION_DAYS=$(sed -n 's/^retention_days=//p' "$WORK/preflight.txt")
+read_names
+COMMIT=$(commit_id)
 
 if [ "$DRY_RUN" -eq 1 ]; then
+  wrangler_version
   cat <<EOF
 
 == Plan (dry run: nothing below is called)
   Worker     $WORKER (wrangler $WRANGLER_VERSION, compatibility_date $COMPAT_DATE)
   Shops      $SHOPS (from $ENV_FILE)
+  Commit     $COMMIT
   1. check the Cloudflare login (wrangler whoami)
   2. vendor workers-runtime-sdk from uv.lock into python_modules/ and build the upload
-  3. D1 '$DB_NAME': find by name, create if missing; apply migrations --remote ($MIGRATIONS)
+  3. D1 '$DB_NAME': find by name, create if missing
   4. R2 '$BUCKET': create if missing
-  5. wrangler deploy
-  6. R2 lifecycle: delete logs/ after $RETENTION_DAYS days (replaces the bucket's rules)
-  7. wrangler secret bulk: the secrets listed above, values on stdin
+  5. D1 migrations --remote (only the ones not applied yet)
+  6. wrangler deploy: code, secrets (stdin) and plain settings (--var) as one version tagged ${COMMIT:0:12}
+  7. R2 lifecycle: delete logs/ after $RETENTION_DAYS days (replaces the bucket's rules)
+  8. smoke check: GET /health 200, GET /status 401 without the token
 EOF
   exit 0
 fi
 
-# --- Cloudflare ------------------------------------------------------------------------------------
+# --- Cloudflare ------------------------------------------------------------------------------------------
 
 check_login
-
-if [ "$ASSUME_YES" -eq 0 ]; then
-  [ -t 0 ] || die "not asking on a non-interactive run: pass --yes to deploy, or --dry-run to see the plan"
-  printf '\nDeploy %s with shops %s to Cloudflare? [y/N] ' "$WORKER" "$SHOPS"
-  read -r answer
-  case "$answer" in
-    y | Y | yes) ;;
-    *) die "nothing was deployed" ;;
-  esac
-fi
+confirm "Deploy $WORKER with shops $SHOPS to Cloudflare?"
 
 step "Build"
 build_bundle "$WORK/bundle"
@@ -253,33 +371,52 @@ prepare_resources
 
 step "D1 migrations"
 # stdin from /dev/null: wrangler applies without asking, as it does in CI.
-"$WRANGLER" d1 migrations apply "$DB_NAME" --remote -c "$DEPLOY_CONFIG" </dev/null
+wr d1 migrations apply "$DB_NAME" --remote -c "$DEPLOY_CONFIG" "${ENV_ARGS[@]}" </dev/null 2>&1 |
+  tee "$WORK/migrations.log" || die "the D1 migrations failed (above); the live version is unchanged"
+APPLIED=$(relay deploy-parse migrations <"$WORK/migrations.log")
 
-step "Deploy"
-"$WRANGLER" deploy -c "$DEPLOY_CONFIG" </dev/null 2>&1 | tee "$WORK/deploy.log"
-URL=$(grep -Eo 'https://[A-Za-z0-9.-]+\.workers\.dev' "$WORK/deploy.log" | head -n 1 || true)
-VERSION=$(sed -n 's/.*Current Version ID: *\([0-9a-f-]*\).*/\1/p' "$WORK/deploy.log" | head -n 1)
+step "Deploy (code, secrets and settings as one version)"
+live_versions
+# Names only: which relay secrets the Worker holds now (stale ones are reported; bulk never deletes), and
+# which names must stay secrets because Cloudflare refuses a variable named like an existing secret.
+wr secret list -c "$DEPLOY_CONFIG" "${ENV_ARGS[@]}" --format json </dev/null >"$WORK/worker-secrets.json" 2>/dev/null ||
+  echo '[]' >"$WORK/worker-secrets.json"
+relay secrets --env-file "$ENV_FILE" --worker-secrets "$WORK/worker-secrets.json" --vars >"$WORK/vars.txt"
+VAR_ARGS=()
+while IFS= read -r line; do
+  [ -z "$line" ] || VAR_ARGS+=(--var "$line")
+done <"$WORK/vars.txt"
+# The secret values travel on a pipe from relay to wrangler (--secrets-file /dev/stdin): never in argv, on
+# the screen or on disk. wrangler uploads code, secrets and variables in one request: one version, live at once.
+relay secrets --env-file "$ENV_FILE" --worker-secrets "$WORK/worker-secrets.json" 2>"$WORK/secrets.err" |
+  WRANGLER_OUTPUT_FILE_PATH="$WORK/deploy.ndjson" wr deploy -c "$DEPLOY_CONFIG" "${ENV_ARGS[@]}" \
+    --secrets-file /dev/stdin --tag "${COMMIT:0:12}" --message "commit $COMMIT (deploy.sh)" "${VAR_ARGS[@]}" ||
+  {
+    cat "$WORK/secrets.err" >&2
+    die "the deploy failed (above); the version that was live before (${CURRENT_VERSION:-none}) still is"
+  }
+grep 'warning' "$WORK/secrets.err" >&2 || true
+relay deploy-parse deploy-output "$WORK/deploy.ndjson" >"$WORK/deployed.txt"
+VERSION=$(sed -n 's/^version=//p' "$WORK/deployed.txt")
+URL=$(sed -n 's/^url=//p' "$WORK/deployed.txt")
+ROLLBACK_CMD="./deploy.sh --rollback ${CURRENT_VERSION:-<previous version>}${WRANGLER_ENV:+ --env $WRANGLER_ENV}"
 
 step "Log retention"
-"$WRANGLER" r2 bucket lifecycle set "$BUCKET" --file "$WORK/lifecycle.json" --force </dev/null
+wr r2 bucket lifecycle set "$BUCKET" --file "$WORK/lifecycle.json" --force </dev/null
 
-step "Secrets"
-# The names the Worker has now, so relay can warn about ones the env file no longer sets (bulk never deletes).
-"$WRANGLER" secret list -c "$DEPLOY_CONFIG" --format json </dev/null >"$WORK/worker-secrets.json" 2>/dev/null || true
-# Values travel on a pipe from relay to wrangler's stdin: never in argv, never on the screen.
-relay secrets --env-file "$ENV_FILE" --worker-secrets "$WORK/worker-secrets.json" 2>"$WORK/secrets.err" |
-  "$WRANGLER" secret bulk -c "$DEPLOY_CONFIG" || {
-  cat "$WORK/secrets.err" >&2
-  die "the secrets were not all uploaded (above); the new code is live, run ./deploy.sh again to finish"
-}
-grep 'warning' "$WORK/secrets.err" >&2 || true
+step "Smoke check"
+if [ -z "$URL" ]; then
+  die "wrangler printed no address for the Worker, so it could not be checked; if it misbehaves: $ROLLBACK_CMD"
+fi
+relay smoke "$URL" || die "version ${VERSION:-?} is live but failed the smoke check (above); to roll back: $ROLLBACK_CMD"
 
 step "Done"
 cat <<EOF
-  Worker     $WORKER ${URL:-(no workers.dev address printed; see the Cloudflare dashboard)}
-  Version    ${VERSION:-?} (roll back with: npx wrangler rollback)
-  D1         $DB_NAME ($DB_ID), migrations applied: $MIGRATIONS
+  Worker     $WORKER $URL
+  Version    ${VERSION:-?} (tag ${COMMIT:0:12}); before it: ${CURRENT_VERSION:-none (first deploy)}
+  Roll back  $ROLLBACK_CMD
+  D1         $DB_NAME ($DB_ID), migrations applied: ${APPLIED:-none (all were applied before)}
   R2         $BUCKET, logs deleted after $RETENTION_DAYS days
   Shops      $SHOPS
-Next, once per shop: uv run relay webhooks register --env-file $ENV_FILE --shop NAME --url ${URL:-https://<worker>}/?shop=NAME
+Next, once per shop: uv run relay webhooks register --env-file $ENV_FILE --shop NAME --url $URL/?shop=NAME
 EOF

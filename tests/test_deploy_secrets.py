@@ -17,6 +17,7 @@ from relay.outbox.delivery_log import log_key
 from relay_tools.cli import main
 from relay_tools.deploy_cli import lifecycle_rules
 from relay_tools.deploy_secrets import select, stale
+from relay_tools.edges import load_env, read_env_file
 
 GITHUB = {
     **shop_secrets("VIKGINCHOICE", 1),
@@ -57,13 +58,24 @@ def test_complete_shops_and_globals_are_selected_and_deploy_credentials_dropped(
     assert selection.ignored == ["CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "github_token", "NPM_TOKEN"]
 
 
-def test_bulk_json_is_what_wrangler_secret_bulk_reads(monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["secrets", "--json", "-"], json.dumps(GITHUB), monkeypatch, capsys)
+SECRET_KEYS = ("_API_KEY", "_API_SECRET", "_ACCESS_TOKEN", "_TEST_EVENT_CODE", "ADMIN_TOKEN")
 
-    assert code == 0
+
+def test_secrets_json_holds_the_secrets_and_vars_the_plain_settings(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["secrets", "--json", "-"], json.dumps(GITHUB), monkeypatch, capsys)
+    vars_code, vars_out, _ = run(["secrets", "--json", "-", "--vars"], json.dumps(GITHUB), monkeypatch, capsys)
+
+    assert code == 0 and vars_code == 0
     uploaded = json.loads(out)
-    assert set(uploaded) == set(select(GITHUB).secrets)
+    plain = dict(line.split(":", 1) for line in vars_out.splitlines())
+    assert set(uploaded) == {k for k in select(GITHUB).secrets if k.endswith(SECRET_KEYS)}
+    assert uploaded | plain == select(GITHUB).secrets
+    assert plain["SHOPS"] == "retoertje,vikginchoice"
+    assert plain["VIKGINCHOICE_SHOP_URL"] == "https://www.vikginchoice.example"
+    assert {"META_API_VERSION", "VIKGINCHOICE_META_PIXEL_ID", "RETOERTJE_LIGHTSPEED_SHOP_ID"} <= set(plain)
+    for value in uploaded.values():
+        assert value not in vars_out
     assert uploaded["VIKGINCHOICE_META_ACCESS_TOKEN"] == GITHUB["VIKGINCHOICE_META_ACCESS_TOKEN"]
     assert not {"github_token", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "NPM_TOKEN"} & set(uploaded)
     assert "shop vikginchoice: 5 required + VIKGINCHOICE_META_TEST_EVENT_CODE, VIKGINCHOICE_SHOP_URL" in err
@@ -147,7 +159,32 @@ def test_env_file_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     code, out, err = run(["secrets", "--env-file", str(env_file)], "", monkeypatch, capsys)
 
     assert code == 0
-    assert json.loads(out) == select(GITHUB).secrets
+    assert json.loads(out) == json.loads(select(GITHUB).bulk_json())
+
+
+def test_an_empty_value_in_an_env_file_means_not_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of .env.example is full of blanks; they must not blank what the shell exports."""
+    env_file = tmp_path / ".env.local"
+    env_file.write_text("LIGHTSPEED_API_URL=\nMETA_API_VERSION=''\nADMIN_TOKEN=set\n")
+
+    assert read_env_file(env_file) == {"ADMIN_TOKEN": "set"}
+    assert load_env(env_file, {"LIGHTSPEED_API_URL": "http://127.0.0.1:9999"})["LIGHTSPEED_API_URL"] == \
+        "http://127.0.0.1:9999"
+
+
+def test_a_world_readable_env_file_is_warned_about(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    env_file = tmp_path / ".env.local"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in GITHUB.items()))
+    env_file.chmod(0o644)
+
+    code, _, err = run(["secrets", "--env-file", str(env_file), "--check"], "", monkeypatch, capsys)
+    assert code == 0
+    assert f"can be read by other users of this machine; run `chmod 600 {env_file}`" in err
+
+    env_file.chmod(0o600)
+    _, _, err = run(["secrets", "--env-file", str(env_file), "--check"], "", monkeypatch, capsys)
+    assert "chmod 600" not in err
 
 
 def test_output_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -157,7 +194,7 @@ def test_output_file_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     code, out, _ = run(["secrets", "--json", "-", "--output", str(target)], json.dumps(GITHUB), monkeypatch, capsys)
 
     assert code == 0 and out == ""
-    assert json.loads(target.read_text())["SHOPS"] == "retoertje,vikginchoice"
+    assert json.loads(target.read_text())["ADMIN_TOKEN"] == GITHUB["ADMIN_TOKEN"]
     assert target.stat().st_mode & 0o777 == 0o600
 
 
@@ -239,6 +276,6 @@ def test_stale_worker_secrets_are_reported(tmp_path: Path, monkeypatch: pytest.M
     code, out, err = run(["secrets", "--json", "-", "--worker-secrets", str(listed)], json.dumps(GITHUB),
                          monkeypatch, capsys)
 
-    assert code == 0 and json.loads(out) == select(GITHUB).secrets
+    assert code == 0 and json.loads(out) == json.loads(select(GITHUB).bulk_json())
     assert "the Worker still has OLDSHOP_META_PIXEL_ID" in err
     assert "npx wrangler secret delete" in err

@@ -1,8 +1,8 @@
-"""``relay secrets`` and ``relay r2-lifecycle``: the deploy paths' two questions, answered once.
+"""``relay deploy-check``, ``relay secrets``, ``relay r2-lifecycle``, ``relay smoke``, ``relay deploy-parse``.
 
-``deploy.sh`` and ``.github/workflows/deploy.yml`` both pipe ``relay secrets`` into
-``wrangler secret bulk`` and hand ``relay r2-lifecycle`` to ``wrangler r2 bucket lifecycle set``,
-so the two paths cannot drift apart (docs/DEPLOYMENT.md).
+``deploy.sh`` and ``.github/workflows/deploy.yml`` ask these the same questions in the same order
+(preflight, then the secrets and plain variables of one ``wrangler deploy``, then the bucket's
+lifecycle and the smoke check), so the two paths cannot drift apart (docs/DEPLOYMENT.md).
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ import argparse
 import json
 import os
 import sys
+import tomllib
 from pathlib import Path
-from typing import Any
 
 from relay.core.errors import ConfigError
-from relay_tools import deploy_secrets
+from relay_tools import deploy_check, deploy_gate, deploy_secrets, deploy_smoke, deploy_wrangler
+from relay_tools.deploy_check import DEFAULT_RETENTION_DAYS, lifecycle_rules
 from relay_tools.edges import read_env_file
 
-# Every object the relay writes to its bucket is a delivery log under this prefix (relay.outbox.delivery_log).
-LOG_PREFIX = "logs/"
-DEFAULT_RETENTION_DAYS = 90
-MULTIPART_ABORT_DAYS = 7     # Cloudflare's own default rule for new buckets, kept because ``set`` replaces all rules
+__all__ = ["lifecycle_rules", "register_commands"]
 
 
 def read_source(args: argparse.Namespace) -> dict[str, str]:
@@ -56,12 +54,16 @@ def worker_secret_names(path: str) -> list[str] | None:
 
 def _secrets(args: argparse.Namespace) -> int:
     selection = deploy_secrets.select(read_source(args))
-    lines = selection.report()
+    lines = selection.report() if not args.vars else []
+    held: list[str] = []
+    if args.env_file and not args.vars and (warning := deploy_check.env_file_warning(args.env_file)):
+        lines.append(f"warning: {warning}")
     if args.worker_secrets and selection.ok:
         names = worker_secret_names(args.worker_secrets)
-        if names is None:
+        if names is None and not args.vars:
             lines.append("warning: could not read the Worker's secret list; stale secrets are not checked")
-        elif old := deploy_secrets.stale(selection, names):
+        held = names or []
+        if not args.vars and (old := deploy_secrets.stale(selection, held)):
             lines.append(f"warning: the Worker still has {', '.join(old)}, which this source no longer sets; "
                          "they stay until you run `npx wrangler secret delete NAME` for each")
     for line in lines:
@@ -72,34 +74,65 @@ def _secrets(args: argparse.Namespace) -> int:
     if args.check:
         sys.stdout.write("".join(shop + "\n" for shop in selection.shops))    # names only, for the deploy summary
         return 0
+    if args.vars:
+        # Plain settings only (no key, secret or token): one NAME:VALUE per line, for `wrangler deploy --var`.
+        sys.stdout.write("".join(f"{k}:{v}\n" for k, v in sorted(selection.plain(held).items())))
+        return 0
     if args.output:
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(selection.bulk_json())
+            out.write(selection.bulk_json(held))
         return 0
     if sys.stdout.isatty():
         print("relay secrets: refusing to print secret values on a terminal; pipe the output into "
               "`npx wrangler secret bulk`, or use --check to validate only", file=sys.stderr)
         return 2
-    sys.stdout.write(selection.bulk_json())
+    sys.stdout.write(selection.bulk_json(held))
     sys.stdout.flush()
     return 0
 
 
-def lifecycle_rules(days: int) -> dict[str, Any]:
-    """The bucket's whole lifecycle configuration, for ``wrangler r2 bucket lifecycle set --file``.
+def _deploy_check(args: argparse.Namespace) -> int:
+    result = deploy_check.check(read_source(args), os.environ, args.env_file, from_github=args.json is not None)
+    for line in result.lines():
+        print(f"relay deploy-check: {line}", file=sys.stderr)
+    if not result.ok:
+        print("relay deploy-check: nothing was changed; fix the errors above and run the deploy again",
+              file=sys.stderr)
+        return 1
+    if args.lifecycle:
+        Path(args.lifecycle).write_text(json.dumps(lifecycle_rules(result.retention_days), indent=2) + "\n")
+    sys.stdout.write(result.outputs())
+    return 0
 
-    ``set`` replaces every rule, so applying it twice changes nothing, and a new retention period
-    replaces the old one instead of adding a second rule.
-    """
-    if not 1 <= days <= 3650:
-        raise ConfigError("LOG_RETENTION_DAYS must be a whole number of days between 1 and 3650")
-    return {"rules": [
-        {"id": "relay-log-retention", "enabled": True, "conditions": {"prefix": LOG_PREFIX},
-         "deleteObjectsTransition": {"condition": {"type": "Age", "maxAge": days * 86400}}},
-        {"id": "relay-abort-multipart", "enabled": True, "conditions": {},
-         "abortMultipartUploadsTransition": {"condition": {"type": "Age", "maxAge": MULTIPART_ABORT_DAYS * 86400}}},
-    ]}
+
+def _smoke(args: argparse.Namespace) -> int:
+    return 0 if deploy_smoke.smoke(args.url, tries=args.tries, pause=args.pause) else 1
+
+
+def _parse(args: argparse.Namespace) -> int:
+    if args.what == "config":
+        try:
+            found = deploy_wrangler.names(tomllib.loads(Path("wrangler.toml").read_text()), args.arg or None)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"cannot read wrangler.toml: {exc}") from None
+        sys.stdout.write("".join(f"{k}={v}\n" for k, v in found.items()))
+        return 0
+    text = sys.stdin.read() if args.what != "deploy-output" else Path(args.arg).read_text()
+    try:
+        if args.what == "d1-id":
+            print(deploy_wrangler.d1_id(text, args.arg) or "")
+        elif args.what == "deploy-output":
+            done = deploy_wrangler.deployed(text)
+            print(f"version={done.version_id}\nurl={done.url}")
+        elif args.what == "history":
+            seen = deploy_wrangler.history(text)
+            print(f"current={seen.current or ''}\nprevious={seen.previous or ''}")
+        else:
+            print(" ".join(deploy_wrangler.applied_migrations(text)))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"could not read wrangler's answer ({args.what}: {exc}); run the step again") from None
+    return 0
 
 
 def _lifecycle(args: argparse.Namespace) -> int:
@@ -114,6 +147,7 @@ def _days(value: str) -> int:
 
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
+    deploy_gate.register_commands(sub)
     secrets = sub.add_parser(
         "secrets", help="select the Worker's secrets for `wrangler secret bulk` (names reported, values never)",
         description="Reads every variable the deploy sees, keeps the complete shops' variables and the globals, "
@@ -130,6 +164,32 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
                          help="`wrangler secret list --format json` output: warn about relay secrets the Worker "
                               "still has but the source no longer sets")
     secrets.set_defaults(func=_secrets)
+
+    secrets.add_argument("--vars", action="store_true",
+                         help="print the plain (non-secret) settings as NAME:VALUE lines for `wrangler deploy --var`")
+
+    check = sub.add_parser(
+        "deploy-check", help="the deploy preflight: every input checked before anything changes",
+        description="Validates the shops and globals (as `relay secrets` selects them), LOG_RETENTION_DAYS (the "
+                    "environment wins over the source), the batch and budget settings and the env file's "
+                    "permissions. Prints shops=... and retention_days=... lines; errors go to stderr.")
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("--json", metavar="PATH", help="a JSON object of all secrets ('-' reads standard input)")
+    source.add_argument("--env-file", metavar="PATH", help="KEY=value file, e.g. .env.local")
+    check.add_argument("--lifecycle", metavar="PATH", help="also write the bucket's lifecycle rules (JSON) here")
+    check.set_defaults(func=_deploy_check)
+
+    smoke = sub.add_parser("smoke", help="after a deploy: GET /health must answer 200 and /status 401")
+    smoke.add_argument("url", help="the Worker's address, e.g. https://lightspeed-meta-relay.<account>.workers.dev")
+    smoke.add_argument("--tries", type=int, default=6, help="attempts before failing (default 6)")
+    smoke.add_argument("--pause", type=float, default=5.0, help="seconds between attempts (default 5)")
+    smoke.set_defaults(func=_smoke)
+
+    parse = sub.add_parser("deploy-parse", help="read wrangler's answers for the deploy scripts")
+    parse.add_argument("what", choices=["config", "d1-id", "deploy-output", "history", "migrations"])
+    parse.add_argument("arg", nargs="?", default="", help="config: the wrangler environment; d1-id: the database name; "
+                                                        "deploy-output: the file")
+    parse.set_defaults(func=_parse)
 
     lifecycle = sub.add_parser("r2-lifecycle", help="the log bucket's lifecycle rules (JSON for `wrangler r2 bucket "
                                                     "lifecycle set --file`)")

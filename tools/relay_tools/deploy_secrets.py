@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from relay.core.config import GLOBALS, OPTIONAL, REQUIRED, discover_shops, load_settings, load_shop, prefix_of
 from relay.core.errors import ConfigError, UnknownShopError
 
-# Cloudflare's limit on variables per Worker, secrets and text combined (https://developers.cloudflare.com/workers/platform/limits/).
+# Settings nobody could misuse: they go to the Worker as plain variables (visible in the dashboard, diffable
+# between versions) rather than secrets. Keys, secrets, tokens and the test event code stay secrets.
+PLAIN_SHOP_KEYS = ("LIGHTSPEED_SHOP_ID", "META_PIXEL_ID", "LIGHTSPEED_CLUSTER", "LIGHTSPEED_LANGUAGE", "SHOP_URL",
+                   "EVENT_ID_TEMPLATE")
+PLAIN_GLOBALS = ("SHOPS", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "RELAY_SUBREQUEST_BUDGET",
+                 "RELAY_BATCH_SIZE")
+# GitHub's limit on secrets per repository or environment (docs.github.com, "Using secrets in GitHub Actions").
+MAX_GITHUB_SECRETS = 100
+# Cloudflare's limit on variables per Worker, secrets and text combined
+# (https://developers.cloudflare.com/workers/platform/limits/#environment-variables).
 MAX_VARIABLES_PAID = 128
 MAX_VARIABLES_FREE = 64
 _SHOP_VARIABLE = re.compile(r"([A-Z0-9][A-Z0-9_]*?)_(" + "|".join(REQUIRED + OPTIONAL) + r")")
@@ -38,9 +47,21 @@ class Selection:
     def ok(self) -> bool:
         return bool(self.shops) and not self.missing and not self.invalid and len(self.secrets) <= MAX_VARIABLES_PAID
 
-    def bulk_json(self) -> str:
-        """The JSON object ``wrangler secret bulk`` reads on stdin."""
-        return json.dumps(self.secrets, sort_keys=True, ensure_ascii=False)
+    def bulk_json(self, worker_secrets: Iterable[str] = ()) -> str:
+        """The JSON object ``wrangler deploy --secrets-file`` reads: every value that is not a plain variable."""
+        plain = self.plain(worker_secrets)
+        return json.dumps({k: v for k, v in self.secrets.items() if k not in plain}, sort_keys=True,
+                          ensure_ascii=False)
+
+    def plain(self, worker_secrets: Iterable[str] = ()) -> dict[str, str]:
+        """The values that go as plain Worker variables (``wrangler deploy --var NAME:VALUE``).
+
+        A name the Worker already holds as a secret stays a secret: Cloudflare refuses a variable and a
+        secret of the same name (API error 10053), and deleting the secret first would leave the live
+        Worker without it until the next deploy.
+        """
+        held = set(worker_secrets)
+        return {k: v for k, v in self.secrets.items() if k not in held and is_plain(k) and "\n" not in v}
 
     def report(self) -> list[str]:
         """Lines for a person: shops, variable names, problems and what to do. No value, ever."""
@@ -76,6 +97,13 @@ class Selection:
         if self.ok:
             lines.append(f"{len(self.secrets)} secrets for {len(self.shops)} shop(s) ready to upload")
         return lines
+
+
+def is_plain(name: str) -> bool:
+    if name in PLAIN_GLOBALS:
+        return True
+    m = _SHOP_VARIABLE.fullmatch(name)
+    return bool(m) and m.group(2) in PLAIN_SHOP_KEYS
 
 
 def stale(selection: Selection, worker_names: Iterable[str]) -> list[str]:

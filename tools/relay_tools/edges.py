@@ -53,7 +53,11 @@ class FolderBlobs:
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:
-    """``.env`` syntax: ``KEY=value`` lines, ``#`` comments, optional ``export`` and quotes."""
+    """``.env`` syntax: ``KEY=value`` lines, ``#`` comments, optional ``export`` and quotes.
+
+    An empty value means "not set" and is left out: a copy of ``.env.example`` is full of blank
+    placeholders, and ``LIGHTSPEED_API_URL=`` must not blank a value exported in the shell.
+    """
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"env file {file} not found; copy .env.example to {file} and fill it in")
@@ -72,8 +76,19 @@ def read_env_file(path: str | Path) -> dict[str, str]:
             value = value[1:-1]
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
-        values[key.strip()] = value
+        if value:
+            values[key.strip()] = value
+        else:
+            values.pop(key.strip(), None)
     return values
+
+
+def readable_by_others(path: str | Path) -> bool:
+    """True when group or other may read the file: a secrets file should be ``chmod 600``."""
+    try:
+        return bool(Path(path).stat().st_mode & 0o044)
+    except OSError:
+        return False
 
 
 def load_env(env_file: str | Path | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
