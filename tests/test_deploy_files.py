@@ -279,7 +279,7 @@ def test_deploy_sh_uploads_code_secrets_and_settings_as_one_version_in_order(clo
 
     assert first.returncode == 0, first.stderr
     assert cloudflare.commands() == DEPLOY_ORDER
-    assert "relay deploy-check: 15 secrets for 2 shop(s) ready to upload" in first.stderr
+    assert "relay deploy-check: 14 secrets for 2 shop(s) ready to upload" in first.stderr
     (deploy,) = cloudflare.deploys()
     assert deploy[deploy.index("--secrets-file") + 1] == "/dev/stdin"
     live = cloudflare.live()
@@ -433,12 +433,13 @@ def test_rollback_returns_to_the_previous_version_with_its_secrets(cloudflare: C
 
 def test_a_failed_smoke_check_fails_the_deploy_and_prints_the_rollback(cloudflare: Cloudflare,
                                                                       tmp_path: Path) -> None:
-    source = str(env_file(tmp_path, SHOPS))
-    assert run_deploy_sh(cloudflare, "--yes", "--env-file", source).returncode == 0
-    good = cloudflare.live()["id"]
-    cloudflare.update(worker_url="http://127.0.0.1:9")          # the discard port: nothing answers
+    good = "00000000-0000-4000-8000-000000000000"
+    cloudflare.update(versions={good: {"secrets": HIDDEN, "vars": PLAIN, "tag": None, "message": None}},
+                      deployments=[{"id": "dep-old", "created_on": "2026-11-01T00:00:00Z",
+                                    "versions": [{"version_id": good, "percentage": 100}]}],
+                      worker_url="http://127.0.0.1:9")          # the discard port: nothing answers
 
-    result = run_deploy_sh(cloudflare, "--yes", "--env-file", source)
+    result = run_deploy_sh(cloudflare, "--yes", "--env-file", str(env_file(tmp_path, SHOPS)))
 
     assert result.returncode == 1
     assert "smoke check failed: GET /health: no answer" in result.stdout + result.stderr

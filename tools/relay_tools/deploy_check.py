@@ -1,7 +1,7 @@
 """``relay deploy-check``: the one preflight both deploy paths run before their first change.
 
 It validates every input a deploy takes (the shops and globals as ``relay secrets`` selects them,
-``LOG_RETENTION_DAYS``, the batch and budget settings, the env file's permissions) with the same
+``LOG_RETENTION_DAYS``, the batch, budget and alert settings, the env file's permissions) with the same
 rules and messages on ``deploy.sh`` and in the workflow, so nothing is found wrong halfway: a bad
 value stops the deploy while Cloudflare still runs the previous version untouched.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.core.errors import ConfigError
+from relay.jobs.alerts import thresholds
 from relay.jobs.limits import load_limits
 from relay_tools import deploy_secrets
 from relay_tools.edges import readable_by_others
@@ -89,10 +90,11 @@ def check(source: Mapping[str, str], environ: Mapping[str, str], env_file: str |
         result.retention_days = retention_days(environ.get("LOG_RETENTION_DAYS") or values.get("LOG_RETENTION_DAYS"))
     except ConfigError as exc:
         result.errors.append(str(exc))
-    try:
-        load_limits(values)
-    except ConfigError as exc:
-        result.errors.append(str(exc))
+    for load in (load_limits, thresholds):
+        try:
+            load(values)
+        except ConfigError as exc:
+            result.errors.append(str(exc))
     if env_file is not None and (warning := env_file_warning(env_file)):
         result.warnings.append(warning)
     if from_github and len(source) > deploy_secrets.MAX_GITHUB_SECRETS - 10:

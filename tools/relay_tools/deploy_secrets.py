@@ -19,10 +19,12 @@ from relay.core.errors import ConfigError, UnknownShopError
 
 # Settings nobody could misuse: they go to the Worker as plain variables (visible in the dashboard, diffable
 # between versions) rather than secrets. Keys, secrets, tokens and the test event code stay secrets.
+# ALERT_WEBHOOK_URL stays a secret: a chat webhook address is itself a credential.
 PLAIN_SHOP_KEYS = ("LIGHTSPEED_SHOP_ID", "META_PIXEL_ID", "LIGHTSPEED_CLUSTER", "LIGHTSPEED_LANGUAGE", "SHOP_URL",
-                   "EVENT_ID_TEMPLATE")
+                   "EVENT_ID_TEMPLATE", "UTC_OFFSET")
 PLAIN_GLOBALS = ("SHOPS", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "RELAY_SUBREQUEST_BUDGET",
-                 "RELAY_BATCH_SIZE")
+                 "RELAY_BATCH_SIZE", "ALERT_FORMAT", "ALERT_FAILURES_PER_HOUR", "ALERT_UNCONFIRMED_HOURS",
+                 "ALERT_BACKFILL_HOURS")
 # GitHub's limit on secrets per repository or environment (docs.github.com, "Using secrets in GitHub Actions").
 MAX_GITHUB_SECRETS = 100
 # Cloudflare's limit on variables per Worker, secrets and text combined
