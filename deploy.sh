@@ -27,6 +27,7 @@ ASSUME_YES=0
 PREPARE_ONLY=0
 ROLLBACK=0
 ROLLBACK_TO=
+DB_ID_IN_TOML=
 BUNDLE_DIR=
 BUNDLE_MARKER=.relay-bundle
 DEPLOY_CONFIG=.wrangler-deploy.toml
@@ -144,7 +145,7 @@ read_names() { # WORKER DB_NAME DB_ID BUCKET COMPAT_DATE from wrangler.toml ([en
     case "$key" in
       worker) WORKER=$value ;;
       database) DB_NAME=$value ;;
-      database_id) DB_ID=$value ;;
+      database_id) DB_ID=$value DB_ID_IN_TOML=$value ;;
       bucket) BUCKET=$value ;;
       compatibility_date) COMPAT_DATE=$value ;;
     esac
@@ -222,7 +223,7 @@ prepare_resources() { # sets DB_ID; writes $DEPLOY_CONFIG
     fi
   fi
   echo "id $DB_ID"
-  if grep -q "^database_id = " wrangler.toml && [ -z "$WRANGLER_ENV" ]; then
+  if [ -n "$DB_ID_IN_TOML" ]; then
     cp wrangler.toml "$DEPLOY_CONFIG"
   else
     awk -v name="database_name = \"$DB_NAME\"" -v id="$DB_ID" \

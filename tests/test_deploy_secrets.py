@@ -17,6 +17,7 @@ from relay.outbox.delivery_log import log_key
 from relay_tools.cli import main
 from relay_tools.deploy_cli import lifecycle_rules
 from relay_tools.deploy_secrets import select, stale
+from relay_tools.deploy_wrangler import History, history
 from relay_tools.edges import load_env, read_env_file
 
 GITHUB = {
@@ -279,3 +280,29 @@ def test_stale_worker_secrets_are_reported(tmp_path: Path, monkeypatch: pytest.M
     assert code == 0 and json.loads(out) == json.loads(select(GITHUB).bulk_json())
     assert "the Worker still has OLDSHOP_META_PIXEL_ID" in err
     assert "npx wrangler secret delete" in err
+
+
+def test_the_preflight_warns_near_githubs_limit_of_100_secrets(monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    source = dict(GITHUB)
+    for i in range(16):                              # 16 more shops of five: 97 GitHub secrets in all
+        source |= shop_secrets(f"SHOP{i:02d}", i % 10)
+
+    code, out, err = run(["deploy-check", "--json", "-"], json.dumps(source), monkeypatch, capsys)
+
+    assert code == 0 and "retention_days=90" in out
+    assert f"{len(source)} secrets in GitHub, which holds at most 100 per repository or environment" in err
+
+
+def test_history_names_the_live_version_and_the_one_before_as_wrangler_lists_them() -> None:
+    """``wrangler deployments list --json``: oldest first; a rollback is a deployment of an older version."""
+    listed = [{"id": f"d{i}", "created_on": f"2026-12-01T0{i}:00:00Z", "source": "wrangler",
+               "versions": [{"version_id": version, "percentage": 100}]}
+              for i, version in enumerate(["v1", "v2", "v1"])]
+    listed.insert(2, {"id": "split", "created_on": "2026-12-01T01:30:00Z",
+                      "versions": [{"version_id": "v2", "percentage": 50}, {"version_id": "v1", "percentage": 50}]})
+
+    seen = history(json.dumps(listed, indent=2))
+
+    assert (seen.current, seen.previous) == ("v1", "v2")
+    assert history("[]") == History(None, None)
