@@ -672,6 +672,20 @@ def test_rollback_job_restores_the_version_given(cloudflare: Cloudflare, github:
     assert f"now runs version {v1['id']}" in (tmp_path / "summary.md").read_text()
 
 
+def test_deploy_workflow_staging_deploys_the_staging_worker(cloudflare: Cloudflare, github: FakeGitHub,
+                                                             tmp_path: Path) -> None:
+    logs, failed = run_job("deploy", cloudflare, github, tmp_path,
+                           Expressions(GITHUB_SECRETS, {"action": "deploy", "environment": "staging"}))
+
+    assert failed is None, logs
+    state = cloudflare.state
+    assert [d["name"] for d in state["dbs"]] == ["lightspeed-meta-relay-staging"]
+    assert state["buckets"] == ["lightspeed-meta-relay-staging-logs"]
+    assert list(state["lifecycle"]) == ["lightspeed-meta-relay-staging-logs"]
+    for argv in cloudflare.deploys():
+        assert argv[argv.index("--env") + 1] == "staging"
+
+
 def test_deploy_workflow_runs_after_green_ci_on_main_one_at_a_time() -> None:
     wf = workflow("deploy.yml")
     on = triggers(wf)
