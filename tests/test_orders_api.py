@@ -183,3 +183,17 @@ def test_an_order_number_is_found_through_an_index(served):
         "EXPLAIN QUERY PLAN SELECT order_id FROM outbox WHERE shop = ? AND order_number = ? COLLATE NOCASE",
         ("vik", "ORD1")))
     assert "outbox_by_number" in json.dumps(plan.rows)
+
+
+def test_an_order_skipped_for_consent_is_refused_as_such_not_as_cancelled(served, meta):
+    body, headers = orders_api.webhook(950_001, "ORDK1", 15)
+    httpx.post(f"{served.url}/?shop=vik", content=body, headers=headers)
+    served.drain()
+    served.call(served.relay.db.run("UPDATE outbox SET state = 'skipped', consent = 'skip', sent_at = NULL"))
+    (row,) = httpx.get(f"{served.url}/orders?shop=vik", headers=AUTH).json()["orders"]
+    assert (row["state"], row["cancelled"], row["consent"], row["replayable"]) == ("skipped", False, "skip", False)
+    answer = httpx.post(f"{served.url}/orders/replay?shop=vik", json={"number": "ORDK1"}, headers=AUTH).json()
+    served.drain()
+    (refused,) = answer["refused"]
+    assert refused["code"] == "consent" and "VIK_CONSENT_MODE" in refused["reason"]
+    assert answer["requeued"] == 0 and len(meta.event_posts) == 1

@@ -26,7 +26,7 @@ from relay_tools.server import LocalRelay
 
 POLL_SECONDS = 20.0          # how long ``relay replay --url --number`` watches the order leave the queue
 POLL_EVERY = 0.5
-SINGLE = ("unknown", "cancelled", "waiting", "sending")   # refusals of one order that are an error (exit 2)
+SINGLE = ("unknown", "cancelled", "consent", "waiting", "sending")   # refusals of one order that are an error (exit 2)
 
 
 def _local(args: argparse.Namespace, work: Callable[[runtime.Runtime], Coroutine[Any, Any, Any]]) -> Any:

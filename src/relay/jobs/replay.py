@@ -4,6 +4,7 @@ One decision for every caller: ``POST /orders/replay`` in the Worker and ``relay
 dashboard's Replay button, and ``relay replay`` on a local database. What a replay refuses, and why:
 
 - a cancelled order: cancelled orders are never sent (not even again);
+- an order the shopper did not consent to (the shop's consent mode): it is never sent;
 - an event outside Meta's 7-day window: Meta would refuse the whole request that carried it;
 - an order not paid yet: it goes out by itself once Lightspeed reports it paid;
 - an event being sent right now: its sender's lease decides, and a second sender would send twice;
@@ -34,6 +35,8 @@ REASONS = {
     "unknown": "is not in the ledger: run the backfill (relay backfill --shop {shop}, or wait for the next cron "
                "run), which lists it from Lightspeed; orders older than 90 days are no longer kept",
     "cancelled": "was cancelled: cancelled orders are never sent to Meta",
+    "consent": "was not sent because the shopper's consent did not allow it ({shop_prefix}CONSENT_MODE); a "
+               "replay never overrides that",
     "outside_window": "was placed on {placed}, outside Meta's 7-day window: Meta refuses events that old, so it "
                       "stays as it is",
     "waiting": "is not paid yet: it is sent by itself once Lightspeed reports it paid",
@@ -71,13 +74,20 @@ class Replay:
 
 def is_cancelled(row: Mapping[str, Any]) -> bool:
     """Cancelled before it was sent (``skipped``), or after (the row's cancellation mark)."""
-    return row.get("state") == "skipped" or bool(row.get("cancelled_at"))
+    return (row.get("state") == "skipped" and not is_consent_skip(row)) or bool(row.get("cancelled_at"))
+
+
+def is_consent_skip(row: Mapping[str, Any]) -> bool:
+    """Skipped at send time because consent did not let it go (relay.jobs.consent), not cancelled."""
+    return row.get("state") == "skipped" and row.get("consent") == "skip"
 
 
 def refusal(row: Mapping[str, Any], now: int) -> str | None:
     """Why this ledger row cannot be replayed now (a key of ``REASONS``), or ``None`` when it can."""
     if is_cancelled(row):
         return "cancelled"
+    if is_consent_skip(row):
+        return "consent"
     state = row.get("state")
     if state == "waiting":
         return "waiting"
@@ -95,7 +105,8 @@ def refused(shop: str, code: str, number: str, row: Mapping[str, Any] | None = N
     if row is not None:
         placed = datetime.fromtimestamp(int(row["event_time"]), UTC).strftime("%Y-%m-%d")
     order_id = int(row["order_id"]) if row is not None else None
-    return Refused(number, code, f"order {number} " + REASONS[code].format(shop=shop, placed=placed), order_id)
+    reason = REASONS[code].format(shop=shop, shop_prefix=shop.upper() + "_", placed=placed)
+    return Refused(number, code, f"order {number} {reason}", order_id)
 
 
 async def requeue(rt: Runtime, shop: str, *, number: str | None = None, order_id: int | None = None,
@@ -111,7 +122,7 @@ async def requeue(rt: Runtime, shop: str, *, number: str | None = None, order_id
             raise ValueError(f"a replay by state takes {' or '.join(STATES)}")
         moved, left, total = await orders.requeue_state(shop, state, now, SHOW_REFUSED)
         result.requeued = moved
-        result.refused = [refused(shop, "outside_window", str(r["order_number"]), r) for r in left]
+        result.refused = [refused(shop, refusal(r, now) or "outside_window", str(r["order_number"]), r) for r in left]
         result.refused_total = total
     else:
         rows = (await orders.by_number(shop, number.strip()) if number is not None
@@ -121,6 +132,8 @@ async def requeue(rt: Runtime, shop: str, *, number: str | None = None, order_id
             result.refused = [refused(shop, "unknown", label)]
         elif any(is_cancelled(r) for r in rows):
             result.refused = [refused(shop, "cancelled", str(rows[0]["order_number"]), rows[0])]
+        elif any(is_consent_skip(r) for r in rows):
+            result.refused = [refused(shop, "consent", str(rows[0]["order_number"]), rows[0])]
         else:
             ready = [r for r in rows if refusal(r, now) is None]
             result.refused = [refused(shop, code, str(r["order_number"]), r)

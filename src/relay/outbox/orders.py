@@ -19,7 +19,7 @@ from relay.core.ports import Database
 
 COLUMNS = ("order_id, event_name, order_number, event_id, event_time, state, payment_status, attempts, "
            "next_attempt_at, last_status, last_code, last_subcode, last_fbtrace_id, last_error, sent_at, source, "
-           "match_keys, needs_lines, created_at, updated_at, cancelled_at")
+           "match_keys, needs_lines, created_at, updated_at, cancelled_at, consent, consent_source")
 
 REPLAYABLE = ("failed", "retry", "due", "sent")   # what a replay may put back in the queue
 
@@ -39,11 +39,12 @@ RETURNING order_id, event_name, order_number
 """
 
 _LEFT_IN_STATE = f"""
-SELECT {COLUMNS} FROM outbox WHERE shop = ? AND state = ? AND event_time <= ?
+SELECT {COLUMNS} FROM outbox WHERE shop = ? AND state = ? AND (event_time <= ? OR cancelled_at IS NOT NULL)
 ORDER BY event_time DESC, order_id DESC LIMIT ?
 """
 
-_COUNT_LEFT = "SELECT COUNT(*) AS n FROM outbox WHERE shop = ? AND state = ? AND event_time <= ?"
+_COUNT_LEFT = ("SELECT COUNT(*) AS n FROM outbox WHERE shop = ? AND state = ? "
+               "AND (event_time <= ? OR cancelled_at IS NOT NULL)")
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class OrderRows:
         """Every row in ``state`` that Meta still takes becomes due now, in one D1 call.
 
         The answer: the rows that moved, up to ``show`` of the rows left behind (outside Meta's
-        window), and how many were left behind in all.
+        window, or cancelled), and how many were left behind in all.
         """
         cutoff = window_cutoff(now)
         moved, left, count = await self.db.batch([

@@ -39,7 +39,8 @@ def view(shop: str, row: dict[str, Any], now: int) -> dict[str, Any]:
     code = replay.refusal(row, now)
     return {
         "order_number": row["order_number"], "order_id": int(row["order_id"]), "event_name": row["event_name"],
-        "state": row["state"], "cancelled": replay.is_cancelled(row), "payment_status": row["payment_status"],
+        "state": row["state"], "cancelled": replay.is_cancelled(row), "consent": row["consent"],
+        "payment_status": row["payment_status"],
         "event_id": row["event_id"], "event_time": iso(row["event_time"]), "attempts": int(row["attempts"]),
         "next_attempt_at": iso(row["next_attempt_at"]) if row["state"] in ("due", "retry") else None,
         "last_status": row["last_status"], "last_code": row["last_code"], "last_subcode": row["last_subcode"],
