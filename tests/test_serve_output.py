@@ -200,12 +200,14 @@ def test_relay_serve_without_shops_says_to_pass_an_env_file(tmp_path):
                         ".env.example and fill it in)")
 
 
-def test_graph_errors_in_lines_are_scrubbed(said, meta):
+def test_an_address_or_token_in_a_graph_error_is_neither_said_nor_stored(said, meta):
     server, lines = said
     meta.script.append(graph_error(400, 100, "Invalid parameter for marielle.vandenbroek@example.nl EAAabcdefghijkl"))
     post(server, order_body(id=700_020, number="S20"))
     text = "\n".join(lines)
     assert "FAILED vik order 700020" in text and "marielle" not in text and "EAAabcdefghijkl" not in text
+    stored = server.call(server.relay.db.run("SELECT last_error FROM outbox WHERE order_id = 700020")).rows
+    assert stored == [{"last_error": "Invalid parameter for [email] [token]"}]     # the ledger keeps neither
 
 
 def test_relay_logs_accepts_every_kind_of_line_the_relay_writes():

@@ -17,6 +17,7 @@ from relay.core.config import Settings, Shop
 from relay.core.errors import PayloadError
 from relay.core.order import Line, Order
 from relay.core.ports import HttpRequest, HttpResponse
+from relay.core.redact import redact
 
 EVENT_NAME = "Purchase"
 CANCEL_EVENT_NAME = "OrderCancelled"   # a custom event: Meta keeps the Purchase and nets nothing by itself
@@ -188,7 +189,7 @@ def classify(response: HttpResponse, expected: int) -> Outcome:
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
     parts = [str(error.get(k)) for k in ("message", "error_user_title", "error_user_msg") if error.get(k)]
-    message = " / ".join(parts)[:MESSAGE_LIMIT] or None
+    message = redact(" / ".join(parts))[:MESSAGE_LIMIT] or None   # Meta's words: never an address or a token
     trace = error.get("fbtrace_id") if isinstance(error.get("fbtrace_id"), str) else None
     if code in TRANSIENT_CODES or error.get("is_transient") is True:
         verdict = Verdict.RETRY

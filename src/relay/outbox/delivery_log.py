@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import uuid
 from typing import Any
 
 from relay.core.ports import Blobs
+from relay.core.redact import redact
 
 FIELDS = frozenset({
     "kind", "source", "order_id", "event_id", "from_state", "state", "verdict", "status", "code", "subcode",
@@ -38,8 +38,6 @@ FREE_TEXT = frozenset({"error", "reason", "warning"})   # words from upstream an
 STATE_AFTER = {"sent": "sent", "failed": "failed", "retry": "retry", "hold": "retry"}
 _LEDGER_STATES = frozenset({"waiting", "due", "sent", "retry", "failed", "expired", "skipped"})
 
-_EMAIL = re.compile(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+\.[^\s@<>()\[\]\"',;:]+")
-_META_TOKEN = re.compile(r"(?<![A-Za-z0-9])EAA[A-Za-z0-9_\-]{8,}")
 
 logger = logging.getLogger("relay")
 
@@ -51,8 +49,7 @@ def log_key(shop: str, now: float, ident: str) -> str:
 
 def scrub(text: str) -> str:
     """Cap free text and blank out email- or token-shaped pieces."""
-    text = _EMAIL.sub("[email]", text)
-    return _cap(_META_TOKEN.sub("[token]", text))
+    return _cap(redact(text))
 
 
 def _cap(text: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from relay.core.config import REQUIRED, Shop, load_shop, missing_variables, prefix_of
 from relay.core.errors import PayloadError, RequestError, UnknownShopError
+from relay.core.redact import redact
 from relay.jobs import limits, replay
 from relay.jobs.runtime import Runtime
 from relay.outbox.budget import Meter
@@ -44,7 +45,8 @@ def view(shop: str, row: dict[str, Any], now: int) -> dict[str, Any]:
         "event_id": row["event_id"], "event_time": iso(row["event_time"]), "attempts": int(row["attempts"]),
         "next_attempt_at": iso(row["next_attempt_at"]) if row["state"] in ("due", "retry") else None,
         "last_status": row["last_status"], "last_code": row["last_code"], "last_subcode": row["last_subcode"],
-        "last_error": row["last_error"], "fbtrace_id": row["last_fbtrace_id"], "sent_at": iso(row["sent_at"]),
+        "last_error": redact(row["last_error"]) if row["last_error"] else None,
+        "fbtrace_id": row["last_fbtrace_id"], "sent_at": iso(row["sent_at"]),
         "source": row["source"], "match_keys": [k for k in (row["match_keys"] or "").split(",") if k],
         "updated_at": iso(row["updated_at"]), "replayable": code is None,
         "replay_refusal": None if code is None else replay.refused(shop, code, row["order_number"], row).reason,
