@@ -197,3 +197,17 @@ def test_an_order_skipped_for_consent_is_refused_as_such_not_as_cancelled(served
     (refused,) = answer["refused"]
     assert refused["code"] == "consent" and "VIK_CONSENT_MODE" in refused["reason"]
     assert answer["requeued"] == 0 and len(meta.event_posts) == 1
+
+
+def test_a_failed_order_cancelled_afterwards_is_refused_by_number_and_by_state(served, meta):
+    body, headers = orders_api.webhook(960_001, "ORDX1", 15)
+    httpx.post(f"{served.url}/?shop=vik", content=body, headers=headers)
+    served.drain()
+    served.call(served.relay.db.run("UPDATE outbox SET state = 'failed', sent_at = NULL, cancelled_at = 1"))
+    (row,) = httpx.get(f"{served.url}/orders?shop=vik&state=failed", headers=AUTH).json()["orders"]
+    assert (row["cancelled"], row["replayable"]) == (True, False)
+    for ask in ({"number": "ORDX1"}, {"state": "failed"}):
+        answer = httpx.post(f"{served.url}/orders/replay?shop=vik", json=ask, headers=AUTH).json()
+        served.drain()
+        assert answer["requeued"] == 0 and [r["code"] for r in answer["refused"]] == ["cancelled"], answer
+    assert len(meta.event_posts) == 1
