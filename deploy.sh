@@ -409,7 +409,7 @@ step "Smoke check"
 if [ -z "$URL" ]; then
   die "wrangler printed no address for the Worker, so it could not be checked; if it misbehaves: $ROLLBACK_CMD"
 fi
-relay smoke "$URL" || die "version ${VERSION:-?} is live but failed the smoke check (above); to roll back: $ROLLBACK_CMD"
+relay smoke "$URL" --tries "${SMOKE_TRIES:-6}" || die "version ${VERSION:-?} is live but failed the smoke check (above); to roll back: $ROLLBACK_CMD"
 
 step "Done"
 cat <<EOF
