@@ -44,7 +44,8 @@ def test_rows_that_may_still_be_sent_are_never_deleted(relay, meta, clock):
 def test_the_cron_statements_use_indexes_not_table_scans():
     db = SqliteDatabase(":memory:")
     db.migrate()
-    for sql in (ledger._FORGET_BROWSER, ledger._DELETE_OLD, cron_ledger._DUE_BY_SHOP, ledger._CLAIM_DUE,
+    for sql in (ledger._FORGET_BROWSER, ledger._DELETE_OLD, cron_ledger._DUE_BY_SHOP, cron_ledger._EXPIRE_ALL,
+                ledger._CLAIM_DUE,
                 ledger._CLAIM_ORDER, ledger._EXPIRE, ledger._FINISH):
         plan = [row[3] for row in db.conn.execute("EXPLAIN QUERY PLAN " + sql, [None] * sql.count("?"))]
         scans = [step for step in plan if step.startswith("SCAN outbox")]

@@ -9,10 +9,14 @@ before the budget does. Whatever it did not reach, the next pass continues:
   that is not stored. A complete listing moves the shop's cursor to the time it started, and the
   next one starts ``OVERLAP`` before that: orders paid days after they were placed, or updated while
   a listing was under way, are listed again, and the ledger's UPSERT makes repeats harmless.
-- Sending: ``service.send_due`` claims due rows and posts them to Meta in one request (bisecting a
-  rejected batch), sized to what the budget and the shop's Meta allowance (``META_PER_MINUTE``) leave.
-- Fairness: shops take turns (one page, or one send batch), each with an equal share of what is
-  left; the shop served least recently goes first, so a big shop cannot starve the others.
+- Sending, in rounds that cost two D1 calls however many shops they serve: one ``batch`` claims
+  for every planned shop (under one lease token), then each shop's lines are fetched and its events
+  go to Meta in one request (bisecting a rejected batch), and one ``batch`` finishes them all. A pass
+  starts with one D1 call too (``CronLedger.start_pass``: upkeep, expiry, what is due, every shop's
+  position and state), so the budget goes to events: at 50, about 40 a pass with their lines.
+- Fairness: every shop wanting a listing lists a page each round, and a round sends first for the
+  shop served least recently (among equals, the smaller backlog), taking what it needs; what is left
+  goes to the next, so a big shop cannot starve the others and each Meta request carries many events.
 - Lightspeed's limits: a 429 is waited out in the pass when short (``INLINE_WAIT``), else the shop
   is paused until Lightspeed's reset; a rate-limit window nearly spent pauses it too.
 """
@@ -24,6 +28,7 @@ import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import groupby
 from typing import Any
 
 from relay.core import lightspeed
@@ -33,19 +38,19 @@ from relay.core.ports import HttpResponse
 from relay.jobs import delivery
 from relay.jobs.limits import (
     LOW_WATER,
-    MIN_META_REQUESTS,
     RATE_LIMITED_WAIT,
-    SEND_OVERHEAD,
+    ROUND_COST,
     UNLIMITED,
     Limits,
     load_limits,
 )
 from relay.jobs.listing import list_page, start_listing
-from relay.jobs.pass_state import PassReport, ShopPass, ShopTurn, Sleep, deadline
+from relay.jobs.pass_state import PassReport, ShopPass, ShopTurn, Sleep
 from relay.jobs.runtime import Runtime
+from relay.jobs.send_round import release, send_round
 from relay.outbox.budget import Meter
 from relay.outbox.cron_ledger import CronLedger
-from relay.outbox.rows import Due, Progress
+from relay.outbox.rows import Due, Progress, ShopState
 
 logger = logging.getLogger("relay")
 
@@ -63,6 +68,7 @@ class Pass:
         self.listing = listing
         self.spaced = spaced
         self.shops: dict[str, ShopTurn] = {}
+        self.expired: dict[str, int] = {}
         self.turns = 0
 
     def room(self) -> int:
@@ -71,10 +77,13 @@ class Pass:
         left = self.meter.left()
         if left is None:
             return UNLIMITED
-        logs = 0
-        if self.rt.blobs is not None:
-            logs = len(self.rt.log.lines) + (self.meter.shop not in self.rt.log.lines)
-        return left - 1 - logs
+        return left - 1 - self.logs(set())
+
+    def logs(self, shops: set[str]) -> int:
+        """Log objects the pass will write if ``shops`` add lines too (one R2 call each)."""
+        if self.rt.blobs is None:
+            return 0
+        return len(set(self.rt.log.lines) | shops | ({self.meter.shop} if self.meter.shop else set()))
 
     def _observe(self, shop: str | None, kind: str, response: HttpResponse) -> None:
         state = self.shops.get(shop or "")
@@ -88,26 +97,38 @@ class Pass:
             low = [reset for left, reset in zip(limit.remaining, limit.reset, strict=False) if left <= LOW_WATER]
             wait = float(max(low)) if low else 0.0
         if limit.remaining:
-            state.ls_left = limit.remaining[0]
+            state.ls_left = min(limit.remaining)
         state.ls_wait = wait
         state.ls_wait_turn = max(state.ls_wait_turn, wait)
 
     async def run(self, shops: list[Shop], since: int | None) -> PassReport:
         now = self.rt.now()
-        progress = await self.ledger.progress()
-        due = await self.ledger.start_pass(now)
+        start = await self.ledger.start_pass(now)
+        by_shop = sorted(start.expired, key=lambda r: (str(r["shop"]), int(r["order_id"])))
+        for name, group in groupby(by_shop, key=lambda r: str(r["shop"])):
+            gone = list(group)
+            for row in gone:
+                self.rt.log.add(name, now, kind="decision", order_id=row["order_id"], event_id=row["event_id"],
+                                state="expired", reason="older than Meta's 7-day window")
+            if name in (shop.name for shop in shops):
+                self.expired[name] = len(gone)
         for shop in shops:
-            p = progress.get(shop.name) or Progress(shop.name)
-            d = due.get(shop.name) or Due()
-            lists = self.listing and start_listing(p, now, since, self.spaced)
-            state = ShopTurn(shop, p, d.rows, d.needs_lines, ShopPass(), lists)
+            p = start.progress.get(shop.name) or Progress(shop.name)
+            d = start.due.get(shop.name) or Due()
+            wants = self.listing and start_listing(p, now, since, self.spaced, backlog=d.rows > 0)
+            state = ShopTurn(shop, p, d.rows, d.needs_lines, ShopPass(), wants,
+                             state=start.states.get(shop.name) or ShopState(shop.name))
+            state.report.expired = self.expired.get(shop.name, 0)
+            state.started = _turn(p)
             if d.held_until is not None:
                 if d.held_token != shop.meta_token.fingerprint():
-                    state.due = max(state.due, 1)      # a new token: send_due lifts the hold and sends
+                    state.due = max(state.due, 1)      # a new token: the send round lifts the hold and sends
                 elif d.held_until > now:
                     state.held = state.report.held = True
             self.shops[shop.name] = state
-        order = sorted(self.shops.values(), key=lambda s: (s.progress.served_at or 0, s.shop.name))
+        order = sorted(self.shops.values(), key=lambda s: (s.progress.served_at or 0, s.due, s.shop.name))
+        for rank, s in enumerate(order):
+            s.rank = rank
         try:
             await self._rounds(order)
         except BudgetExhausted as exc:          # a planning bug, never the plan: report it, lose nothing
@@ -115,65 +136,30 @@ class Pass:
         return self._report()
 
     async def _rounds(self, order: list[ShopTurn]) -> None:
-        active = list(order)
-        while active:
+        """Rounds until nothing moves: a listing page for every shop that wants one, then one send round."""
+        for s in order:
+            if s.state.held_until is not None and not s.held and self.room() > ROUND_COST:
+                await release(self, s)
+        while True:
             progressed = False
-            for s in list(active):
+            for s in order:
                 now = self.rt.now()
-                can_list = s.can_list(now)
-                can_send = s.can_send(now, self.limits.meta_per_minute)
-                if not (can_list or can_send):
-                    active.remove(s)
+                if not s.can_list(now):
                     continue
-                room = self.room()
-                share = max(room // len(active), 1)
                 self.meter.shop = s.shop.name
                 s.ls_wait_turn = 0.0
                 try:
-                    if can_send and (s.send_next or not can_list):
-                        did = await self._send(s, share, room)
-                    else:
-                        did = await list_page(self, s, room)
+                    did = await list_page(self, s, self.room())
                 finally:
                     self.meter.shop = None
-                s.send_next = not s.send_next
                 if did:
                     progressed = True
                     self.turns += 1
                     s.progress.served_at = self.rt.now()
-                elif share >= room:                 # it had everything there was, and it was not enough
-                    active.remove(s)
+            if await send_round(self, order):
+                progressed = True
             if not progressed:
                 return
-
-
-    async def _send(self, s: ShopTurn, share: int, room: int) -> bool:
-        now = self.rt.now()
-        share = min(room, max(share, SEND_OVERHEAD + 2))
-        spare = share - SEND_OVERHEAD
-        if spare < 2:
-            return False
-        meta_left = s.meta_left(now, self.limits.meta_per_minute)
-        cap = min(meta_left, max(MIN_META_REQUESTS, spare // 4), spare - 1)
-        lines_room = spare - cap
-        if s.ls_left is not None:
-            lines_room = min(lines_room, s.ls_left - LOW_WATER)
-        limit = self.limits.batch_size if s.needs_lines <= lines_room else lines_room
-        if limit < 1 or cap < 1:
-            return False
-        sent = await delivery.send_due(self.rt, s.shop, limit=limit, max_requests=cap)
-        s.progress.meta_requests += sent.requests
-        s.meta_added += sent.requests
-        s.due = 0 if sent.claimed == 0 else max(0, s.due - sent.claimed + sent.due)
-        s.needs_lines = min(s.needs_lines, s.due)
-        if sent.held:
-            s.held = s.report.held = True
-        if s.ls_wait_turn:
-            s.progress.rate_limited_until = deadline(self.rt.now(), s.ls_wait_turn)
-        r = s.report
-        for name in ("sent", "retry", "failed", "expired", "requests"):
-            setattr(r, name, getattr(r, name) + getattr(sent, name))
-        return sent.claimed > 0 or sent.expired > 0
 
     def _report(self) -> PassReport:
         now = self.rt.now()
@@ -199,12 +185,16 @@ class Pass:
 
     async def save(self) -> None:
         turns = [(s.progress, s.meta_added) for s in self.shops.values()
-                 if s.progress.served_at is not None or s.paused(self.rt.now()) or s.meta_added
-                 or s.progress.last_error is not None]
+                 if s.meta_added or _turn(s.progress) != s.started]     # an idle pass writes nothing
         try:
             await self.ledger.save_turns(turns, self.rt.now())
         except BudgetExhausted as exc:      # only pauses, rotation and the Meta count are lost; nothing sent is
             self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))
+
+
+def _turn(p: Progress) -> tuple[int | None, int | None, int | None, str | None]:
+    """What ``save_turns`` writes besides the Meta count."""
+    return p.paused_until, p.rate_limited_until, p.served_at, p.last_error
 
 
 def _classifier(settings: Settings) -> Callable[[str], str]:

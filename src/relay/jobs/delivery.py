@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,8 @@ from relay.core.order import Line
 from relay.jobs import consent
 from relay.jobs.currency import current as current_currency
 from relay.jobs.runtime import Runtime
-from relay.outbox.rows import Claimed, Finished
+from relay.outbox.delivery_log import scrub
+from relay.outbox.rows import Claimed, Finished, ShopState
 
 LEASE_SECONDS = 120
 HOLD_SECONDS = 3600          # a shop whose token is refused is tried again after this, or at once on a new token
@@ -41,6 +43,7 @@ class SendReport:
 
 
 DEFERRED = "not sent yet: this pass's Meta request allowance ran out; the next pass sends it"
+LINES_DEFERRED = "not sent yet: this pass's budget or Lightspeed's rate limit left no call for its lines"
 
 
 async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: int = BATCH_SIZE, *,
@@ -54,13 +57,9 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
     report = SendReport()
     now = rt.now()
     state = await rt.ledger.shop_state(shop.name)
-    if state.held_until is not None:
-        if state.held_token != shop.meta_token.fingerprint():
-            await rt.ledger.release(shop.name, now)
-            rt.log.add(shop.name, now, kind="hold", state="released", reason="Meta token replaced; resending")
-        elif state.held_until > now:
-            report.held = True
-            return report
+    if await held(rt, shop, state, now):
+        report.held = True
+        return report
     for gone in await rt.ledger.expire(shop.name, now) if order_id is None else ():
         report.expired += 1
         rt.log.add(shop.name, now, kind="decision", order_id=gone["order_id"], event_id=gone["event_id"],
@@ -70,17 +69,51 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
     report.claimed = len(claimed)
     if not claimed:
         return report
+    finished, also = await deliver(rt, shop, claimed, state, now, report, max_requests, wait=order_id is not None)
+    await rt.ledger.finish(shop.name, token, now, finished, also=also)
+    count(report, finished)
+    return report
+
+
+async def held(rt: Runtime, shop: Shop, state: ShopState, now: int) -> bool:
+    """Whether Meta's refusal of the shop's token still holds its events; a hold whose token has been
+    replaced is lifted here (one D1 call), making its waiting retries due now."""
+    if state.held_until is None:
+        return False
+    if state.held_token != shop.meta_token.fingerprint():
+        await rt.ledger.release(shop.name, now)
+        rt.log.add(shop.name, now, kind="hold", state="released", reason="Meta token replaced; resending")
+        return False
+    return state.held_until > now
+
+
+def count(report: SendReport, finished: list[Finished]) -> None:
+    for f in finished:
+        setattr(report, f.state, getattr(report, f.state) + 1)
+
+
+async def deliver(rt: Runtime, shop: Shop, claimed: list[Claimed], state: ShopState, now: int, report: SendReport,
+                  max_requests: int | None = None, *, may_fetch: Callable[[], bool] | None = None,
+                  wait: bool = False) -> tuple[list[Finished], list[tuple[str, Sequence[Any]]]]:
+    """Rows already claimed: consent, their lines and the shop's currency, then one Meta request.
+
+    Answers what to finish, and the statements to run with it (``consent.cleanup``). ``may_fetch`` is
+    asked before each ``products.json`` call: when it says no (the cron pass's budget or Lightspeed's
+    rate limit), that row goes back to ``due`` unsent, for the next pass. ``wait``: for the currency,
+    wait for another sender's ``shop.json`` fetch (the webhook path) rather than put the rows back.
+    """
     finished: list[Finished] = []
     ready: list[tuple[Claimed, dict[str, Any]]] = []
     prepared: dict[int, consent.Prepared] = {}
+    keep: dict[int, str] = {}          # the stored event with the lines fetched now, for a row that goes back
     try:
-        currency = await current_currency(rt, shop, state.currency, state.currency_at, now,
-                                          wait=order_id is not None)
+        currency = await current_currency(rt, shop, state.currency, state.currency_at, now, wait=wait)
     except LightspeedError as exc:
         finished = [_retry(rt, c, Outcome(Verdict.RETRY, message=str(exc)), now) for c in claimed]
     else:
         for row in claimed:
-            p = prepared[row.order_id] = consent.prepare(shop, row, json.loads(row.payload))
+            stored = json.loads(row.payload)
+            p = prepared[row.order_id] = consent.prepare(shop, row, stored)
             if p.record is not None or shop.consent_mode != "off":
                 rt.log.add(shop.name, now, kind="decision", order_id=row.order_id, event_id=row.event_id,
                            **consent.log_fields(p))
@@ -89,31 +122,42 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
                 continue
             event = p.event
             if row.needs_lines:
+                if may_fetch is not None and not may_fetch():
+                    finished.append(_finished(row, Outcome(Verdict.RETRY, message=LINES_DEFERRED), "due",
+                                              row.payload, next_attempt_at=now))
+                    continue
                 try:
-                    event = capi.with_lines(event, await _lines(rt, shop, row.order_id))
+                    lines = await _lines(rt, shop, row.order_id)
                 except LightspeedError as exc:
                     if exc.retryable:
                         finished.append(_retry(rt, row, Outcome(Verdict.RETRY, message=str(exc)), now))
                         continue
                     rt.log.add(shop.name, now, kind="warning", order_id=row.order_id,
                                error=f"sending without contents: {exc}")
+                else:
+                    event = capi.with_lines(event, lines)
+                    keep[row.order_id] = capi.dumps(capi.with_lines(stored, lines))
             ready.append((row, capi.with_currency(event, currency)))
-        finished += await _post(rt, shop, ready, now, report, max_requests)
+        finished += await _post(rt, shop, ready, now, report, max_requests, keep)
     finished = consent.stamp(finished, prepared)
-    await rt.ledger.finish(shop.name, token, now, finished, also=consent.cleanup(shop, claimed, finished, prepared))
-    for f in finished:
-        setattr(report, f.state, getattr(report, f.state) + 1)
-    return report
+    return finished, consent.cleanup(shop, claimed, finished, prepared)
 
 
 async def _post(rt: Runtime, shop: Shop, batch: list[tuple[Claimed, dict[str, Any]]], now: int,
-                report: SendReport, max_requests: int | None = None) -> list[Finished]:
-    """One Meta request for ``batch``; a payload error in a batch is bisected so good events still go."""
+                report: SendReport, max_requests: int | None = None,
+                keep: dict[int, str] | None = None) -> list[Finished]:
+    """One Meta request for ``batch``; a payload error in a batch is bisected so good events still go.
+
+    A row that goes back unsent stores ``keep[order_id]`` when given: its event with the lines just
+    fetched, so the next attempt needs no ``products.json`` call (and a bisection that ran out of
+    requests this pass finishes in a later one that has them).
+    """
+    keep = keep or {}
     if not batch:
         return []
     if max_requests is not None and report.requests >= max_requests:
-        return [_finished(row, Outcome(Verdict.RETRY, message=DEFERRED), "due", row.payload, next_attempt_at=now)
-                for row, _ in batch]
+        return [_finished(row, Outcome(Verdict.RETRY, message=DEFERRED), "due", keep.get(row.order_id, row.payload),
+                          next_attempt_at=now, lines_fetched=row.order_id in keep) for row, _ in batch]
     request = capi.events_request(shop, rt.settings, [event for _, event in batch])
     started = time.monotonic()
     report.requests += 1
@@ -126,8 +170,8 @@ async def _post(rt: Runtime, shop: Shop, batch: list[tuple[Claimed, dict[str, An
     ms = int((time.monotonic() - started) * 1000)
     if outcome.verdict is Verdict.FAILED and len(batch) > 1:
         half = len(batch) // 2
-        return (await _post(rt, shop, batch[:half], now, report, max_requests)
-                + await _post(rt, shop, batch[half:], now, report, max_requests))
+        return (await _post(rt, shop, batch[:half], now, report, max_requests, keep)
+                + await _post(rt, shop, batch[half:], now, report, max_requests, keep))
     if outcome.verdict is Verdict.HOLD:
         until = now + HOLD_SECONDS
         await rt.ledger.hold(shop.name, until, shop.meta_token.fingerprint(), outcome.message or "", now)
@@ -147,21 +191,27 @@ async def _post(rt: Runtime, shop: Shop, batch: list[tuple[Claimed, dict[str, An
         elif outcome.verdict is Verdict.FAILED:
             results.append(_finished(row, outcome, "failed", row.payload))
         elif outcome.verdict is Verdict.HOLD:
-            results.append(_finished(row, outcome, "retry", row.payload, next_attempt_at=now + HOLD_SECONDS))
+            results.append(_finished(row, outcome, "retry", keep.get(row.order_id, row.payload),
+                                     next_attempt_at=now + HOLD_SECONDS, lines_fetched=row.order_id in keep))
         else:
-            results.append(_retry(rt, row, outcome, now))
+            results.append(_retry(rt, row, outcome, now, keep.get(row.order_id)))
     return results
 
 
-def _retry(rt: Runtime, row: Claimed, outcome: Outcome, now: int) -> Finished:
+def _retry(rt: Runtime, row: Claimed, outcome: Outcome, now: int, with_lines: str | None = None) -> Finished:
+    """Back off; ``with_lines`` is the stored event with its lines, kept so the retry needs no lines call."""
     delay = capi.backoff(row.attempts, rt.random(), outcome.retry_after)
-    return _finished(row, outcome, "retry", row.payload, next_attempt_at=now + int(delay))
+    return _finished(row, outcome, "retry", with_lines or row.payload, next_attempt_at=now + int(delay),
+                     lines_fetched=with_lines is not None)
 
 
 def _finished(row: Claimed, outcome: Outcome, state: str, payload: str, **extra: Any) -> Finished:
+    """The outcome for the ledger; Meta's words are scrubbed as the delivery log scrubs them (an error
+    message may echo an email address or a token)."""
     return Finished(
         order_id=row.order_id, event_name=row.event_name, state=state, payload=payload, status=outcome.status,
-        code=outcome.code, subcode=outcome.subcode, fbtrace_id=outcome.fbtrace_id, error=outcome.message, **extra)
+        code=outcome.code, subcode=outcome.subcode, fbtrace_id=outcome.fbtrace_id,
+        error=scrub(outcome.message) if outcome.message else None, **extra)
 
 
 async def _lines(rt: Runtime, shop: Shop, order_id: int) -> tuple[Line, ...]:

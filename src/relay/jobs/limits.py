@@ -17,6 +17,9 @@ MIN_BUDGET = 20                # below this a pass cannot both list a page and s
 OVERLAP = 2 * 3600             # each listing re-reads this much before the last one started
 UNKNOWN_OFFSET = -12 * 3600    # until a shop's orders show its UTC offset, assume the far west
 LISTING_INTERVAL = 5 * 60      # a complete listing is not repeated sooner
+BUSY_LISTING_INTERVAL = 2 * 3600   # nor sooner than this while the shop still has rows due: those go first,
+                               # and each listing is a Lightspeed call the drain would rather spend on lines
+                               # (under /status's 3-hour backfill lag warning)
 META_PER_MINUTE = 60           # the product's budget of Meta requests per shop and minute
 LOW_WATER = 10                 # Lightspeed calls left in a window for the webhook path and the merchant's tools
 INLINE_WAIT = 5.0              # a 429 asking for at most this long is waited out within the pass
@@ -27,6 +30,8 @@ LIST_COST = 3                  # a page: the fetch, a 429 retry, the D1 batch
 SEND_OVERHEAD = 9              # send_due besides lines and Meta: shop state, release, expire, claim,
                                # shop.json and its cache, a hold, finish, one spare
 MIN_META_REQUESTS = 3          # enough for a rejected batch to be bisected a step each time
+ROUND_COST = 2                 # a send round's D1 calls, however many shops it serves: the claim and the finish
+SPARE = 2                      # a round keeps this for a rejected batch's bisection step or a hold's write
 HEALTH_SHOPS = 2               # relay.jobs.health checks per cron run, before the pass (at most ~6 subrequests each)
 UNLIMITED = 10**9
 

@@ -15,6 +15,7 @@ from relay.core.capi import WINDOW
 from relay.core.errors import LightspeedError, PayloadError
 from relay.jobs import intake
 from relay.jobs.limits import (
+    BUSY_LISTING_INTERVAL,
     ERROR_PAUSE,
     INLINE_WAIT,
     LIST_COST,
@@ -113,16 +114,20 @@ def pause(work: PassContext, s: ShopTurn, wait: float, error: str, rate_limited:
     return True
 
 
-def start_listing(p: Progress, now: int, since: int | None, spaced: bool = True) -> bool:
+def start_listing(p: Progress, now: int, since: int | None, spaced: bool = True, backlog: bool = False) -> bool:
     """Whether this pass lists the shop's orders, and from when (set on ``p`` when a listing starts).
 
-    ``spaced``: the cron trigger's passes leave ``LISTING_INTERVAL`` between complete listings; a pass
-    someone asked for (``relay backfill``) lists now, or it would miss what was ordered meanwhile.
+    ``spaced``: the cron trigger's passes leave ``LISTING_INTERVAL`` between complete listings, or
+    ``BUSY_LISTING_INTERVAL`` while the shop has rows due (``backlog``): the next listing starts from
+    the cursor all the same, so waiting longer misses nothing, and the calls go to the lines of the
+    orders already listed. A pass someone asked for (``relay backfill``) lists now, or it would miss
+    what was ordered meanwhile.
     """
     if since is None:
         if p.listing:
             return True
-        if spaced and p.completed_at is not None and now - p.completed_at < LISTING_INTERVAL:
+        interval = BUSY_LISTING_INTERVAL if backlog else LISTING_INTERVAL
+        if spaced and p.completed_at is not None and now - p.completed_at < interval:
             return False
         since = now - WINDOW if p.cursor is None else max(p.cursor - OVERLAP, now - WINDOW)
     offset = UNKNOWN_OFFSET if p.utc_offset is None else p.utc_offset

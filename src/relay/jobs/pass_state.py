@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from relay.core.config import Settings, Shop
+from relay.jobs.currency import MAX_AGE as CURRENCY_MAX_AGE
+from relay.jobs.limits import Limits
 from relay.jobs.runtime import Runtime
+from relay.outbox.budget import Meter
 from relay.outbox.cron_ledger import CronLedger
-from relay.outbox.rows import Progress
+from relay.outbox.rows import Progress, ShopState
 
 Sleep = Callable[[float], Awaitable[Any]]
 
@@ -66,7 +69,10 @@ class ShopTurn:
     report: ShopPass
     listing_wanted: bool
     meta_added: int = 0
-    send_next: bool = False
+    state: ShopState = field(default_factory=lambda: ShopState(""))   # the shops row: currency cache, hold
+    rank: int = 0                  # place in this pass's order (least recently served first)
+    sends: int = 0                 # send rounds this pass gave the shop
+    started: tuple[Any, ...] = ()  # the turn fields of ``progress`` as the pass found them
     held: bool = False
     ls_wait: float = 0.0           # what the last Lightspeed answer asks us to wait
     ls_wait_turn: float = 0.0      # the longest such wait seen during the current turn
@@ -88,6 +94,18 @@ class ShopTurn:
             self.progress.meta_window, self.progress.meta_requests, self.meta_added = window, 0, 0
         return per_minute - self.progress.meta_requests
 
+    def state_cost(self, now: int) -> int:
+        """Subrequests a send needs besides lines and Meta: the fetch lease, shop.json and the cache write
+        when the cached currency is stale (relay.jobs.currency), the release of a hold whose token was
+        replaced."""
+        cost = 0
+        cached_at = self.state.currency_at
+        if not self.state.currency or cached_at is None or now - cached_at >= CURRENCY_MAX_AGE:
+            cost += 3
+        if self.state.held_until is not None and self.state.held_token != self.shop.meta_token.fingerprint():
+            cost += 1
+        return cost
+
     def can_list(self, now: int) -> bool:
         return self.listing_wanted and not self.paused(now)
 
@@ -98,14 +116,19 @@ class ShopTurn:
 
 
 class PassContext(Protocol):
-    """The pass as a listing turn uses it (``relay.jobs.cron.Pass`` is the one implementation)."""
+    """The pass as a listing turn and a send round use it (``relay.jobs.cron.Pass`` is the one implementation)."""
 
     rt: Runtime
     settings: Settings
     ledger: CronLedger
     sleep: Sleep
+    meter: Meter
+    limits: Limits
+    turns: int
 
     def room(self) -> int: ...
+
+    def logs(self, shops: set[str]) -> int: ...
 
 
 def deadline(now: int, wait: float) -> int:

@@ -1,20 +1,34 @@
 """The ledger statements only the cron pass needs: due rows per shop, the listing position, turns.
 
-Each method is one D1 call however many rows it touches (``Database.batch``), because a cron
-invocation spends its subrequest budget on D1 calls too.
+Each method is one D1 call however many rows and shops it touches (``Database.batch``), because a
+cron invocation spends its subrequest budget on D1 calls too: a pass starts with one call
+(``start_pass``: upkeep, expiry, what is due, every shop's position and state), claims for several
+shops in one (``claim_many``) and finishes them in one (``finish_many``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from relay.core.bridge import KEEP
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.ports import Database
 from relay.outbox import bridge, cancellations
-from relay.outbox.ledger import _DELETE_OLD, _FORGET_BROWSER, RETENTION, Ledger, record_statements
-from relay.outbox.rows import Due, NewRow, Progress
+from relay.outbox.ledger import (
+    _BROWSER_FIELDS,
+    _CLAIM_DUE,
+    _DELETE_OLD,
+    _FORGET_BROWSER,
+    RETENTION,
+    Ledger,
+    claimed_rows,
+    finish_statements,
+    record_statements,
+    shop_state,
+)
+from relay.outbox.rows import Claimed, Due, Finished, NewRow, Progress, ShopState
 from relay.outbox.unreadable import statements as unreadable_statements
 
 # Due rows per shop, and each held shop's hold (a replaced token lifts it at once, so it needs a turn).
@@ -24,6 +38,21 @@ WHERE (state IN ('due', 'retry') AND next_attempt_at <= ?) OR (state = 'sending'
 GROUP BY shop
 UNION ALL
 SELECT shop, 0, 0, held_until, held_token FROM shops WHERE held_until IS NOT NULL
+"""
+
+# Every shop's open rows about to leave Meta's window, in one statement (on the ``outbox_due`` and
+# ``outbox_leases`` indexes): they become ``expired`` before they can poison a request.
+_EXPIRE_ALL = f"""
+UPDATE outbox
+SET state = 'expired', lease_token = NULL, lease_until = NULL, updated_at = ?,
+    payload = json_remove(payload, {_BROWSER_FIELDS}),
+    last_error = 'older than Meta''s 7-day event_time window; not sent'
+WHERE rowid IN (
+    SELECT rowid FROM outbox WHERE state IN ('due', 'retry') AND event_time <= ?
+    UNION ALL
+    SELECT rowid FROM outbox WHERE state = 'sending' AND lease_until <= ? AND event_time <= ?
+)
+RETURNING shop, order_id, event_id
 """
 
 _SAVE_LISTING = """
@@ -52,10 +81,23 @@ ON CONFLICT (shop) DO UPDATE SET
 """
 
 
-async def _progress_rows(db: Database) -> dict[str, Progress]:
-    result = await db.run("SELECT * FROM backfill")
+@dataclass
+class PassStart:
+    """What a pass knows after its first D1 call."""
+
+    progress: dict[str, Progress] = field(default_factory=dict)
+    due: dict[str, Due] = field(default_factory=dict)
+    states: dict[str, ShopState] = field(default_factory=dict)
+    expired: list[dict[str, Any]] = field(default_factory=list)     # shop, order_id, event_id
+
+
+def _progress(rows: list[dict[str, Any]]) -> dict[str, Progress]:
     names = Progress.__dataclass_fields__
-    return {r["shop"]: Progress(**{k: v for k, v in r.items() if k in names}) for r in result.rows}
+    return {r["shop"]: Progress(**{k: v for k, v in r.items() if k in names}) for r in rows}
+
+
+async def _progress_rows(db: Database) -> dict[str, Progress]:
+    return _progress((await db.run("SELECT * FROM backfill")).rows)
 
 
 class CronLedger(Ledger):
@@ -64,25 +106,50 @@ class CronLedger(Ledger):
     async def progress(self) -> dict[str, Progress]:
         return await _progress_rows(self.db)
 
-    async def start_pass(self, now: int) -> dict[str, Due]:
-        """What each shop has due now. The same D1 call first does the outbox's upkeep, so that a shop
-        that sends nothing for days still gets it: rows past Meta's window forget the shopper's IP
-        address and user agent, and rows past ``RETENTION`` are deleted (any later delivery of such an
-        order is too old to send, so deleting it cannot cause a second send), as are bridge posts past 8 days."""
+    async def start_pass(self, now: int) -> PassStart:
+        """Everything a pass starts from, in one D1 call. The same call first does the outbox's upkeep,
+        so that a shop that sends nothing for days still gets it: rows past ``RETENTION`` are deleted
+        (any later delivery of such an order is too old to send, so deleting it cannot cause a second
+        send), as are bridge posts past 8 days; open rows about to leave Meta's window become
+        ``expired`` (kept a pass at least: the deletion runs first); rows past the window forget the
+        shopper's IP address and user agent."""
         window_cutoff = now - (WINDOW - EXPIRE_MARGIN)
-        *_, result = await self.db.batch([
-            (_FORGET_BROWSER, (window_cutoff, None, None)),
+        _, _, expired, _, due_rows, progress, shops = await self.db.batch([
             (_DELETE_OLD, (now - RETENTION,)),
             (bridge.DELETE_OLD, (now - KEEP,)),
+            (_EXPIRE_ALL, (now, window_cutoff, now, window_cutoff)),
+            (_FORGET_BROWSER, (window_cutoff, None, None)),
             (_DUE_BY_SHOP, (now, now)),
+            ("SELECT * FROM backfill", ()),
+            ("SELECT * FROM shops", ()),
         ])
         due: dict[str, Due] = {}
-        for r in result.rows:
+        for r in due_rows.rows:
             before = due.get(r["shop"], Due())
             due[r["shop"]] = Due(before.rows + int(r["due"]), before.needs_lines + int(r["needs_lines"] or 0),
                                  r["held_until"] if r["held_until"] is not None else before.held_until,
                                  r["held_token"] if r["held_token"] is not None else before.held_token)
-        return due
+        return PassStart(_progress(progress.rows), due, {r["shop"]: shop_state(r) for r in shops.rows},
+                         expired.rows)
+
+    async def claim_many(self, limits: Mapping[str, int], now: int, token: str,
+                         lease_seconds: int) -> dict[str, list[Claimed]]:
+        """``limits[shop]`` due rows of each shop, claimed under one lease token, in one D1 call."""
+        cutoff = now - (WINDOW - EXPIRE_MARGIN)
+        shops = list(limits)
+        results = await self.db.batch([
+            (_CLAIM_DUE, (token, now + lease_seconds, now, shop, now, cutoff, shop, now, cutoff, limits[shop]))
+            for shop in shops
+        ])
+        return {shop: claimed_rows(result.rows) for shop, result in zip(shops, results, strict=True)}
+
+    async def finish_many(self, token: str, now: int, results: Mapping[str, Sequence[Finished]],
+                          also: Mapping[str, Sequence[tuple[str, Sequence[Any]]]]) -> None:
+        """What Meta answered for every shop of a round, in one D1 call (only where the lease still holds)."""
+        statements = [statement for shop, done in results.items() if done
+                      for statement in finish_statements(shop, token, now, done, also.get(shop, ()))]
+        if statements:
+            await self.db.batch(statements)
 
     async def record_page(self, rows: Sequence[NewRow], now: int, progress: Progress,
                           skipped: Sequence[tuple[int | None, str]] = ()) -> list[str | None]:

@@ -8,7 +8,8 @@ Why each statement looks the way it does:
   ``sending`` under a fresh lease token in a single statement, so two senders (the webhook's
   ``waitUntil`` and the cron sweep) can never both get it. A lease that runs out (the Worker died
   mid-send) makes the row claimable again.
-- ``finish`` only writes where the lease token still matches.
+- ``finish`` only writes where the lease token still matches. A row that goes back unsent keeps its
+  event with the lines it was sent with: its next attempt needs no ``products.json`` call.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ _CLAIM_ORDER = _CLAIM.format(order=" AND order_id = ?", bridge=CLAIM_COLUMN)
 
 _FINISH = """
 UPDATE outbox
-SET state = ?, payload = ?, next_attempt_at = ?, last_status = ?, last_code = ?, last_subcode = ?,
+SET state = ?, payload = ?, needs_lines = CASE WHEN ? THEN 0 ELSE needs_lines END, next_attempt_at = ?,
+    last_status = ?, last_code = ?, last_subcode = ?,
     last_fbtrace_id = ?, last_error = ?, sent_at = ?, lease_token = NULL, lease_until = NULL, updated_at = ?,
     consent = COALESCE(?, consent), consent_source = COALESCE(?, consent_source)
 WHERE shop = ? AND order_id = ? AND event_name = ? AND lease_token = ?
@@ -132,26 +134,13 @@ class Ledger:
         else:
             result = await self.db.run(
                 _CLAIM_ORDER, (*head, shop, order_id, now, cutoff, shop, order_id, now, cutoff, limit))
-        return [
-            Claimed(
-                order_id=int(r["order_id"]), event_name=r["event_name"], order_number=r["order_number"],
-                event_id=r["event_id"], event_time=int(r["event_time"]), payload=r["payload"],
-                needs_lines=bool(r["needs_lines"]), attempts=int(r["attempts"]), match_keys=r["match_keys"],
-                bridge=r.get("bridge"),
-            )
-            for r in result.rows
-        ]
+        return claimed_rows(result.rows)
 
     async def finish(self, shop: str, token: str, now: int, results: Sequence[Finished],
                      also: Sequence[tuple[str, Sequence[Any]]] = ()) -> None:
         """Write each event's outcome; ``also`` runs in the same transaction (the bridge's cleanup)."""
-        if not results:
-            return
-        await self.db.batch([
-            (_FINISH, (f.state, f.payload, f.next_attempt_at, f.status, f.code, f.subcode, f.fbtrace_id, f.error,
-                       f.sent_at, now, f.consent, f.consent_source, shop, f.order_id, f.event_name, token))
-            for f in results
-        ] + [(cancellations.NOT_RETRIED, (shop,))] + list(also))
+        if results:
+            await self.db.batch(finish_statements(shop, token, now, results, also))
 
     async def get(self, shop: str, order_id: int, event_name: str = "Purchase") -> dict[str, Any] | None:
         result = await self.db.run(
@@ -165,10 +154,7 @@ class Ledger:
 
     async def shop_state(self, shop: str) -> ShopState:
         result = await self.db.run("SELECT * FROM shops WHERE shop = ?", (shop,))
-        if not result.rows:
-            return ShopState(shop)
-        r = result.rows[0]
-        return ShopState(shop, r["currency"], r["currency_at"], r["held_until"], r["held_token"], r["held_reason"])
+        return shop_state(result.rows[0]) if result.rows else ShopState(shop)
 
     async def save_currency(self, shop: str, currency: str, now: int) -> ShopState:
         """Store the shop's currency; answers the shop's whole state (its hold too) from the same statement."""
@@ -176,8 +162,7 @@ class Ledger:
             "INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (shop) DO UPDATE SET currency = excluded.currency, currency_at = excluded.currency_at, "
             "currency_lease_until = NULL, updated_at = excluded.updated_at RETURNING *", (shop, currency, now, now))
-        r = result.rows[0]
-        return ShopState(shop, r["currency"], r["currency_at"], r["held_until"], r["held_token"], r["held_reason"])
+        return shop_state(result.rows[0])
 
     async def take_currency_lease(self, shop: str, now: int, until: int) -> bool:
         """Whether this caller may fetch the shop's currency now (relay.jobs.currency): one at a time."""
@@ -222,3 +207,30 @@ def record_params(row: NewRow, now: int) -> tuple[Any, ...]:
         row.payment_status, row.order_updated_at, row.payload, row.match_keys, int(row.needs_lines),
         row.source, (row.not_before or now) if row.state == "due" else None, row.last_error, now, now,
     )
+
+
+def claimed_rows(rows: list[dict[str, Any]]) -> list[Claimed]:
+    return [
+        Claimed(
+            order_id=int(r["order_id"]), event_name=r["event_name"], order_number=r["order_number"],
+            event_id=r["event_id"], event_time=int(r["event_time"]), payload=r["payload"],
+            needs_lines=bool(r["needs_lines"]), attempts=int(r["attempts"]), match_keys=r["match_keys"],
+            bridge=r.get("bridge"),
+        )
+        for r in rows
+    ]
+
+
+def finish_statements(shop: str, token: str, now: int, results: Sequence[Finished],
+                      also: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[tuple[str, Sequence[Any]]]:
+    """One shop's outcomes, where its lease still holds, then ``also`` (one transaction with them)."""
+    return [
+        (_FINISH, (f.state, f.payload, f.lines_fetched, f.next_attempt_at, f.status, f.code, f.subcode,
+                   f.fbtrace_id, f.error, f.sent_at, now, f.consent, f.consent_source, shop, f.order_id,
+                   f.event_name, token))
+        for f in results
+    ] + [(cancellations.NOT_RETRIED, (shop,)), *also]
+
+
+def shop_state(r: dict[str, Any]) -> ShopState:
+    return ShopState(r["shop"], r["currency"], r["currency_at"], r["held_until"], r["held_token"], r["held_reason"])

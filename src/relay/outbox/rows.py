@@ -59,6 +59,7 @@ class Finished:
     error: str | None = None
     sent_at: int | None = None
     consent: str | None = None        # send | skip, when consent was decided for this send
+    lines_fetched: bool = False       # ``payload`` carries the order's lines now: the row needs no more
     consent_source: str | None = None
 
 

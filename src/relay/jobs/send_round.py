@@ -1,0 +1,135 @@
+"""A send round of the cron pass: which shops it serves and how many rows each, then the round itself.
+
+A round costs two D1 calls however many shops it serves: one ``batch`` claims for all of them under
+one lease token, and one ``batch`` finishes them all after each shop's lines were fetched and its
+events went to Meta in one request. The rest of the budget goes to lines and Meta requests, so at
+the free plan's 50 subrequests a pass sends about 40 events with their contents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from relay.jobs import delivery
+from relay.jobs.limits import LIST_COST, LOW_WATER, ROUND_COST, SPARE, UNLIMITED
+from relay.jobs.pass_state import PassContext, ShopTurn, deadline
+from relay.outbox.rows import Finished
+
+
+async def release(work: PassContext, s: ShopTurn) -> None:
+    """Lift the hold of a shop whose Meta token was replaced: its waiting retries are due now, as many
+    as a round may claim, all assumed to need their lines until the claim says otherwise."""
+    work.meter.shop = s.shop.name
+    try:
+        s.held = s.report.held = await delivery.held(work.rt, s.shop, s.state, work.rt.now())
+    finally:
+        work.meter.shop = None
+    s.state = dataclasses.replace(s.state, held_until=None)
+    if not s.held:
+        s.due = s.needs_lines = max(s.due, work.limits.batch_size)
+
+def plan(work: PassContext, order: list[ShopTurn]) -> list[tuple[ShopTurn, int, int]]:
+    """Which shops this round sends for, and how many rows each claims.
+
+    Listing pages come first (the room for each shop's next page is kept). Then the least recently
+    served shop goes first (among equals, the smaller backlog) and takes what it
+    needs, up to the budget and Lightspeed's window; what is left goes to the next. A round costs two
+    D1 calls (claim and finish, for all its shops), ``SPARE`` for a bisected batch or a hold, and per
+    shop one Meta request, its log object, its lines and, when its cached currency is stale, shop.json
+    and the cache write.
+    """
+    now = work.rt.now()
+    ready = sorted((s for s in order if s.can_send(now, work.limits.meta_per_minute)),
+                   key=lambda s: (s.sends, s.rank))
+    listing = sum(s.can_list(now) for s in order)          # their next pages go first: 2 calls for 250 orders
+    avail = work.room() - ROUND_COST - SPARE - LIST_COST * listing
+    chosen: list[tuple[ShopTurn, int, int]] = []
+    logs: set[str] = set()
+    for s in ready:
+        cost = 1 + work.logs(logs | {s.shop.name}) - work.logs(logs) + s.state_cost(now)
+        lines_room = avail - cost
+        if s.ls_left is not None:
+            lines_room = min(lines_room, s.ls_left - LOW_WATER)
+        if lines_room < min(s.needs_lines, 1):
+            continue
+        # every row may need lines when more need them than there is room for: claim no more than that
+        limit = min(work.limits.batch_size, lines_room if s.needs_lines > lines_room else UNLIMITED)
+        lines = min(s.needs_lines, limit)
+        avail -= cost + lines
+        logs.add(s.shop.name)
+        chosen.append((s, limit, lines))
+        if avail < 2:
+            break
+    return chosen
+
+
+async def send_round(work: PassContext, order: list[ShopTurn]) -> bool:
+    """Claim for every planned shop in one D1 call, fetch lines and post one Meta request per shop,
+    and finish them all in one D1 call."""
+    planned = plan(work, order)
+    if not planned:
+        return False
+    now = work.rt.now()
+    token = uuid.uuid4().hex
+    claimed = await work.ledger.claim_many({s.shop.name: limit for s, limit, _ in planned}, now, token,
+                                           delivery.LEASE_SECONDS)
+    later = sum(lines + s.state_cost(now) + 2 for s, _, lines in planned)   # what the planned shops still need
+    finished: dict[str, list[Finished]] = {}
+    also: dict[str, list[tuple[str, Sequence[Any]]]] = {}
+    reports: list[tuple[ShopTurn, delivery.SendReport, int]] = []
+    for s, limit, lines in planned:
+        later -= lines + s.state_cost(now) + 2
+        rows = claimed[s.shop.name]
+        sent = delivery.SendReport(claimed=len(rows))
+        reports.append((s, sent, limit))
+        if not rows:
+            continue
+        work.meter.shop = s.shop.name
+        s.ls_wait_turn = 0.0
+        fetches = [lines, 0]
+
+        def may_fetch(s: ShopTurn = s, fetches: list[int] = fetches) -> bool:
+            """Within the lines this shop was planned, and while Lightspeed's window has room."""
+            if fetches[1] >= fetches[0] or s.ls_wait > 0.0:
+                return False
+            fetches[1] += 1
+            return True
+
+        try:
+            # Meta requests: the first, and for bisecting a rejected batch whatever the later shops, the
+            # finish, this shop's lines and log object and a hold's write leave
+            free = work.room() - 1 - later - lines - s.state_cost(now) - 1
+            cap = max(min(s.meta_left(now, work.limits.meta_per_minute), free), 1)
+            finished[s.shop.name], also[s.shop.name] = await delivery.deliver(
+                work.rt, s.shop, rows, s.state, now, sent, max_requests=cap, may_fetch=may_fetch)
+        finally:
+            work.meter.shop = None
+        s.needs_lines = max(0, s.needs_lines - fetches[1])
+    await work.ledger.finish_many(token, now, finished, also)
+    for s, sent, limit in reports:
+        delivery.count(sent, finished.get(s.shop.name, []))
+        _sent(work, s, sent, limit)
+    return any(sent.claimed > sent.due for _, sent, _ in reports)     # rows put back unsent are no progress
+
+
+def _sent(work: PassContext, s: ShopTurn, sent: delivery.SendReport, limit: int) -> None:
+    s.sends += 1
+    s.progress.meta_requests += sent.requests
+    s.meta_added += sent.requests
+    # a claim short of its limit took everything due: what is left is what went back
+    s.due = sent.due if sent.claimed < limit else max(0, s.due - sent.claimed + sent.due)
+    s.needs_lines = min(max(s.needs_lines, sent.due), s.due)      # what was put back may need its lines
+    if sent.held:
+        s.held = s.report.held = True
+    if s.ls_wait_turn:
+        s.progress.rate_limited_until = deadline(work.rt.now(), s.ls_wait_turn)
+    if sent.claimed:                       # served, even if all went back: the next shop goes first
+        s.progress.served_at = work.rt.now()
+    if sent.claimed > sent.due:
+        work.turns += 1
+    r = s.report
+    for name in ("sent", "retry", "failed", "expired", "requests"):
+        setattr(r, name, getattr(r, name) + getattr(sent, name))
