@@ -66,7 +66,8 @@ def env_checks(file_env: Mapping[str, str] | None, env: Mapping[str, str], env_f
         out.append(Check(not value, name, f"set in {where} ({value})" if value else "not overridden",
                          f"remove {name} from {where}: it points the Worker at a test server, not the real API"))
     token = (env.get("ADMIN_TOKEN") or "").strip()
-    fix = "openssl rand -hex 32, then npx wrangler secret put ADMIN_TOKEN (and ADMIN_TOKEN=... in the env file)"
+    fix = ("openssl rand -hex 32, put it in ADMIN_TOKEN where the values live (the GitHub secret, or .env.local), "
+           "then deploy")
     detail = "not set" if not token else f"{len(token)} characters" + ("" if len(token) >= MIN_ADMIN_TOKEN else
                                                                         f", fewer than {MIN_ADMIN_TOKEN}")
     out.append(Check(len(token) >= MIN_ADMIN_TOKEN, "ADMIN_TOKEN", detail, fix))
@@ -217,7 +218,8 @@ def worker_checks(url: str, env: Mapping[str, str]) -> list[Check]:
         token = (env.get("ADMIN_TOKEN") or "").strip()
         seen = httpx.get(f"{base}/status", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code
         out.append(Check(seen == 200, "Worker ADMIN_TOKEN", f"/status answered {seen} to this ADMIN_TOKEN",
-                         "set the same ADMIN_TOKEN on the Worker: npx wrangler secret put ADMIN_TOKEN"))
+                         "deploy with this ADMIN_TOKEN (./deploy.sh, or the Deploy workflow after changing the "
+                         "GitHub secret), or use the one the Worker was deployed with"))
     except httpx.HTTPError as exc:
         out.append(Check(False, "Worker", f"{base} did not answer ({type(exc).__name__})", "check --url"))
     return out
