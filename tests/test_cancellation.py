@@ -12,6 +12,7 @@ import pytest
 from conftest import FIXTURE_NOW, order_body, shop_env, signed_headers
 from relay.jobs import replay
 from relay.outbox import revenue
+from relay_tools.fakes import Reply
 from relay_tools.server import LocalRelay, ServerThread
 
 ORDER = 384271665
@@ -119,3 +120,14 @@ def test_opted_in_an_order_cancelled_before_sending_sends_nothing(opted_in, meta
     opted_in.call(opted_in.relay.sweep())
     assert meta.event_posts == []
     assert set(rows(opted_in)) == {"Purchase"} and rows(opted_in)["Purchase"]["state"] == "skipped"
+
+
+def test_a_cancellation_during_a_failing_send_is_never_retried(opted_in, meta, clock):
+    meta.script.append(Reply(500, b"", delay=1.5))            # the send in flight fails, slowly
+    httpx.post(f"{opted_in.url}/?shop=vik", content=PAID, headers=signed_headers(PAID))   # not drained: in flight
+    post(opted_in, CANCELLED)
+    clock.advance(6 * 3600)
+    opted_in.call(opted_in.relay.sweep())
+    purchase = rows(opted_in)["Purchase"]
+    assert purchase["state"] == "skipped" and purchase["cancelled_at"] is not None
+    assert len(meta.event_posts) <= 1 and "OrderCancelled" not in rows(opted_in)   # Meta never had it
