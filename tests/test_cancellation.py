@@ -130,4 +130,5 @@ def test_a_cancellation_during_a_failing_send_is_never_retried(opted_in, meta, c
     opted_in.call(opted_in.relay.sweep())
     purchase = rows(opted_in)["Purchase"]
     assert purchase["state"] == "skipped" and purchase["cancelled_at"] is not None
+    assert "client_ip_address" not in json.loads(purchase["payload"])["user_data"]   # it can no longer be sent
     assert len(meta.event_posts) <= 1 and "OrderCancelled" not in rows(opted_in)   # Meta never had it

@@ -44,6 +44,7 @@ RETURNING state
 # Run after a send's outcome is written: a cancelled Purchase whose send failed is not tried again.
 NOT_RETRIED = f"""
 UPDATE outbox SET state = 'skipped', next_attempt_at = NULL,
+    payload = json_remove(payload, '$.user_data.client_ip_address', '$.user_data.client_user_agent'),
     last_error = 'order cancelled while it was being sent; not sent again'
 WHERE shop = ? AND event_name = '{EVENT_NAME}' AND cancelled_at IS NOT NULL AND state IN ('due', 'retry')
 """
