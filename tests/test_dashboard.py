@@ -10,7 +10,7 @@ import pytest
 from conftest import order_body, shop_env, signed_headers
 from relay.core.config import Secret
 from relay.jobs import health
-from relay.web import auth
+from relay.web import auth, dashboard_html
 from relay_tools.fakes import graph_error
 
 ADMIN = "admin-token-for-dashboard-51d8e0"
@@ -149,3 +149,54 @@ def test_other_methods_are_405(relay):
 def test_an_oversized_form_is_refused(relay):
     answer = httpx.post(f"{relay.url}/dashboard", data={"token": "x" * 10_000})
     assert answer.status_code == 413 and "set-cookie" not in answer.headers
+
+
+def bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN}"}
+
+
+def test_the_language_follows_the_browser_or_lang(relay):
+    assert "Betaalde orders" in get(relay, {**bearer(), "Accept-Language": "nl-NL,nl;q=0.9,en;q=0.8"}).text
+    assert "Paid orders" in get(relay, {**bearer(), "Accept-Language": "de-DE,en;q=0.5,nl;q=0.4"}).text
+    assert "Paid orders" in get(relay, {**bearer(), "Accept-Language": "nl"}, "?lang=en").text
+    assert '<html lang="nl">' in get(relay, bearer(), "?lang=nl").text
+
+
+def test_the_style_is_allowed_by_its_hash_and_nothing_inline_else(relay):
+    page = get(relay, bearer())
+    policy = page.headers["content-security-policy"]
+    assert "unsafe-inline" not in policy and f"style-src '{dashboard_html.STYLE_HASH}'" in policy
+    assert " style=" not in page.text and "<script" not in page.text and "http" not in page.text.split("<body>")[1]
+
+
+def test_times_use_the_shops_offset_setting(relay, clock):
+    send(relay, order_body())
+    relay.relay.env["VIK_UTC_OFFSET"] = "-05:00"
+    assert "time zone (UTC-05:00)" in get(relay, bearer()).text
+    relay.relay.env["VIK_UTC_OFFSET"] = "Europe/Amsterdam"          # not an offset: falls back to what was learned
+    assert "time zone (UTC+00:00)" in get(relay, bearer()).text
+
+
+def test_search_finds_an_order_in_any_shop_case_insensitively(relay, meta):
+    send(relay, order_body())
+    page = get(relay, bearer(), "?q=ord04217").text
+    assert "Search results for ord04217" in page and "vik · ORD04217" in page and "sent to Meta" in page
+    assert "No order NOPE in the ledger of any shop." in get(relay, bearer(), "?q=NOPE").text
+
+
+def test_replay_needs_the_pages_csrf_field_and_refuses_with_the_reason(relay, meta):
+    meta.script.append(graph_error(400, 100, "Invalid parameter", subcode=2804050))
+    send(relay, order_body())
+    cookie = {"Cookie": cookie_of(login(relay))}
+    form = {"action": "replay", "shop": "vik", "number": "ORD04217"}
+    forged = httpx.post(f"{relay.url}/dashboard", data={**form, "csrf": "0" * 64}, headers=cookie)
+    assert forged.status_code == 403 and len(meta.events()) == 1
+    page = get(relay, cookie).text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    answer = httpx.post(f"{relay.url}/dashboard", data={**form, "csrf": csrf}, headers=cookie)
+    assert answer.status_code == 303 and answer.headers["location"] == "/dashboard?q=ORD04217&done=replayed&lang=en"
+    assert len(meta.events()) == 2
+    again = httpx.post(f"{relay.url}/dashboard", data={**form, "number": "ORD99999"}, headers=bearer())
+    assert again.status_code == 303
+    notice = get(relay, bearer(), "?" + again.headers["location"].split("?", 1)[1]).text
+    assert "Order ORD99999 was not replayed: it is not in the ledger" in notice
