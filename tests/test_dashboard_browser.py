@@ -70,7 +70,7 @@ def test_screenshots_of_a_realistic_ledger(relay, scene, browser, width, lang):
     assert "Refused to" not in " ".join(problems), problems     # the strict CSP blocked nothing on the page
     if lang == "en":
         assert "Paid orders in the last 7 days: 43, confirmed by Meta: 31 (72 %)" in text
-        assert "Sending is held" in text and "replace RETOERTJE_META_ACCESS_TOKEN" in text
+        assert "Sending is held" in text and "put it in RETOERTJE_META_ACCESS_TOKEN" in text
         assert "Meta refused: " in text and "waiting for payment" in text and "too old for Meta" in text
         assert "Meta's score for Purchase: 6.8 of 10 (target 5.0)" in text
         assert "not available: grant the system user behind RETOERTJE_META_ACCESS_TOKEN" in text

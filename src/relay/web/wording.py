@@ -35,7 +35,8 @@ WORDS: dict[str, dict[str, str]] = {
         "retry_soon": "queued again", "held_row": "held: Meta refused the shop's token",
         "held_title": "Sending is held", "held_since": "Meta refused the token; {n} order(s) wait in the queue.",
         "fix": "Fix", "held_fix": "replace {var}: create a new system-user token with ads_management for pixel "
-                                  "{pixel} and set it (npx wrangler secret put {var}). Sending resumes by itself.",
+                                  "{pixel}, put it in {var} (the GitHub secret or .env.local) and deploy. "
+                                  "Sending resumes by itself.",
         "found": "Search results for {q}", "not_found": "No order {q} in the ledger of any shop.",
         "quality": "Match quality", "meta_score": "Meta's score for Purchase: {score} of 10 (target {target})",
         "meta_none": "Meta's score: not checked yet (daily, by the cron)",
@@ -69,8 +70,8 @@ WORDS: dict[str, dict[str, str]] = {
         "retry_soon": "opnieuw in de wachtrij", "held_row": "vastgehouden: Meta weigerde het token van de shop",
         "held_title": "Verzenden staat stil", "held_since": "Meta weigerde het token; {n} order(s) wachten.",
         "fix": "Oplossing", "held_fix": "vervang {var}: maak een nieuw systeemgebruiker-token met ads_management "
-                                        "voor pixel {pixel} en zet het (npx wrangler secret put {var}). Daarna "
-                                        "gaat verzenden vanzelf verder.",
+                                        "voor pixel {pixel}, zet het in {var} (het GitHub-secret of .env.local) "
+                                        "en deploy. Daarna gaat verzenden vanzelf verder.",
         "found": "Zoekresultaten voor {q}", "not_found": "Order {q} staat bij geen enkele shop in het grootboek.",
         "quality": "Matchkwaliteit", "meta_score": "Score van Meta voor Purchase: {score} van 10 (doel {target})",
         "meta_none": "Score van Meta: nog niet opgehaald (dagelijks, door de cron)",
