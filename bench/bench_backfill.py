@@ -147,7 +147,7 @@ def env_for(shops: int, meta: FakeMeta, lightspeed: FakeLightspeed, budget: int)
     for i in range(shops):
         prefix = f"SHOP{i:02d}"
         env.update({f"{prefix}_LIGHTSPEED_API_KEY": f"key{i}", f"{prefix}_LIGHTSPEED_API_SECRET": SECRET,
-                    f"{prefix}_LIGHTSPEED_SHOP_ID": str(318800 + i), f"{prefix}_META_ACCESS_TOKEN": f"EAAbench{i}tok",
+                    f"{prefix}_LIGHTSPEED_SHOP_ID": "318842", f"{prefix}_META_ACCESS_TOKEN": f"EAAbench{i}tok",
                     f"{prefix}_META_PIXEL_ID": str(900000000000000 + i),
                     f"{prefix}_SHOP_URL": f"https://shop{i}.example"})
     return env

@@ -48,6 +48,7 @@ from relay.core import capi
 from relay.core.config import load_shop
 from relay.core.order import parse_webhook
 from relay.core.signature import verify
+from relay.core.warm import warm_up
 from relay.jobs import intake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,6 +179,29 @@ def measure(fn: Callable[[], Any], runs: int) -> dict[str, float]:
     }
 
 
+def interleaved(relay: Callable[[], Any], sdk: Callable[[], Any], runs: int) -> dict[str, float]:
+    """Relay and SDK alternated call by call (the order flipping each pair), CPU time each: the median of
+    the per-pair ratios SDK / relay, so load on the machine hits both sides of a pair alike."""
+    clock = cpu_clock()
+    relay()
+    sdk()
+    ratios, ours, theirs = [], [], []
+    for i in range(runs):
+        pair = []
+        for fn in ((relay, sdk) if i % 2 == 0 else (sdk, relay)):
+            started = clock()
+            fn()
+            pair.append((fn, clock() - started))
+        r = next(t for fn, t in pair if fn is relay)
+        t = next(t for fn, t in pair if fn is sdk)
+        ours.append(r)
+        theirs.append(t)
+        if r > 0:
+            ratios.append(t / r)
+    return {"ratio": statistics.median(ratios), "relay_ms": statistics.median(ours) / 1e6,
+            "sdk_ms": statistics.median(theirs) / 1e6, "pairs": len(ratios)}
+
+
 def runtime_name() -> str:
     version = ".".join(map(str, sys.version_info[:3]))
     if sys.platform == "emscripten":
@@ -204,7 +228,8 @@ def rows(runs: int, with_sdk: bool) -> list[dict[str, Any]]:
     return found
 
 
-def pyodide_rows(runs: int, eager_wasm: bool = False, settle_ms: int = 0) -> list[dict[str, Any]] | str:
+def pyodide_rows(runs: int, eager_wasm: bool = False, settle_ms: int = 0,
+                 warm: bool = False) -> list[dict[str, Any]] | str:
     """This file's rows from inside Pyodide; ``eager_wasm`` has V8 compile all WebAssembly at load,
     ``settle_ms`` waits that long after loading, before the first call."""
     node = shutil.which("node")
@@ -213,7 +238,8 @@ def pyodide_rows(runs: int, eager_wasm: bool = False, settle_ms: int = 0) -> lis
     flags = ["--no-wasm-lazy-compilation"] if eager_wasm else []
     settle = ["--settle-ms", str(settle_ms)] if settle_ms else []
     proc = subprocess.run([node, *flags, str(ROOT / "bench" / "run_in_pyodide.mjs"), *settle,
-                           str(Path(__file__).resolve()), "--inner", "--runs", str(runs)],
+                           str(Path(__file__).resolve()), "--inner", "--runs", str(runs),
+                           *(["--warm"] if warm else [])],
                           capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         return f"the Pyodide run failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
@@ -224,7 +250,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000, help="timed webhooks per row (default 2000)")
     parser.add_argument("--inner", action="store_true", help="print this runtime's rows as JSON (used for Pyodide)")
+    parser.add_argument("--warm", action="store_true",
+                        help="with --inner: run relay.core.warm.warm_up() first, as src/entry.py does at import")
     args = parser.parse_args()
+    if args.inner and args.warm:
+        warm_up()
     if args.inner:
         print(json.dumps(rows(args.runs, with_sdk=False)))
         return
@@ -233,7 +263,8 @@ def main() -> None:
     remote = pyodide_rows(args.runs)
     # The first webhook of a fresh interpreter happens once per process: a few more processes give a spread.
     fresh_runs = [pyodide_rows(20, eager_wasm=eager, settle_ms=2000) for eager in (False,) * FRESH + (True,) * FRESH]
-    problems = [r for r in (remote, *fresh_runs) if isinstance(r, str)]
+    warm_runs = [pyodide_rows(20, settle_ms=2000, warm=True) for _ in range(FRESH)]
+    problems = [r for r in (remote, *fresh_runs, *warm_runs) if isinstance(r, str)]
     table += [] if isinstance(remote, str) else remote
     print(f"One webhook, shared paid fixture ({len(RAW):,} bytes, 3 lines), {args.runs:,} timed runs per row, "
           "CPU time per webhook")
@@ -250,6 +281,14 @@ def main() -> None:
     if sdk and core:
         print(f"facebook-business / relay core, CPython median: {sdk['median_ms'] / core['median_ms']:.2f}x "
               f"(p95 {sdk['p95_ms'] / core['p95_ms']:.2f}x)")
+    try:
+        sdk_fn = facebook_sdk()
+    except ImportError:
+        sdk_fn = None
+    if sdk_fn is not None:
+        pair = interleaved(relay_core(), sdk_fn, args.runs)
+        print(f"Interleaved, CPython, {pair['pairs']:,} pairs: SDK / relay core CPU, median of per-pair ratios "
+              f"{pair['ratio']:.2f}x (medians: relay {pair['relay_ms']:.3f} ms, SDK {pair['sdk_ms']:.3f} ms)")
     worker = by.get(("Pyodide", "relay webhook"))
     if worker and not problems:
         lazy = sorted(r[0]["first_ms"] for r in fresh_runs[:FRESH] if not isinstance(r, str))
@@ -261,6 +300,13 @@ def main() -> None:
               f"{statistics.median(lazy):.1f} ms median ({lazy[0]:.1f}-{lazy[-1]:.1f}); "
               f"with V8 compiling all WebAssembly at load (node --no-wasm-lazy-compilation) "
               f"{statistics.median(eager):.1f} ms ({eager[0]:.1f}-{eager[-1]:.1f})")
+        warmed = sorted(r[0]["first_ms"] for r in warm_runs if not isinstance(r, str))
+        cold = sorted(r[0]["first_ms"] for r in fresh_runs[:FRESH] if not isinstance(r, str))
+        core = by[("Pyodide", "relay core")]["median_ms"]
+        print(f"First webhook (verify+parse+build) in a fresh Pyodide process, wall, median of {FRESH}: "
+              f"{statistics.median(cold):.1f} ms without the import-time warm-up, "
+              f"{statistics.median(warmed):.1f} ms with relay.core.warm.warm_up() run at import "
+              f"= {statistics.median(warmed) / core:.1f}x a warm call ({core:.2f} ms median)")
         cpython = by.get(("CPython", "relay webhook"))
         if cpython:
             print(f"Pyodide / CPython, relay webhook median: {worker['median_ms'] / cpython['median_ms']:.2f}x")

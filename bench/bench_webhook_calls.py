@@ -78,7 +78,8 @@ async def one_webhook(folder: Path, cached: bool) -> tuple[Counter[str], int, di
                             (NOW - 3600, NOW - 3600))
         http = HttpxClient()
         ports = Counted(db, http, FolderBlobs(folder / "logs"), meta.url)
-        env = {"VIK_LIGHTSPEED_API_KEY": "bench-key", "VIK_LIGHTSPEED_API_SECRET": DELIVERY["secret_used_for_signature"],
+        secret = DELIVERY["secret_used_for_signature"]
+        env = {"VIK_LIGHTSPEED_API_KEY": "bench-key", "VIK_LIGHTSPEED_API_SECRET": secret,
                "VIK_LIGHTSPEED_SHOP_ID": headers["X-Shop-Id"], "VIK_META_ACCESS_TOKEN": "EAAbench-token-not-real",
                "VIK_META_PIXEL_ID": "987654321012345", "VIK_SHOP_URL": "https://www.vikginchoice.example",
                "META_GRAPH_URL": meta.url, "LIGHTSPEED_API_URL": lightspeed.url}

@@ -14,10 +14,15 @@ from urllib.parse import parse_qsl, urlsplit
 import js
 from workers import Response, WorkerEntrypoint, fetch
 
+from relay.core import warm
 from relay.core.ports import HttpRequest, HttpResponse, QueryResult
 from relay.jobs import cron, runtime, schedule
 from relay.web import routes
 from relay.web.http import Request
+
+# Python Workers snapshot the interpreter after this module's import and start each isolate from it:
+# the first webhook's lazy work (imports, tables, compiled patterns, first-call caches) is done now.
+warm.warm_up()
 
 
 def _py(value: Any) -> Any:
