@@ -56,16 +56,23 @@ async def send_due(rt: Runtime, shop: Shop, order_id: int | None = None, limit: 
     """
     report = SendReport()
     now = rt.now()
-    state = await rt.ledger.shop_state(shop.name)
-    if await held(rt, shop, state, now):
-        report.held = True
-        return report
-    for gone in await rt.ledger.expire(shop.name, now) if order_id is None else ():
-        report.expired += 1
-        rt.log.add(shop.name, now, kind="decision", order_id=gone["order_id"], event_id=gone["event_id"],
-                   state="expired", reason="older than Meta's 7-day window")
     token = uuid.uuid4().hex
-    claimed = await rt.ledger.claim(shop.name, now, token, LEASE_SECONDS, limit, order_id)
+    if order_id is not None:         # the webhook's send: the shop's state comes with the claim, one D1 call
+        state, claimed = await rt.ledger.claim_order(shop.name, order_id, now, token, LEASE_SECONDS,
+                                                     shop.meta_token.fingerprint(), limit)
+        if await held(rt, shop, state, now):
+            report.held = True
+            return report
+    else:
+        state = await rt.ledger.shop_state(shop.name)
+        if await held(rt, shop, state, now):
+            report.held = True
+            return report
+        for gone in await rt.ledger.expire(shop.name, now):
+            report.expired += 1
+            rt.log.add(shop.name, now, kind="decision", order_id=gone["order_id"], event_id=gone["event_id"],
+                       state="expired", reason="older than Meta's 7-day window")
+        claimed = await rt.ledger.claim(shop.name, now, token, LEASE_SECONDS, limit)
     report.claimed = len(claimed)
     if not claimed:
         return report

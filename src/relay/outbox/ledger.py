@@ -67,6 +67,10 @@ RETURNING order_id, event_name, order_number, event_id, event_time, payload, nee
 # ``expired`` (``expire``), and the webhook path need not spend a call on that first.
 _CLAIM_DUE = _CLAIM.format(order="", bridge=CLAIM_COLUMN)
 _CLAIM_ORDER = _CLAIM.format(order=" AND order_id = ?", bridge=CLAIM_COLUMN)
+# The webhook's claim, unless the shop is held under this very token (a replaced token is released after).
+_CLAIM_ORDER_UNHELD = _CLAIM_ORDER.replace("\n)\nRETURNING", """
+) AND NOT EXISTS (SELECT 1 FROM shops WHERE shops.shop = ? AND shops.held_until > ? AND shops.held_token = ?)
+RETURNING""")
 
 _FINISH = """
 UPDATE outbox
@@ -135,6 +139,18 @@ class Ledger:
             result = await self.db.run(
                 _CLAIM_ORDER, (*head, shop, order_id, now, cutoff, shop, order_id, now, cutoff, limit))
         return claimed_rows(result.rows)
+
+    async def claim_order(self, shop: str, order_id: int, now: int, token: str, lease_seconds: int,
+                          fingerprint: str, limit: int) -> tuple[ShopState, list[Claimed]]:
+        """The shop's state and the claim of one order, in one D1 call (the webhook's send). Nothing is
+        claimed while the shop is held under the token whose ``fingerprint`` is given."""
+        head, cutoff = (token, now + lease_seconds, now), now - (WINDOW - EXPIRE_MARGIN)
+        state, claim = await self.db.batch([
+            ("SELECT * FROM shops WHERE shop = ?", (shop,)),
+            (_CLAIM_ORDER_UNHELD, (*head, shop, order_id, now, cutoff, shop, order_id, now, cutoff, limit,
+                                   shop, now, fingerprint)),
+        ])
+        return (shop_state(state.rows[0]) if state.rows else ShopState(shop)), claimed_rows(claim.rows)
 
     async def finish(self, shop: str, token: str, now: int, results: Sequence[Finished],
                      also: Sequence[tuple[str, Sequence[Any]]] = ()) -> None:
