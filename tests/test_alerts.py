@@ -52,7 +52,7 @@ def test_a_hold_lasting_three_cron_passes_gives_one_started_and_one_cleared(rela
     assert events(receiver) == [("started", "vik", "held")]
     started = receiver.messages[0]
     assert started["count"] == 1 and "VIK_META_ACCESS_TOKEN" in started["summary"]
-    assert "put it in VIK_META_ACCESS_TOKEN (the GitHub secret or .env.local) and deploy" in started["fix"]
+    assert "change VIK_META_ACCESS_TOKEN where your deploy reads it" in started["fix"]
 
     relay.relay.env["VIK_META_ACCESS_TOKEN"] = NEW_TOKEN  # the owner replaces it
     cron_pass(relay, clock)                              # the pass lifts the hold and sends the order

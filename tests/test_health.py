@@ -81,7 +81,7 @@ def test_a_token_warns_from_14_days_before_it_expires(relay, meta, clock, days, 
     if warned:
         (sentence,) = expiry
         assert f"VIK_META_ACCESS_TOKEN expires on {health.iso_day(int(clock.now) + days * DAY)}" in sentence
-        assert f"in {days} days" in sentence and "npx wrangler secret put VIK_META_ACCESS_TOKEN" in sentence
+        assert f"in {days} days" in sentence and "change VIK_META_ACCESS_TOKEN where your deploy reads it" in sentence
     else:
         assert expiry == []
 

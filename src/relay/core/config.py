@@ -119,6 +119,12 @@ class Settings:
     meta_timeout: float = DEFAULT_META_TIMEOUT
 
 
+def how_to_set(var: str) -> str:
+    """Where an operator changes a variable. Every deploy uploads all of them from one source, so a value set on
+    the live Worker alone (``wrangler secret put``) is overwritten by the next deploy."""
+    return f"change {var} where your deploy reads it (GitHub Secrets, or .env.local for ./deploy.sh) and deploy again"
+
+
 def prefix_of(shop: str) -> str:
     """``vikginchoice`` → ``VIKGINCHOICE_``; anything outside ASCII ``[A-Za-z0-9_]`` is refused."""
     return canonical_name(shop).upper() + "_"

@@ -21,7 +21,7 @@ from typing import Any
 
 from relay.core import alert_format
 from relay.core.alert_format import Alert
-from relay.core.config import Shop, scan_shops
+from relay.core.config import Shop, how_to_set, scan_shops
 from relay.core.errors import ConfigError
 from relay.core.ports import HttpRequest
 from relay.jobs import health, runtime
@@ -80,8 +80,8 @@ def conditions(shops: list[Shop], rows: list[list[dict[str, Any]]], limits: dict
         if shop.name in held:
             n = int(queued.get(shop.name, {}).get("n") or 0)
             on(shop, "held", n, f"sending is held because Meta refused {var}; {n} order(s) queued",
-               f"create a new system-user token for pixel {shop.pixel_id}, put it in {var} (the GitHub secret or "
-               ".env.local) and deploy; the queued orders go out by themselves")
+               f"create a new system-user token for pixel {shop.pixel_id}: {how_to_set(var)}; the queued orders "
+               "go out by themselves")
         n = int(failed.get(shop.name, {}).get("n") or 0)
         if n > limits["ALERT_FAILURES_PER_HOUR"]:
             on(shop, "failures", n, f"{n} order(s) failed to reach Meta in the last hour "
@@ -99,7 +99,7 @@ def conditions(shops: list[Shop], rows: list[list[dict[str, Any]]], limits: dict
                 0 < expires - now <= health.WARN_DAYS * 86400:
             days = (expires - now) // 86400
             on(shop, "token_expiring", days, f"{var} expires in {days} day(s)",
-               f"create a new system-user token and put it in {var} (the GitHub secret or .env.local), then deploy")
+               f"create a new system-user token before then: {how_to_set(var)}")
         c = cursors.get(shop.name)
         behind = (now - int(c["cursor"])) // HOUR if c else 0
         if c and behind > limits["ALERT_BACKFILL_HOURS"]:

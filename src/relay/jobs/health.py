@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from relay.core import lightspeed
-from relay.core.config import Settings, Shop, canonical_name, scan_shops
+from relay.core.config import Settings, Shop, canonical_name, how_to_set, scan_shops
 from relay.core.errors import LightspeedError
 from relay.core.ports import Database, Http, HttpRequest, HttpResponse
 from relay.jobs import delivery, runtime
@@ -177,20 +177,20 @@ def warnings(shop: Shop, row: dict[str, Any] | None, now: int) -> list[str]:
     elif state == "invalid":
         out.append(f"Meta refused {var} ({row['token_error'] or 'invalid'}); events are held and stay queued. "
                    f"Create a new system-user token with {REQUIRED_SCOPE} for pixel {shop.pixel_id} and set it "
-                   f"(npx wrangler secret put {var}); sending resumes by itself")
+                   f"({how_to_set(var)}); sending resumes by itself")
     elif row["token_expires_at"]:
         expires = int(row["token_expires_at"])
         days = (expires - now) // 86400
         if expires <= now:
             out.append(f"{var} expired on {iso_day(expires)}; Meta will refuse events until it is replaced "
-                       f"(npx wrangler secret put {var}); they stay queued")
+                       f"({how_to_set(var)}); they stay queued")
         elif expires - now <= WARN_DAYS * 86400:
             out.append(f"{var} expires on {iso_day(expires)} (in {days} days); replace it before then "
-                       f"(npx wrangler secret put {var})")
+                       f"({how_to_set(var)})")
     issued = row.get("token_issued_at")
     if state in ("ok", "expiring") and issued and now - int(issued) >= (ROTATE_DAYS - WARN_DAYS) * 86400:
         out.append(f"{var} was issued on {iso_day(int(issued))} ({(now - int(issued)) // 86400} days ago); tokens are "
-                   f"rotated every {ROTATE_DAYS} days: create a new one and set it (npx wrangler secret put {var})")
+                   f"rotated every {ROTATE_DAYS} days: create a new one ({how_to_set(var)})")
     if state in ("ok", "expiring") and row["token_scopes"] and REQUIRED_SCOPE not in row["token_scopes"].split(","):
         out.append(f"{var} lacks the {REQUIRED_SCOPE} permission; if Meta refuses events (code 200 or 100/33), "
                    f"create the token again with {REQUIRED_SCOPE}")
@@ -213,7 +213,7 @@ def held_sentence(state: ShopState, shop: Shop, now: int) -> str | None:
     return (f"sending is held until {iso_day(state.held_until)} {_clock(state.held_until)} UTC, then tried again; "
             f"Meta said: {state.held_reason or 'the token was refused'}. Events stay queued. Replace "
             f"{shop.prefix}META_ACCESS_TOKEN with a system-user token with {REQUIRED_SCOPE} for pixel "
-            f"{shop.pixel_id} (npx wrangler secret put {shop.prefix}META_ACCESS_TOKEN) and sending resumes at once")
+            f"{shop.pixel_id} ({how_to_set(shop.prefix + 'META_ACCESS_TOKEN')}) and sending resumes at once")
 
 
 def _clock(ts: int) -> str:

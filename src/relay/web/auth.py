@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from relay.core.config import Secret
+from relay.core.config import Secret, how_to_set
 from relay.core.errors import TooManyAttempts
 from relay.jobs import runtime
 from relay.web import throttle
@@ -38,8 +38,8 @@ COOKIE = "relay_dashboard"
 SESSION_SECONDS = 12 * 3600
 MAX_FORM_BYTES = 4096
 MIN_ADMIN_TOKEN = 16
-SET_ADMIN_TOKEN = ("set it with `npx wrangler secret put ADMIN_TOKEN` (for relay serve: ADMIN_TOKEN=... in the "
-                   "--env-file); make it 32+ random characters, e.g. `openssl rand -hex 32`")
+SET_ADMIN_TOKEN = (f"{how_to_set('ADMIN_TOKEN')} (for relay serve: ADMIN_TOKEN=... in the --env-file); make it 32+ "
+                   "random characters, e.g. `openssl rand -hex 32`")
 _SESSION = re.compile(r"([0-9a-f]{32})\.([0-9]{1,12})\.([0-9a-f]{64})", re.ASCII)
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
