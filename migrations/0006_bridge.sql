@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS bridge (
     ip            TEXT,
     user_agent    TEXT,
     posts         INTEGER NOT NULL DEFAULT 1,
-    verdict       TEXT,                 -- once decided: attached, or why not (early, late, value, denied)
+    verdict       TEXT,                 -- once decided: attached, or why not (early, late, value, denied,
+                                        -- after: it came once the order's event was already sent)
     PRIMARY KEY (shop, order_number)
 );
 CREATE INDEX IF NOT EXISTS bridge_by_age ON bridge (received_at);

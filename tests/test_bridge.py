@@ -237,6 +237,18 @@ def test_after_sending_no_ip_or_agent_from_the_bridge_remains(start, meta):
     assert AGENT not in json.dumps(ledger_row) and "127.0.0.1" not in json.dumps(ledger_row)
 
 
+def test_a_post_after_the_send_keeps_no_ip_or_agent(start, meta):
+    relay = start()                                        # BRIDGE_WAIT=0: the webhook's send does not wait
+    webhook(relay)
+    relay.drain()
+    post(relay)
+    relay.drain()
+    [data] = user_data(meta)
+    assert "fbp" not in data
+    [stored] = bridge_rows(relay)
+    assert (stored["ip"], stored["user_agent"], stored["verdict"]) == (None, None, "after")
+
+
 # --- consent ------------------------------------------------------------------------------------
 
 

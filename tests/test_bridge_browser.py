@@ -108,11 +108,11 @@ def relay(meta, lightspeed, shop: Shop, tmp_path, log_root, clock) -> Iterator[S
 
 def visit(browser: Any, shop: Shop, relay: ServerThread, head: str, *, attributes: bool = True, query: str = "",
           landing: str | None = None, cookies: bool = True, reloads: int = 0,
-          extra: str = "") -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
+          extra: str = "", value: str = "140.40") -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
     """Open a product page first when ``landing`` is a query string (an ad click), then the thank-you page
     (and reload it): the bodies the pages posted to /bridge, the cookies after, and the last page's
     ``window.calls`` (what a stub ``fbq`` recorded)."""
-    data = ' data-order="ORD04217" data-value="140.40"' if attributes else ""
+    data = f' data-order="ORD04217" data-value="{value}"' if attributes else ""
     shop.html = page(head, f'<script async src="{relay.url}/bridge.js?shop=vik"{data}{extra}></script>')
     # the every-page loader exactly as `relay bridge snippet` prints it (Settings > Web extras > Custom JS)
     [loader] = [line for line in snippet("vik", relay.url).splitlines() if line.startswith("(function")]
@@ -208,3 +208,9 @@ def test_browser_purchase_fires_the_pixel_with_the_relays_event_id(browser, shop
                         extra=' data-browser-purchase="1" data-event-id="purchase_ORD04217" data-currency="EUR"')
     assert calls == [["track", "Purchase", {"order_id": "ORD04217", "value": 140.4, "currency": "EUR"},
                       {"eventID": "purchase_ORD04217"}]]
+
+
+@pytest.mark.parametrize(("shown", "sent"), [("€ 140,40", 140.4), ("1.234,56", 1234.56), ("1,234.56", 1234.56)])
+def test_the_total_is_read_as_the_page_writes_it(browser, shop, relay, shown, sent):
+    posted, _, _ = visit(browser, shop, relay, "", cookies=False, value=shown)
+    assert [p["value"] for p in posted] == [sent]

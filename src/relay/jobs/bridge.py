@@ -44,9 +44,10 @@ async def receive(rt: Runtime, shop_name: str, body: bytes, ip: str | None, user
 
 
 async def send_held(rt: Runtime, shop: Shop, order_number: str) -> None:
-    """The post's ``waitUntil`` step: an order held for this post goes now (nothing when none is held)."""
+    """The post's ``waitUntil`` step: an order held for this post goes now (nothing when none is held);
+    a post for an order already sent keeps no IP address or user agent."""
     try:
-        for order_id in await BridgeStore(rt.db).due_now(shop.name, order_number, rt.now()):
+        for order_id in await BridgeStore(rt.db).arrived(shop.name, order_number, rt.now()):
             await delivery.send_due(rt, shop, order_id=order_id)
     finally:
         await rt.log.flush(rt.blobs, rt.clock())

@@ -60,6 +60,14 @@ RETURNING order_id
 """
 
 
+_AFTER_DECISION = """
+UPDATE bridge SET ip = NULL, user_agent = NULL, verdict = COALESCE(verdict, 'after')
+WHERE shop = ? AND order_number = ? AND EXISTS (
+    SELECT 1 FROM outbox WHERE shop = ? AND order_number = ? COLLATE NOCASE AND order_number = ?
+      AND event_name = 'Purchase' AND state IN ('sent', 'failed', 'skipped', 'expired'))
+"""
+
+
 @dataclass(frozen=True)
 class Taken:
     stored: bool        # the first post for this order: stored
@@ -109,10 +117,15 @@ class BridgeStore:
             "SELECT 1 AS found FROM bridge WHERE shop = ? AND order_number = ?", (shop, order_number))
         return bool(result.rows)
 
-    async def due_now(self, shop: str, order_number: str, now: int) -> list[int]:
-        """A paid order held for its bridge post becomes due now; its order id, if one was held."""
-        result = await self.db.run(_DUE_NOW, (now, now, shop, order_number, order_number, now))
-        return [int(r["order_id"]) for r in result.rows]
+    async def arrived(self, shop: str, order_number: str, now: int) -> list[int]:
+        """A paid order held for this post becomes due now (its order id, if one was held); and when the
+        order's event is already decided (the post came after the send), the post keeps no IP address or
+        user agent. One D1 call."""
+        held, _ = await self.db.batch([
+            (_DUE_NOW, (now, now, shop, order_number, order_number, now)),
+            (_AFTER_DECISION, (shop, order_number, shop, order_number, order_number)),
+        ])
+        return [int(r["order_id"]) for r in held.rows]
 
     async def rows(self, shop: str | None = None) -> list[dict[str, Any]]:
         result = await self.db.run(

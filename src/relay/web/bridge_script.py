@@ -104,8 +104,10 @@ SOURCE = r"""/* relay bridge: the shopper's Meta browser ids and cookie choice, 
   function amount(text) {
     if (text === undefined || text === null || text === "") return null;
     var t = String(text).replace(/[^0-9.,-]/g, "");
-    if (t.indexOf(".") < 0) t = t.replace(",", ".");
-    var n = parseFloat(t.replace(/,/g, ""));
+    // the last separator is the decimal one: 140,40 and 1.234,56 (Dutch), 140.40 and 1,234.56
+    if (t.lastIndexOf(",") > t.lastIndexOf(".")) t = t.replace(/\./g, "").replace(",", ".");
+    else t = t.replace(/,/g, "");
+    var n = parseFloat(t);
     return isFinite(n) ? n : null;
   }
   function order(done) {
