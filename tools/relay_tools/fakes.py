@@ -39,6 +39,12 @@ class Reply:
     delay: float = 0.0
 
 
+class _Listener(ThreadingHTTPServer):
+    """A burst of sends (dozens of webhooks at once) must queue, not be refused: the stdlib backlog is 5."""
+
+    request_queue_size = 128
+
+
 class FakeServer:
     """A loopback HTTP server; subclasses decide the answers in ``answer``."""
 
@@ -79,7 +85,7 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Listener(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
