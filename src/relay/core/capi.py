@@ -171,18 +171,15 @@ def classify(response: HttpResponse, expected: int) -> Outcome:
     """What Meta's answer means for the events in the request (docs/ARCHITECTURE.md, "Invariants"; Meta's error codes:
     https://developers.facebook.com/docs/graph-api/guides/error-handling)."""
     status = response.status
-    try:
-        body = json.loads(response.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        body = None
+    body = response.json_object()
     if 200 <= status < 300:
-        received = body.get("events_received") if isinstance(body, dict) else None
-        trace = body.get("fbtrace_id") if isinstance(body, dict) else None
+        received = body.get("events_received") if body else None
+        trace = body.get("fbtrace_id") if body else None
         if isinstance(received, int) and received >= expected >= 1:
             return Outcome(Verdict.SENT, status, fbtrace_id=trace, events_received=received)
         return Outcome(Verdict.RETRY, status, fbtrace_id=trace, events_received=received,
                        message=f"Meta answered {status} but received {received} of {expected} events; will retry")
-    error = body.get("error") if isinstance(body, dict) else None
+    error = body.get("error") if body else None
     if not isinstance(error, dict):
         verdict = Verdict.RETRY if status >= 500 or status == 429 else Verdict.FAILED
         return Outcome(verdict, status, message=f"Meta answered {status} without a Graph error body")

@@ -13,7 +13,6 @@ setting to change, not a failure, so it becomes ``no_access`` with the sentence 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -70,11 +69,8 @@ def no_access_fix(shop: Shop) -> str:
 
 
 def parse(response: HttpResponse, shop: Shop) -> QualityCheck:
-    try:
-        body = json.loads(response.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        body = None
-    if not isinstance(body, dict):
+    body = response.json_object()
+    if body is None:
         return QualityCheck("unknown", error=f"Meta dataset_quality answered {response.status} without JSON; "
                                              "will ask again in an hour")
     error = body.get("error")

@@ -6,6 +6,7 @@ with httpx, sqlite3 and a folder (``relay_tools``). The core only ever sees thes
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,6 +33,15 @@ class HttpResponse:
             if key.lower() == name:
                 return value
         return None
+
+    def json_object(self) -> dict[str, Any] | None:
+        """The body as a JSON object, or ``None`` for anything else: an upstream's error page, a truncated or
+        hostile body (too deep, a 5,000-digit number) must become "no usable answer", never an exception."""
+        try:
+            body = json.loads(self.body)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        return body if isinstance(body, dict) else None
 
 
 class Http(Protocol):

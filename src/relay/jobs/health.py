@@ -14,7 +14,6 @@ in the ``input_token`` query; no URL, request or upstream body ever reaches a me
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -84,11 +83,8 @@ def debug_token_request(shop: Shop, settings: Settings) -> HttpRequest:
 def parse_debug_token(response: HttpResponse, now: int) -> TokenCheck:
     """What Meta's answer says about the token. Only an answer that says "invalid" makes it invalid."""
     served = response.header("facebook-api-version")
-    try:
-        body = json.loads(response.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        body = None
-    if not isinstance(body, dict):
+    body = response.json_object()
+    if body is None:
         return TokenCheck("unknown", error=f"Meta debug_token answered {response.status} without JSON; "
                                            "will check again in an hour", served_version=served)
     error = body.get("error")
