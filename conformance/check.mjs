@@ -377,8 +377,13 @@ function freshWebhook(which = "webhook-order-paid.raw.json", minutesAgo = 10) {
 }
 
 function workerEnv(db, logs) {
+  // META_TIMEOUT at its longest (25 s): these checks are about what the Worker does with Meta's answer, and a
+  // loopback fake on a loaded machine must not turn into a "Meta did not answer" retry. That was the flake of
+  // worker-scheduled: with 1.5 s for a small batch, a starved run timed out on a post the fake had received,
+  // so the row stayed "retry" (the check saw Meta's request, but D1 said sent,retry).
   const shop = JSON.parse(ctx.pyodide.runPython("import json, scenario; json.dumps(scenario.shop_env())"));
-  return { ...shop, DB: db, LOGS: logs, META_GRAPH_URL: ctx.upstreams.urls.meta, LIGHTSPEED_API_URL: ctx.upstreams.urls.lightspeed };
+  return { ...shop, DB: db, LOGS: logs, META_GRAPH_URL: ctx.upstreams.urls.meta, LIGHTSPEED_API_URL: ctx.upstreams.urls.lightspeed,
+    META_TIMEOUT: "25" };
 }
 
 async function invoke(env, request, { dropWaitUntil = false } = {}) {
@@ -571,8 +576,10 @@ async function checkWorkerScheduled() {
   expect(JSON.stringify(ids) === JSON.stringify([r.json.event_id]), `the sweep sent ${ids}, expected ${r.json.event_id}`);
   const products = got.lightspeed.filter((q) => q.path.endsWith("/products.json")).length;
   expect(products === 1, `the sweep should fetch the order's products once (no embedded lines), fetched ${products}`);
-  const states = (await ctx.workerDb.prepare("SELECT state FROM outbox ORDER BY order_id").all()).results.map((x) => x.state);
-  expect(JSON.stringify(states) === '["sent","sent"]', `D1 ledger states after the sweep: ${states}`);
+  const rows = (await ctx.workerDb.prepare("SELECT state, last_error FROM outbox ORDER BY order_id").all()).results;
+  const states = rows.map((x) => x.state);
+  expect(JSON.stringify(states) === '["sent","sent"]',
+    `D1 ledger states after the sweep: ${states} (${rows.map((x) => x.last_error).filter(Boolean).join("; ") || "no error"})`);
   const other = [...got.meta, ...got.lightspeed].filter((q) => !posts.includes(q)).map((q) => `${q.method} ${q.path}`);
   return `webhook answered, its waitUntil work dropped; scheduled() sent ${ids} with products from Lightspeed; ` +
     `D1 ${states}; other upstream calls: ${other.join(", ") || "none"}`;

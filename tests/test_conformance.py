@@ -1,16 +1,20 @@
 """The relay inside Pyodide 0.28.2, the Python of the Workers runtime, behaves exactly as in CPython.
 
 Runs ``conformance/check.mjs`` once (about 10 s; what each check proves is written at its top) and
-turns each of its checks into a test. Nothing is skipped: without Node or ``npm ci`` the tests fail
-and say what to install.
+turns each of its checks into a test. Nothing is skipped. A checkout without ``node_modules`` (a fresh
+clone) gets it here: ``npm ci`` from package-lock.json, once, under a lock, so that two test sessions
+on one checkout do not install over each other. Without Node or npm the tests fail and say what to install.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +25,40 @@ CHECKS = ["runtime", "core-identical", "entry-imports", "send-path", "worker-fet
           "orders-api"]
 
 
+# What check.mjs loads from node_modules, and the file npm writes last when an install is complete.
+NODE_FILES = ("pyodide/pyodide.mjs", "miniflare/dist/src/index.js", ".package-lock.json")
+NPM_CI_TIMEOUT = 900
+
+
+def node_packages_ready() -> bool:
+    return all((ROOT / "node_modules" / name).is_file() for name in NODE_FILES)
+
+
+def install_node_packages() -> None:
+    """``npm ci`` into this checkout unless its node_modules is complete; one session at a time does it."""
+    if node_packages_ready():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("node_modules is missing and npm is not on PATH: install Node 20 or newer (it brings npm)")
+    lock = Path(tempfile.gettempdir()) / f"relay-npm-ci-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:16]}.lock"
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)         # a second session waits here, then finds the install done
+        if node_packages_ready():
+            return
+        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=NPM_CI_TIMEOUT)
+        if proc.returncode != 0 or not node_packages_ready():
+            pytest.fail(f"`npm ci` in {ROOT} failed (exit {proc.returncode}); it needs the npm registry once:\n"
+                        f"{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     node = shutil.which("node")
     if node is None:
-        pytest.fail("node is not on PATH: the Pyodide conformance run needs Node 20 or newer, then `npm ci`")
-    if not (ROOT / "node_modules" / "pyodide" / "pyodide.mjs").is_file():
-        pytest.fail("node_modules/pyodide is missing: run `npm ci` in the repository root")
+        pytest.fail("node is not on PATH: the Pyodide conformance run needs Node 20 or newer")
+    install_node_packages()
     path = tmp_path_factory.mktemp("conformance") / "report.json"
     proc = subprocess.run(
         [node, "conformance/check.mjs", "--python", sys.executable, "--json", str(path)],
