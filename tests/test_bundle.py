@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import import_graph as imports
+import node_packages
 from test_layers import PUBLIC_ALIASES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,8 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (ROOT / "node_modules" / ".bin" / "wrangler").is_file():
-        pytest.fail("node_modules/.bin/wrangler is missing: run `npm ci` in the repository root")
+    node_packages.install()                  # a fresh clone: npm ci, once
     out = tmp_path_factory.mktemp("bundle") / "worker"
     proc = subprocess.run([str(ROOT / "deploy.sh"), "--bundle", str(out)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)

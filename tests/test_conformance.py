@@ -8,49 +8,20 @@ on one checkout do not install over each other. Without Node or npm the tests fa
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import node_packages
+
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = ["runtime", "core-identical", "entry-imports", "send-path", "worker-fetch", "worker-scheduled",
           "orders-api"]
-
-
-# What check.mjs loads from node_modules, and the file npm writes last when an install is complete.
-NODE_FILES = ("pyodide/pyodide.mjs", "miniflare/dist/src/index.js", ".package-lock.json")
-NPM_CI_TIMEOUT = 900
-
-
-def node_packages_ready() -> bool:
-    return all((ROOT / "node_modules" / name).is_file() for name in NODE_FILES)
-
-
-def install_node_packages() -> None:
-    """``npm ci`` into this checkout unless its node_modules is complete; one session at a time does it."""
-    if node_packages_ready():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("node_modules is missing and npm is not on PATH: install Node 20 or newer (it brings npm)")
-    lock = Path(tempfile.gettempdir()) / f"relay-npm-ci-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:16]}.lock"
-    with lock.open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)         # a second session waits here, then finds the install done
-        if node_packages_ready():
-            return
-        proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=NPM_CI_TIMEOUT)
-        if proc.returncode != 0 or not node_packages_ready():
-            pytest.fail(f"`npm ci` in {ROOT} failed (exit {proc.returncode}); it needs the npm registry once:\n"
-                        f"{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +29,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH: the Pyodide conformance run needs Node 20 or newer")
-    install_node_packages()
+    node_packages.install()
     path = tmp_path_factory.mktemp("conformance") / "report.json"
     proc = subprocess.run(
         [node, "conformance/check.mjs", "--python", sys.executable, "--json", str(path)],
