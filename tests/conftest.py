@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from relay.core.signature import sign
 from relay_tools.fakes import FakeLightspeed, FakeMeta
@@ -141,3 +143,20 @@ def relay(env: dict[str, str], tmp_path: Path, log_root: Path, clock: Clock) -> 
     server = ServerThread(local).start()
     yield server
     server.stop()
+
+
+# Debian's Chromium, started as this sandbox needs it: no network chatter (the machine's network is closed).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for every browser test; skipped only where none is installed (.ci/run installs it)."""
+    if not shutil.which(CHROMIUM):
+        pytest.skip("no Chromium: `apt-get install -y chromium` (.ci/run installs it)")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +19,6 @@ from conftest import PAID_HEADERS, PAID_RAW, shop_env
 from relay_tools.bridge_cli import snippet
 from relay_tools.server import LocalRelay, ServerThread
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FBP = "fb.1.1763498500123.1116446470"
 FBC = "fb.1.1763498400456.IwAR2F4-AbCdEf_123"
 
@@ -73,20 +69,6 @@ class Shop:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.origin = f"http://localhost:{self.server.server_address[1]}"   # another site than the relay's
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("Playwright is not installed (uv sync installs it with the dev dependencies)")
-    if not shutil.which(CHROMIUM):
-        pytest.skip("no Chromium: `apt-get install -y chromium` (.ci/run installs it)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -5,20 +5,16 @@ The screenshots go to .relay/screenshots/ (git-ignored), printed by the run, for
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 import dashboard_scene
 from conftest import shop_env
 from relay.jobs import health, quality
 
 ADMIN = "admin-token-for-the-browser-tests-8d2f61c0"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parents[1] / ".relay" / "screenshots"
 
 
@@ -38,14 +34,6 @@ def scene(relay, meta, lightspeed, clock) -> dict[str, list[str]]:
     finally:
         relay.call(rt.log.flush(rt.blobs, rt.clock()))
     return numbers
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def signed_in(browser: Browser, url: str, width: int, lang: str = "en") -> tuple[Page, list[str]]:
