@@ -151,9 +151,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for every browser test; skipped only where none is installed (.ci/run installs it)."""
+    """A headless Chromium per browser test module; skipped only where none is installed (.ci/run installs it).
+
+    Module scope, not session: Playwright's sync API keeps an event loop running while it is open, and the
+    other tests' ``asyncio.run`` refuses to start inside one."""
     if not shutil.which(CHROMIUM):
         pytest.skip("no Chromium: `apt-get install -y chromium` (.ci/run installs it)")
     with sync_playwright() as p:
