@@ -21,7 +21,7 @@ from relay.core.errors import ConfigError, UnknownShopError
 # between versions) rather than secrets. Keys, secrets, tokens and the test event code stay secrets.
 # ALERT_WEBHOOK_URL stays a secret: a chat webhook address is itself a credential.
 PLAIN_SHOP_KEYS = ("LIGHTSPEED_SHOP_ID", "META_PIXEL_ID", "LIGHTSPEED_CLUSTER", "LIGHTSPEED_LANGUAGE", "SHOP_URL",
-                   "EVENT_ID_TEMPLATE", "UTC_OFFSET", "SEND_CANCELLATIONS")
+                   "EVENT_ID_TEMPLATE", "UTC_OFFSET", "SEND_CANCELLATIONS", "NET_REVENUE")
 PLAIN_GLOBALS = ("SHOPS", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "RELAY_SUBREQUEST_BUDGET",
                  "RELAY_BATCH_SIZE", "ALERT_FORMAT", "ALERT_FAILURES_PER_HOUR", "ALERT_UNCONFIRMED_HOURS",
                  "ALERT_BACKFILL_HOURS")

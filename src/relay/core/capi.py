@@ -17,6 +17,7 @@ from relay.core.config import Settings, Shop
 from relay.core.errors import PayloadError
 from relay.core.order import Line, Order
 from relay.core.ports import HttpRequest, HttpResponse
+from relay.core.profit import net_revenue as profit_of
 from relay.core.redact import redact
 
 EVENT_NAME = "Purchase"
@@ -102,12 +103,8 @@ def build_event(order: Order, shop: Shop) -> dict[str, Any]:
     if shop.shop_url:
         event["event_source_url"] = shop.shop_url + "/checkout/thankyou/"
     event["user_data"] = match.user_data(order, browser=browser)
-    custom: dict[str, Any] = {"value": money(order.price_incl), "order_id": order.number}
-    if order.lines is not None:
-        custom["contents"] = contents(order.lines)
-        custom["content_type"] = "product"
-    event["custom_data"] = custom
-    return event
+    event["custom_data"] = {"value": money(order.price_incl), "order_id": order.number}
+    return with_lines(event, order.lines, shop.net_revenue) if order.lines is not None else event
 
 
 def cancellation_event(order: Order, shop: Shop, now: int) -> dict[str, Any]:
@@ -129,8 +126,12 @@ def cancellation_event(order: Order, shop: Shop, now: int) -> dict[str, Any]:
     }
 
 
-def with_lines(event: dict[str, Any], lines: tuple[Line, ...]) -> dict[str, Any]:
+def with_lines(event: dict[str, Any], lines: tuple[Line, ...], net_revenue: bool = False) -> dict[str, Any]:
+    """The event with its lines' ``contents``; with ``net_revenue`` (the shop's ``NET_REVENUE=1``) also the
+    order's profit from the lines' cost prices, when every line has one (relay.core.profit)."""
     custom = dict(event["custom_data"], contents=contents(lines), content_type="product")
+    if net_revenue and (profit := profit_of(lines)) is not None:
+        custom["net_revenue"] = money(profit)
     return dict(event, custom_data=custom)
 
 

@@ -33,6 +33,7 @@ OPTIONAL = (
     "CONSENT_UNKNOWN",
     "LDU",
     "SEND_CANCELLATIONS",   # 1: an OrderCancelled custom event for each cancelled order Meta had received
+    "NET_REVENUE",          # 1: custom_data.net_revenue (the order's profit) from the lines' cost prices
 )
 GLOBALS = ("ADMIN_TOKEN", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "SHOPS", "META_TIMEOUT",
            "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE",     # these two: relay.jobs.limits.load_limits
@@ -102,6 +103,7 @@ class Shop:
     consent_unknown: str = "skip"    # with "required", what no recorded choice means: skip or send
     ldu: bool = False                # Meta's Limited Data Use (US state laws) on every event
     send_cancellations: bool = False  # tell Meta (OrderCancelled) when an order it had is cancelled
+    net_revenue: bool = False         # send the order's profit (relay.core.profit) as custom_data.net_revenue
 
     @property
     def prefix(self) -> str:
@@ -204,6 +206,9 @@ def load_shop(env: Mapping[str, str], shop: str) -> Shop:
     cancellations = var("SEND_CANCELLATIONS") or "0"
     if cancellations not in ("0", "1"):
         raise ConfigError(f"{prefix}SEND_CANCELLATIONS must be 1 (send OrderCancelled events) or 0")
+    net_revenue = var("NET_REVENUE") or "0"
+    if net_revenue not in ("0", "1"):
+        raise ConfigError(f"{prefix}NET_REVENUE must be 1 (send the profit from cost prices as net_revenue) or 0")
     return Shop(
         name=shop,
         lightspeed_key=Secret(var("LIGHTSPEED_API_KEY") or ""),
@@ -221,6 +226,7 @@ def load_shop(env: Mapping[str, str], shop: str) -> Shop:
         consent_unknown=consent_unknown,
         ldu=ldu == "1",
         send_cancellations=cancellations == "1",
+        net_revenue=net_revenue == "1",
     )
 
 

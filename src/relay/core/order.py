@@ -41,6 +41,8 @@ class Line:
     variant_id: str | None
     quantity: int
     price_incl: Decimal  # line total after discount, VAT included
+    price_excl: Decimal | None = None  # the same without VAT; None when Lightspeed sent none
+    cost: Decimal | None = None        # priceCost: the line's cost price, VAT excluded; None when not a number
 
     @property
     def content_id(self) -> str | None:
@@ -204,6 +206,8 @@ def parse_lines(items: Any) -> tuple[Line, ...]:
             variant_id=_str_id(_resource_id(item.get("variant"))),
             quantity=quantity,
             price_incl=price,
+            price_excl=_optional_money(item.get("priceExcl")),
+            cost=_optional_money(item.get("priceCost")),
         ))
     return tuple(lines)
 
@@ -265,6 +269,14 @@ def _money(value: Any, what: str) -> Decimal:
     if abs(amount) >= MAX_MONEY:
         raise PayloadError(f"{what} is {MAX_MONEY:,.0f} or more; no order is worth that, refused")
     return amount
+
+
+def _optional_money(value: Any) -> Decimal | None:
+    """An amount that may be absent (null, missing, false, not a number): None then, never an error."""
+    try:
+        return _money(value, "amount")
+    except PayloadError:
+        return None
 
 
 def _time(value: Any) -> datetime | None:

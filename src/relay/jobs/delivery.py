@@ -142,8 +142,8 @@ async def deliver(rt: Runtime, shop: Shop, claimed: list[Claimed], state: ShopSt
                     rt.log.add(shop.name, now, kind="warning", order_id=row.order_id,
                                error=f"sending without contents: {exc}")
                 else:
-                    event = capi.with_lines(event, lines)
-                    keep[row.order_id] = capi.dumps(capi.with_lines(stored, lines))
+                    event = capi.with_lines(event, lines, shop.net_revenue)
+                    keep[row.order_id] = capi.dumps(capi.with_lines(stored, lines, shop.net_revenue))
             ready.append((row, capi.with_currency(event, currency)))
         finished += await _post(rt, shop, ready, now, report, max_requests, keep)
     finished = consent.stamp(finished, prepared)

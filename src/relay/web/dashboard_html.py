@@ -236,11 +236,18 @@ class Page:
                              f"{_money(e['confirmed'], cur, self.lang)} {w['confirmed']} "
                              f"<span class=\"muted\">({e['confirmed_orders']})</span> − "
                              f"{_money(e['cancelled'], cur, self.lang)} {w['cancelled_after']} "
-                             f"<span class=\"muted\">({e['cancelled_orders']})</span></p>")
+                             f"<span class=\"muted\">({e['cancelled_orders']})</span>{self.profit(money, e)}</p>")
         if not lines:
             return f"<h3>{w['revenue']}</h3><p class=\"muted\">{w['no_revenue']}</p>"
         note = "" if money.get("cancellations_tracked") else f"<p class=\"muted\">{w['not_tracked']}</p>"
         return f"<h3>{w['revenue']}</h3>" + "".join(lines) + note
+
+    def profit(self, money: dict[str, Any], e: dict[str, Any]) -> str:
+        """The profit sent as net_revenue, beside the value, for a shop with <SHOP>_NET_REVENUE=1."""
+        if not money.get("profit_tracked") or not e.get("profit_orders"):
+            return ""
+        return (f" · {_money(e['profit'], e['currency'] or '', self.lang)} {self.w['profit']} "
+                f"<span class=\"muted\">({e['profit_orders']})</span>")
 
 
 def _shown_elsewhere(warning: str, s: dict[str, Any]) -> bool:

@@ -185,6 +185,7 @@ def _shop_entry(shop: Shop, fig: dict[str, dict[str, Any]], now: int, version: s
     if version_note:
         found.append(version_note)
     found += _delivery_warnings(shop.name, f, now) + quality.warnings(meta_quality)
+    f["revenue"]["profit_tracked"] = shop.net_revenue     # <SHOP>_NET_REVENUE=1: the dashboard shows the profit
     return {"shop": shop.name, "ok": not found, "warnings": found, "config_error": None, **_finish(f),
             "graph_api_version": version, "health": _health_view(row, now), "meta_quality": meta_quality}
 
