@@ -130,7 +130,18 @@ def test_the_page_shows_the_same_figures_as_the_status_api(relay, meta, lightspe
     assert ">ok</span> never expires" in text
     assert f"<title>{vik['daily'][-1]['date']}: 1 sent</title>" in text            # the chart's bar for today
     assert "Last 14 days: 1 sent, 0 failed or expired" in text
-    assert '<tr><td>em</td><td class="n">100 %</td><td class="n">-</td></tr>' in text   # Meta: not asked yet
+    assert '<tr><td>email (em)</td><td class="n">100 %</td><td class="n">-</td></tr>' in text   # Meta: not asked
+
+
+def test_the_details_name_orders_by_number_with_the_id_beside_it(relay, meta, clock):
+    send(relay, order_body(paymentStatus="not_paid"))
+    text = get(relay, {"Authorization": f"Bearer {ADMIN}"}).text
+    assert "<tr><th>Oldest waiting (unpaid)</th><td>order ORD04217 (id 384271665), placed " in text
+    meta.reject_event_ids.add("purchase_ORD04217")
+    send(relay, order_body())
+    text = get(relay, {"Authorization": f"Bearer {ADMIN}"}).text
+    assert "(order ORD04217 (id 384271665), failed, " in text                    # Last error
+    assert "<tr><th>Oldest waiting (unpaid)</th><td><span class=\"muted\">none</span>" in text
 
 
 def test_everything_on_the_page_is_escaped(relay, meta):

@@ -124,7 +124,8 @@ def test_an_unpaid_order_is_the_oldest_waiting(relay, meta):
     assert send(relay, order_body(paymentStatus="not_paid"))["status"] == "ignored"
     shop = vik(relay)
     assert shop["counts"]["24h"]["waiting"] == 1
-    assert shop["oldest_waiting"] == {"order_id": 384271665, "placed_at": iso(FIXTURE_CREATED),
+    assert shop["oldest_waiting"] == {"order_id": 384271665, "order_number": "ORD04217",    # the number the owner
+                                      "placed_at": iso(FIXTURE_CREATED),                # knows, the id beside it
                                       "age_seconds": FIXTURE_NOW - FIXTURE_CREATED}
     assert shop["oldest_retrying"] is None
 
@@ -139,7 +140,7 @@ def test_a_retrying_order_shows_its_error_and_warns_after_six_hours(relay, meta,
     assert "Service temporarily unavailable" in shop["last_error"]["message"]
     assert not any("retrying since" in w for w in shop["warnings"])
     clock.advance(7 * 3600)
-    assert any("order 384271665 has been retrying since" in w for w in vik(relay)["warnings"])
+    assert any("order ORD04217 (id 384271665) has been retrying since" in w for w in vik(relay)["warnings"])
 
 
 def test_a_refused_event_counts_as_failed_with_its_code_and_a_warning(relay, meta):
@@ -150,6 +151,7 @@ def test_a_refused_event_counts_as_failed_with_its_code_and_a_warning(relay, met
     e = shop["last_error"]
     assert (e["code"], e["subcode"], e["status"], e["state"], e["order_id"]) == (100, 2804050, 400, "failed",
                                                                                  384271665)
+    assert e["order_number"] == "ORD04217"
     assert e["fbtrace_id"] == "FakeTraceError"
     assert any("1 event(s) of the last 24 h failed for good" in w for w in shop["warnings"])
     assert shop["daily"][-1]["failed"] == 1

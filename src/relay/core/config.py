@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from relay.core.errors import ConfigError, UnknownShopError
+from relay.core.sentences import Said
 
 REQUIRED = (
     "LIGHTSPEED_API_KEY",
@@ -124,7 +125,7 @@ class Settings:
 def how_to_set(var: str) -> str:
     """Where an operator changes a variable. Every deploy uploads all of them from one source, so a value set on
     the live Worker alone (``wrangler secret put``) is overwritten by the next deploy."""
-    return f"change {var} where your deploy reads it (GitHub Secrets, or .env.local for ./deploy.sh) and deploy again"
+    return Said("how_to_set", var=var)
 
 
 def prefix_of(shop: str) -> str:

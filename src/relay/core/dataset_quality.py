@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from relay.core.config import Settings, Shop
 from relay.core.ports import HttpRequest, HttpResponse
+from relay.core.sentences import Said
 
 TARGET = 5.0                       # "match quality above 5.0 in Events Manager" (docs/OPERATIONS.md)
 EVENT = "Purchase"
@@ -63,9 +64,7 @@ def request(shop: Shop, settings: Settings) -> HttpRequest:
 
 
 def no_access_fix(shop: Shop) -> str:
-    return (f"not available: grant the system user behind {shop.prefix}META_ACCESS_TOKEN access to pixel "
-            f"{shop.pixel_id} (Business settings > System users > Assign assets > the dataset, with "
-            "\"Use events dataset\" or \"Manage pixel\") and the ads_read permission, then create the token again")
+    return Said("quality_no_access", var=f"{shop.prefix}META_ACCESS_TOKEN", pixel=shop.pixel_id)
 
 
 def parse(response: HttpResponse, shop: Shop) -> QualityCheck:
@@ -89,8 +88,7 @@ def parse(response: HttpResponse, shop: Shop) -> QualityCheck:
     names = tuple(str(e.get("event_name")) for e in entries if e.get("event_name"))
     found = [e for e in entries if e.get("event_name") == EVENT]
     if not found:
-        return QualityCheck("no_data", events=names, error="Meta has no Purchase figures for this pixel yet; "
-                                                            "they appear a day or two after events arrive")
+        return QualityCheck("no_data", events=names, error=Said("quality_no_data"))
     purchase: dict[str, Any] = found[0]
     emq: dict[str, Any] = purchase["event_match_quality"] if isinstance(purchase.get("event_match_quality"), dict) \
         else {}

@@ -24,6 +24,7 @@ from relay.core import lightspeed
 from relay.core.config import Settings, Shop, canonical_name, how_to_set, scan_shops
 from relay.core.errors import LightspeedError
 from relay.core.ports import Database, Http, HttpRequest, HttpResponse
+from relay.core.sentences import Foreign, Said
 from relay.jobs import delivery, runtime
 from relay.outbox.delivery_log import scrub
 from relay.outbox.rows import ShopState
@@ -150,52 +151,46 @@ async def check_lightspeed(http: Http, shop: Shop, settings: Settings) -> Lights
 def version_warning(configured: str, served: str | None, today: date) -> str | None:
     """A sentence when the configured Graph API version is not served, or soon will not be."""
     if served and served != configured:
-        return (f"Meta answered with Graph API {served}, not META_API_VERSION {configured}: {configured} is no longer "
-                f"served; set META_API_VERSION to {served} or newer and deploy")
+        return Said("version_not_served", served=served, configured=configured)
     end = VERSION_ENDS.get(configured)
     if end is not None and (end - today).days <= VERSION_WARN_DAYS:
-        when = "ended" if end <= today else "ends"
-        return (f"Graph API {configured} {when} on {end.isoformat()}; set META_API_VERSION to a newer version "
-                "and deploy")
+        return Said("version_ended" if end <= today else "version_ends", configured=configured, end=end.isoformat())
     return None
 
 
 def warnings(shop: Shop, row: dict[str, Any] | None, now: int) -> list[str]:
     """What the shop owner must act on, from the latest stored check, as sentences that say what to do."""
     var = f"{shop.prefix}META_ACCESS_TOKEN"
+    how = how_to_set(var)
     if row is None:
-        return [f"{var} has not been checked yet; the next cron run checks it"]
+        return [Said("token_unchecked", var=var)]
     out: list[str] = []
     same_token = row["token_fingerprint"] == shop.meta_token.fingerprint()
     state = row["token_state"] if same_token else "replaced"
     if not same_token:
-        out.append(f"{var} was replaced after the last check; the next cron run checks the new token")
+        out.append(Said("token_replaced", var=var))
     elif state == "invalid":
-        out.append(f"Meta refused {var} ({row['token_error'] or 'invalid'}); events are held and stay queued. "
-                   f"Create a new system-user token with {REQUIRED_SCOPE} for pixel {shop.pixel_id} and set it "
-                   f"({how_to_set(var)}); sending resumes by itself")
+        out.append(Said("token_invalid", var=var, error=Foreign(row["token_error"] or "invalid"), scope=REQUIRED_SCOPE,
+                        pixel=shop.pixel_id, how=how))
     elif row["token_expires_at"]:
         expires = int(row["token_expires_at"])
         days = (expires - now) // 86400
         if expires <= now:
-            out.append(f"{var} expired on {iso_day(expires)}; Meta will refuse events until it is replaced "
-                       f"({how_to_set(var)}); they stay queued")
+            out.append(Said("token_expired", var=var, day=iso_day(expires), how=how))
         elif expires - now <= WARN_DAYS * 86400:
-            out.append(f"{var} expires on {iso_day(expires)} (in {days} days); replace it before then "
-                       f"({how_to_set(var)})")
+            out.append(Said("token_expiring", var=var, day=iso_day(expires), days=days, how=how))
     issued = row.get("token_issued_at")
     if state in ("ok", "expiring") and issued and now - int(issued) >= (ROTATE_DAYS - WARN_DAYS) * 86400:
-        out.append(f"{var} was issued on {iso_day(int(issued))} ({(now - int(issued)) // 86400} days ago); tokens are "
-                   f"rotated every {ROTATE_DAYS} days: create a new one ({how_to_set(var)})")
+        out.append(Said("token_rotate", var=var, day=iso_day(int(issued)), days=(now - int(issued)) // 86400,
+                        rotate=ROTATE_DAYS, how=how))
     if state in ("ok", "expiring") and row["token_scopes"] and REQUIRED_SCOPE not in row["token_scopes"].split(","):
-        out.append(f"{var} lacks the {REQUIRED_SCOPE} permission; if Meta refuses events (code 200 or 100/33), "
-                   f"create the token again with {REQUIRED_SCOPE}")
+        out.append(Said("token_scope", var=var, scope=REQUIRED_SCOPE))
     if state == "unknown" and row["token_error"]:
-        out.append(f"token check: {row['token_error']}")
+        out.append(Said("token_check", error=Foreign(row["token_error"])))
     if row["lightspeed_state"] != "ok":
-        out.append(f"Lightspeed check: {row['lightspeed_error'] or row['lightspeed_state']}")
+        out.append(Said("lightspeed_check", error=Foreign(row["lightspeed_error"] or row["lightspeed_state"])))
     if now - int(row["checked_at"]) > STALE_AFTER:
-        out.append(f"last check was {iso_day(int(row['checked_at']))}: is the Worker's cron trigger running?")
+        out.append(Said("check_stale", day=iso_day(int(row["checked_at"]))))
     return out
 
 

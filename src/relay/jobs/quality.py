@@ -15,6 +15,7 @@ from typing import Any
 from relay.core import dataset_quality
 from relay.core.config import Shop, scan_shops
 from relay.core.ports import Database
+from relay.core.sentences import Foreign, Said
 from relay.jobs import runtime
 
 CHECK_EVERY = 24 * 3600 - 15 * 60  # "daily", a little early so a 10-minute cron does not slip a slot a day
@@ -91,9 +92,11 @@ def view(row: dict[str, Any] | None, shop: Shop, iso: Any) -> dict[str, Any] | N
     if row is None:
         return None
     score = row["score"]
-    note = row["error"]
+    note: str | None = Foreign(row["error"]) if row["error"] is not None else None
     if row["state"] == "no_access":
         note = dataset_quality.no_access_fix(shop)
+    elif row["state"] == "no_data":
+        note = Said("quality_no_data")
     return {
         "checked_at": iso(int(row["checked_at"])), "state": row["state"], "event": dataset_quality.EVENT,
         "score": score, "target": dataset_quality.TARGET,
@@ -109,8 +112,7 @@ def warnings(view: dict[str, Any] | None) -> list[str]:
     if view is None:
         return []
     if view["state"] == "no_access":
-        return [f"Meta's match quality is {view['note']}"]
+        return [Said("quality_note", note=view["note"])]
     if view["meets_target"] is False:
-        return [f"Meta rates Purchase match quality {view['score']:.1f} of 10, below the target of "
-                f"{view['target']:.1f}: send more match keys (email, phone, address) with each order"]
+        return [Said("quality_low", score=f"{view['score']:.1f}", target=f"{view['target']:.1f}")]
     return []

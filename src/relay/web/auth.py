@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from relay.core.config import Secret, how_to_set
 from relay.core.errors import TooManyAttempts
+from relay.core.sentences import Said
 from relay.jobs import runtime
 from relay.web import throttle
 from relay.web.http import Request, Response
@@ -38,8 +39,6 @@ COOKIE = "relay_dashboard"
 SESSION_SECONDS = 12 * 3600
 MAX_FORM_BYTES = 4096
 MIN_ADMIN_TOKEN = 16
-SET_ADMIN_TOKEN = (f"{how_to_set('ADMIN_TOKEN')} (for relay serve: ADMIN_TOKEN=... in the --env-file); make it 32+ "
-                   "random characters, e.g. `openssl rand -hex 32`")
 _SESSION = re.compile(r"([0-9a-f]{32})\.([0-9]{1,12})\.([0-9a-f]{64})", re.ASCII)
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
@@ -68,10 +67,9 @@ class Outcome:
 def admin_problem(admin: Secret | None) -> str | None:
     """Why the admin routes are closed, or ``None`` when ``ADMIN_TOKEN`` is usable."""
     if admin is None:
-        return "ADMIN_TOKEN is not set, so the status routes are closed; " + SET_ADMIN_TOKEN
+        return Said("admin_unset", how=how_to_set("ADMIN_TOKEN"))
     if len(admin.reveal()) < MIN_ADMIN_TOKEN:
-        return f"ADMIN_TOKEN is shorter than {MIN_ADMIN_TOKEN} characters, so the status routes are closed; " + \
-            SET_ADMIN_TOKEN
+        return Said("admin_short", n=MIN_ADMIN_TOKEN, how=how_to_set("ADMIN_TOKEN"))
     return None
 
 
@@ -204,7 +202,7 @@ async def form_access(rt: runtime.Runtime, request: Request, form: Mapping[str, 
         else None
 
 
-_CROSS_SITE = "That form came from another site, so it was ignored. Use the page itself."
+_CROSS_SITE = Said("cross_site")
 
 
 async def sign_in_or_out(rt: runtime.Runtime, request: Request, form: Mapping[str, str]) -> Outcome | None:
@@ -222,9 +220,9 @@ async def sign_in_or_out(rt: runtime.Runtime, request: Request, form: Mapping[st
     try:
         key = await throttle.attempt(rt, admin, request)
     except TooManyAttempts as exc:
-        return Outcome(429, {"Retry-After": str(exc.retry_after)}, str(exc))
+        return Outcome(429, {"Retry-After": str(exc.retry_after)}, exc.args[0])
     if not _token_ok(admin, form["token"].strip()):
-        return Outcome(401, message="That is not the ADMIN_TOKEN. Paste the value you set as the Worker secret.")
+        return Outcome(401, message=Said("wrong_token"))
     await throttle.succeeded(rt, key)
     now = rt.now()
     session, expires = secrets.token_hex(16), now + SESSION_SECONDS
@@ -244,6 +242,6 @@ async def _sign_out(rt: runtime.Runtime, request: Request, form: Mapping[str, st
     if who is None or who.via != "session":
         return Outcome(303, {"Location": "/dashboard"})
     if not hmac.compare_digest(form.get("csrf", "").encode("utf-8", "replace"), who.csrf.encode()):
-        return Outcome(403, message="That sign-out form was out of date; reload the page and sign out again.")
+        return Outcome(403, message=Said("sign_out_stale"))
     await rt.db.run("DELETE FROM admin_sessions WHERE id = ?", (who.session,))
     return Outcome(303, {"Location": "/dashboard", "Set-Cookie": _cookie("", 0)})

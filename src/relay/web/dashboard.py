@@ -15,6 +15,7 @@ import dataclasses
 from typing import Any
 
 from relay.core.config import load_shop, scan_shops
+from relay.core.sentences import Said
 from relay.jobs import limits, replay, runtime
 from relay.outbox import attention
 from relay.outbox.budget import Meter
@@ -40,10 +41,10 @@ async def respond(rt: runtime.Runtime, request: Request) -> Response:
     if request.method != "GET":
         return Response(405, {"status": "error", "error": "use GET /dashboard (or POST the login form)"},
                         {"Allow": "GET, POST"})
+    lang = wording.language(request.query, request.headers)
     who = await auth.access(rt, request)
     if who is None:
-        return _page(401, login_page(auth.admin_problem(rt.settings.admin_token)))
-    lang = wording.language(request.query, request.headers)
+        return _page(401, login_page(auth.admin_problem(rt.settings.admin_token), lang, "lang" in request.query))
     number = (request.query.get("q") or "").strip()[:64]
     report = await status.collect(rt)
     names = [s["shop"] for s in report["shops"]]
@@ -82,17 +83,21 @@ def _notice(query: dict[str, str] | Any, lang: str, number: str) -> tuple[str, s
 
 async def _post(rt: runtime.Runtime, request: Request) -> Response:
     form = await auth.read_form(request)
+    lang = wording.language(form or {}, request.headers)
+    chosen = (form or {}).get("lang") in wording.LANGUAGES
     if form is None:
-        return _page(413, login_page("That form was too large."))
+        return _page(413, login_page(Said("form_too_large"), lang))
     outcome = await auth.sign_in_or_out(rt, request, form)
     if outcome is not None:
-        page = "" if outcome.status == 303 else login_page(outcome.message)
-        return _page(outcome.status, page, outcome.headers)
+        page = "" if outcome.status == 303 else login_page(outcome.message, lang, chosen)
+        headers = outcome.headers
+        if chosen and outcome.status == 303:
+            headers = {**headers, "Location": f"/dashboard?lang={lang}"}
+        return _page(outcome.status, page, headers)
     if form.get("action") != "replay":
-        return _page(400, login_page("That form is not one this page knows."))
+        return _page(400, login_page(Said("form_unknown"), lang, chosen))
     if await auth.form_access(rt, request, form) is None:
-        return _page(403, login_page("This page was open too long or came from elsewhere: sign in and press "
-                                     "Replay again."))
+        return _page(403, login_page(Said("form_stale"), lang, chosen))
     return await _replay(rt, form)
 
 

@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
+from relay.core.sentences import Foreign, as_html
 from relay.jobs import replay
 from relay.web import auth, wording
 from relay.web.dashboard_facts import bridge_table, chart, facts
@@ -52,16 +53,21 @@ def doc(title: str, body: str, lang: str = "en") -> str:
             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
 
 
-def login_page(message: str | None = None) -> str:
-    note = f"<p class=\"bad\">{escape(message)}</p>" if message else ""
-    return doc("Relay status: sign in", (
-        "<h1>Relay status</h1>" + note +
-        "<section><form method=\"post\" action=\"/dashboard\">"
-        "<p><label for=\"token\">Admin token (the <code>ADMIN_TOKEN</code> secret)</label></p>"
+def login_page(message: str | None = None, lang: str = "en", chosen: bool = False) -> str:
+    """The sign-in form; ``message`` (a ``Said`` says itself in ``lang``) above it. ``chosen``: the reader
+    picked the language with ``?lang=``, so the form carries it on."""
+    w = wording.WORDS[lang]
+    note = f"<p class=\"bad\" role=\"alert\">{as_html(message, lang)}</p>" if message else ""
+    keep = f"<input type=\"hidden\" name=\"lang\" value=\"{lang}\">" if chosen else ""
+    scripts = escape(w["scripts"]).format(header="<code>Authorization: Bearer &lt;ADMIN_TOKEN&gt;</code>",
+                                          dashboard="<code>/dashboard</code>", status="<code>/status</code>")
+    return doc(w["sign_in_title"], (
+        f"<h1>{w['title']}</h1>" + note +
+        f"<section><form method=\"post\" action=\"/dashboard\">{keep}"
+        f"<p><label for=\"token\">{escape(w['token_label']).format(code='<code>ADMIN_TOKEN</code>')}</label></p>"
         "<p><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required></p>"
-        "<p><button type=\"submit\">Sign in</button></p></form>"
-        "<p class=\"muted\">Scripts can send <code>Authorization: Bearer &lt;ADMIN_TOKEN&gt;</code> to "
-        "<code>/dashboard</code> or <code>/status</code> instead.</p></section>"))
+        f"<p><button type=\"submit\">{w['sign_in']}</button></p></form>"
+        f"<p class=\"muted\">{scripts}</p></section>"), lang)
 
 
 class Page:
@@ -97,7 +103,7 @@ class Page:
         if self.query:
             parts.append(self.search())
         parts += [self.shop(s) for s in r["shops"]] or \
-            ["<section><p>No shop is configured: set the five &lt;SHOP&gt;_* variables.</p></section>"]
+            [f"<section><p>{escape(w['no_shop'])}</p></section>"]
         parts.append(f"<p class=\"muted\">{escape(r['generated_at'])} UTC · Graph API "
                      f"{escape(r['graph_api_version'])}</p>")
         return doc(w["title"], "".join(parts), self.lang)
@@ -119,15 +125,16 @@ class Page:
             parts.append(self.hold(s))
         warnings = [x for x in s["warnings"] if not _shown_elsewhere(x, s)]
         if warnings:
-            parts.append("<ul class=\"w\">" + "".join(f"<li>{escape(x)}</li>" for x in warnings) + "</ul>")
+            parts.append("<ul class=\"w\">" + "".join(f"<li>{as_html(x, self.lang)}</li>" for x in warnings)
+                         + "</ul>")
         parts.append(self.attention(s))
         parts.append(self.quality(s))
-        parts.append(bridge_table(s.get("bridge")))
+        parts.append(bridge_table(s.get("bridge"), self.lang))
         parts.append(self.revenue(s.get("revenue")))
-        parts.append(chart(s["daily"]))
+        parts.append(chart(s["daily"], self.lang))
         zone = wording.zone_name(self.offsets.get(name, 0))
         parts.append(f"<details><summary>{w['details']}</summary><table>"
-                     + "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in facts(s))
+                     + "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in facts(s, self.lang))
                      + f"</table></details><p class=\"muted\">{escape(w['times_in'].format(zone=zone))}</p>")
         parts.append("</section>")
         return "".join(parts)
@@ -149,7 +156,7 @@ class Page:
         reason = s["held"].get("reason") or ""
         return (f"<div class=\"hold\" role=\"alert\"><p><b>{w['held_title']}</b> · "
                 f"{escape(w['held_since'].format(n=queued))}</p>"
-                + (f"<p class=\"muted\">{escape(reason)}</p>" if reason else "")
+                + (f"<p class=\"muted\">{w['meta_said']}: {as_html(Foreign(reason), self.lang)}</p>" if reason else "")
                 + f"<p><b>{w['fix']}:</b> {escape(fix)}</p></div>")
 
     def attention(self, s: dict[str, Any]) -> str:
@@ -180,22 +187,25 @@ class Page:
                       f"<input type=\"hidden\" name=\"lang\" value=\"{self.lang}\">{auth.csrf_input(self.who)}"
                       f"<button type=\"submit\">{w['replay']}</button></form>")
         return (f"<li><span class=\"num\">{label}{escape(str(row['order_number']))}</span>"
-                f"<span class=\"what {cls}\">{escape(text)}</span><span class=\"at\">{escape(last)}</span>"
+                f"<span class=\"what {cls}\">{text}</span><span class=\"at\">{escape(last)}</span>"
                 f"{button}</li>")
 
     def state(self, shop: str, row: dict[str, Any], held: bool) -> tuple[str, str]:
+        """The row's class and its state as HTML: our words, Meta's reason marked as Meta's."""
         w, state = self.w, str(row["state"])
         if held and state in ("due", "retry", "sending"):
-            return "bad", w["held_row"]
+            return "bad", escape(w["held_row"])
         if state in ("failed", "retry"):
             code = "/".join(str(c) for c in (row["last_code"], row["last_subcode"]) if c is not None)
-            reason = (row["last_error"] or "").strip() or (f"HTTP {row['last_status']}" if row["last_status"] else "?")
-            reason = (f"{reason} ({code})" if code else reason)[:220]
+            said = (row["last_error"] or "").strip()[:200]
+            reason = as_html(Foreign(said), self.lang) if said else \
+                f"HTTP {row['last_status']}" if row["last_status"] else "?"
+            reason = f"{reason} ({escape(code)})" if code else reason
             if state == "failed":
-                return "bad", w["failed"].format(reason=reason)
-            return "warn", w["retry"].format(reason=reason, when=self.at(shop, row["next_attempt_at"]))
+                return "bad", escape(w["failed"]).format(reason=reason)
+            return "warn", escape(w["retry"]).format(reason=reason, when=escape(self.at(shop, row["next_attempt_at"])))
         return {"sent": "ok", "waiting": "muted", "skipped": "muted", "expired": "bad"}.get(state, "warn"), \
-            w.get(state, state)
+            escape(w.get(state, state))
 
     def quality(self, s: dict[str, Any]) -> str:
         w = self.w
@@ -204,7 +214,8 @@ class Page:
         if mq is None:
             line = f"<p class=\"muted\">{w['meta_none']}</p>"
         elif mq["score"] is None:
-            line = f"<p class=\"warn\">{escape(mq['note'] or mq['state'])}</p>"
+            note = mq["note"] or w.get("quality_state_" + mq["state"], mq["state"])
+            line = f"<p class=\"warn\">{as_html(note, self.lang)}</p>"
         else:
             cls = "ok" if mq["meets_target"] else "bad"
             score = w["meta_score"].format(score=f"{mq['score']:.1f}", target=f"{mq['target']:.1f}")
@@ -212,7 +223,7 @@ class Page:
                     f" <span class=\"muted\">({escape(mq['checked_at'][:10])})</span></p>")
         theirs = (mq or {}).get("match_keys") or {}
         keys = sorted(set(mine) | set(theirs), key=lambda k: (-(mine.get(k) or 0), k))
-        rows = "".join(f"<tr><td>{escape(k)}</td><td class=\"n\">{_pct(mine.get(k), 100)}</td>"
+        rows = "".join(f"<tr><td>{escape(self.key_name(k))}</td><td class=\"n\">{_pct(mine.get(k), 100)}</td>"
                        f"<td class=\"n\">{_pct(theirs.get(k), 1)}</td></tr>" for k in keys)
         table = (f"<table><tr><th>{w['key']}</th><th class=\"n\">{w['relay_sends']}</th>"
                  f"<th class=\"n\">{w['meta_sees']}</th></tr>{rows}</table>") if keys else ""
@@ -220,9 +231,14 @@ class Page:
         if mq and mq.get("dedup"):
             dedup = f"<p class=\"muted\">{w['dedup']}: " + ", ".join(
                 f"{escape(d['key'])} {_pct(d['server'], 1)} / {_pct(d['browser'], 1)}" for d in mq["dedup"]) + "</p>"
-        diagnostics = "".join(f"<li>{escape(d)}</li>" for d in (mq or {}).get("diagnostics") or [])
+        diagnostics = "".join(f"<li>{as_html(Foreign(d), self.lang)}</li>" for d in (mq or {}).get("diagnostics") or [])
         return (f"<h3>{w['quality']}</h3>{line}{table}{dedup}"
                 + (f"<ul class=\"w\">{diagnostics}</ul>" if diagnostics else ""))
+
+    def key_name(self, key: str) -> str:
+        """A match key in words with Meta's code beside it: ``stad (ct)``; an unknown key as it is."""
+        word = self.w.get("k_" + key)
+        return f"{word} ({key})" if word else key
 
     def revenue(self, money: dict[str, Any] | None) -> str:
         w = self.w
@@ -252,9 +268,10 @@ class Page:
 
 def _shown_elsewhere(warning: str, s: dict[str, Any]) -> bool:
     """The hold box and the match-quality section already say these, with their fix."""
-    if s["held"] and warning.startswith(("sending is held", "Meta refused ")):
+    key = getattr(warning, "key", "")
+    if s["held"] and key in ("held", "token_invalid"):
         return True
-    return warning.startswith("Meta's match quality is")
+    return key == "quality_note"
 
 
 def _pct(value: float | None, scale: int) -> str:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relay.core.config import Shop, canonical_name, load_shop, scan_shops
+from relay.core.sentences import Foreign, Said
 from relay.jobs import health, quality, runtime
 from relay.outbox import revenue, unreadable
 from relay.outbox.bridge import BridgeStore
@@ -100,26 +101,28 @@ async def _figures(rt: runtime.Runtime, names: Sequence[str], now: int) -> dict[
             fig[r["shop"]]["counts"]["24h"][r["state"]] = int(r["d1"] or 0)
             fig[r["shop"]]["counts"]["7d"][r["state"]] = int(r["d7"] or 0)
     rows = (await db.run(
-        "SELECT shop, state, order_id, MIN(event_time) AS t FROM outbox WHERE state IN ('waiting', 'retry') "
-        "GROUP BY shop, state")).rows
+        "SELECT shop, state, order_id, order_number, MIN(event_time) AS t FROM outbox "
+        "WHERE state IN ('waiting', 'retry') GROUP BY shop, state")).rows
     for r in rows:
         if r["shop"] in fig:
             key = "oldest_waiting" if r["state"] == "waiting" else "oldest_retrying"
-            fig[r["shop"]][key] = {"order_id": int(r["order_id"]), "placed_at": iso(int(r["t"])),
+            fig[r["shop"]][key] = {"order_id": int(r["order_id"]), "order_number": r["order_number"],
+                                   "placed_at": iso(int(r["t"])),
                                    "age_seconds": max(0, now - int(r["t"]))}
     for r in (await db.run("SELECT shop, MAX(sent_at) AS t FROM outbox WHERE state = 'sent' GROUP BY shop")).rows:
         if r["shop"] in fig and r["t"] is not None:
             fig[r["shop"]]["last_success_at"] = iso(int(r["t"]))
     rows = (await db.run(
-        "SELECT shop, order_id, state, last_status, last_code, last_subcode, last_fbtrace_id, last_error, "
-        "MAX(updated_at) AS t FROM outbox WHERE state IN ('retry', 'failed', 'expired') AND last_error IS NOT NULL "
-        "GROUP BY shop")).rows
+        "SELECT shop, order_id, order_number, state, last_status, last_code, last_subcode, last_fbtrace_id, "
+        "last_error, MAX(updated_at) AS t FROM outbox WHERE state IN ('retry', 'failed', 'expired') "
+        "AND last_error IS NOT NULL GROUP BY shop")).rows
     for r in rows:
         if r["shop"] in fig:
             fig[r["shop"]]["last_error"] = {
-                "at": iso(int(r["t"])), "order_id": int(r["order_id"]), "state": r["state"],
+                "at": iso(int(r["t"])), "order_id": int(r["order_id"]), "order_number": r["order_number"],
+                "state": r["state"],
                 "status": r["last_status"], "code": r["last_code"], "subcode": r["last_subcode"],
-                "fbtrace_id": r["last_fbtrace_id"], "message": r["last_error"]}
+                "fbtrace_id": r["last_fbtrace_id"], "message": Foreign(r["last_error"])}
     rows = (await db.run(
         "SELECT shop, match_keys, COUNT(*) AS n FROM outbox WHERE event_time >= ? AND state <> 'skipped' "
         "GROUP BY shop, match_keys", (now - 7 * DAY,))).rows
@@ -192,13 +195,11 @@ def _shop_entry(shop: Shop, fig: dict[str, dict[str, Any]], now: int, version: s
 
 def config_warnings(shop: Shop) -> list[str]:
     """Settings that are valid but cost match quality or send events to the wrong place."""
-    out = []
+    out: list[str] = []
     if not shop.shop_url:
-        out.append(f"{shop.prefix}SHOP_URL is not set: website events go without event_source_url, which Meta "
-                   "asks for on website events; set it to the shop's https:// address")
+        out.append(Said("shop_url_unset", prefix=shop.prefix))
     if shop.test_event_code:
-        out.append(f"{shop.prefix}META_TEST_EVENT_CODE is set: events are marked as test events; remove it once "
-                   "Events Manager shows them")
+        out.append(Said("test_code_set", prefix=shop.prefix))
     return out
 
 
@@ -206,7 +207,8 @@ def _problem_entry(name: str, problem: str, fig: dict[str, dict[str, Any]], now:
                    version: str) -> dict[str, Any]:
     f = fig[name]
     row = f.pop("health_row")
-    return {"shop": name, "ok": False, "warnings": [problem] + _delivery_warnings(name, f, now),
+    found = [Said("config_problem", problem=Foreign(problem)), *_delivery_warnings(name, f, now)]
+    return {"shop": name, "ok": False, "warnings": found,
             "config_error": problem, **_finish(f), "graph_api_version": version, "health": _health_view(row, now),
             "meta_quality": None}
 
@@ -219,25 +221,25 @@ def _finish(f: dict[str, Any]) -> dict[str, Any]:
 
 
 def _delivery_warnings(name: str, f: dict[str, Any], now: int) -> list[str]:
-    out = []
+    out: list[str] = []
     if f["held"]:
-        out.append(f"sending is held until {f['held']['until']}: {f['held']['reason']}; events stay queued")
+        out.append(Said("held", until=f["held"]["until"], reason=Foreign(f["held"]["reason"])))
     failed = f["counts"]["24h"]["failed"]
     if failed:
-        out.append(f"{failed} event(s) of the last 24 h failed for good: see last_error and the delivery log "
-                   f"(relay logs --shop {name})")
+        out.append(Said("failed_24h", n=failed, shop=name))
     bad = f["unreadable"]
     if bad["orders"]:
-        out.append(f"{bad['orders']} order(s) Lightspeed listed in the last 7 days could not be read and were not "
-                   f"sent (latest: order {bad['latest_order_id']}: {bad['latest_reason']}); correct the order in "
-                   "Lightspeed and the next listing picks it up")
+        out.append(Said("unreadable", n=bad["orders"], order=bad["latest_order_id"],
+                        reason=Foreign(bad["latest_reason"])))
     lag = f["backfill"]["lag_seconds"]
     if lag is not None and lag > BACKFILL_WARN_LAG:
-        why = f": {f['backfill']['last_error']}" if f["backfill"]["last_error"] else ""
-        out.append(f"the backfill is {lag // 3600} h behind (cursor {f['backfill']['cursor']}){why}")
+        error = f["backfill"]["last_error"]
+        out.append(Said("backfill_behind_why", hours=lag // 3600, cursor=f["backfill"]["cursor"], error=Foreign(error))
+                   if error else Said("backfill_behind", hours=lag // 3600, cursor=f["backfill"]["cursor"]))
     retrying = f["oldest_retrying"]
     if retrying and retrying["age_seconds"] > RETRY_WARN_AGE and not f["held"]:
-        out.append(f"order {retrying['order_id']} has been retrying since {retrying['placed_at']}: see last_error")
+        out.append(Said("retrying_since", number=retrying["order_number"], order=retrying["order_id"],
+                        placed_at=retrying["placed_at"]))
     return out
 
 

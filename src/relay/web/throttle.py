@@ -15,6 +15,7 @@ import ipaddress
 
 from relay.core.config import Secret
 from relay.core.errors import TooManyAttempts
+from relay.core.sentences import Said
 from relay.jobs import runtime
 from relay.web.http import Request
 
@@ -49,8 +50,7 @@ async def attempt(rt: runtime.Runtime, admin: Secret, request: Request) -> str:
     row = results[1].rows[0]
     if int(row["failures"]) > MAX_FAILURES:
         wait = max(1, int(row["window_start"]) + FAILURE_WINDOW - now)
-        raise TooManyAttempts(f"too many wrong ADMIN_TOKEN attempts came from your address; try again in "
-                              f"{(wait + 59) // 60} min with the token you set as the Worker secret", wait)
+        raise TooManyAttempts(Said("too_many", minutes=(wait + 59) // 60), wait)
     return key
 
 
