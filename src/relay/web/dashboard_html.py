@@ -223,7 +223,7 @@ class Page:
                     f" <span class=\"muted\">({escape(mq['checked_at'][:10])})</span></p>")
         theirs = (mq or {}).get("match_keys") or {}
         keys = sorted(set(mine) | set(theirs), key=lambda k: (-(mine.get(k) or 0), k))
-        rows = "".join(f"<tr><td>{escape(self.key_name(k))}</td><td class=\"n\">{_pct(mine.get(k), 100)}</td>"
+        rows = "".join(f"<tr><td>{self.key_name(k)}</td><td class=\"n\">{_pct(mine.get(k), 100)}</td>"
                        f"<td class=\"n\">{_pct(theirs.get(k), 1)}</td></tr>" for k in keys)
         table = (f"<table><tr><th>{w['key']}</th><th class=\"n\">{w['relay_sends']}</th>"
                  f"<th class=\"n\">{w['meta_sees']}</th></tr>{rows}</table>") if keys else ""
@@ -236,9 +236,9 @@ class Page:
                 + (f"<ul class=\"w\">{diagnostics}</ul>" if diagnostics else ""))
 
     def key_name(self, key: str) -> str:
-        """A match key in words with Meta's code beside it: ``stad (ct)``; an unknown key as it is."""
+        """A match key in words with Meta's code beside it, as HTML: ``stad (<code>ct</code>)``."""
         word = self.w.get("k_" + key)
-        return f"{word} ({key})" if word else key
+        return f"{escape(word)} (<code>{escape(key)}</code>)" if word else f"<code>{escape(key)}</code>"
 
     def revenue(self, money: dict[str, Any] | None) -> str:
         w = self.w
