@@ -130,7 +130,7 @@ def test_the_page_shows_the_same_figures_as_the_status_api(relay, meta, lightspe
     assert ">ok</span> never expires" in text
     assert f"<title>{vik['daily'][-1]['date']}: 1 sent</title>" in text            # the chart's bar for today
     assert "Last 14 days: 1 sent, 0 failed or expired" in text
-    assert '<tr><td>email (<code>em</code>)</td><td class="n">100 %</td><td class="n">-</td></tr>' in text   # Meta: not asked
+    assert '<tr><td>email (<code>em</code>)</td><td class="n">100 %</td><td class="n">-</td></tr>' in text  # Meta: -
 
 
 def test_the_details_name_orders_by_number_with_the_id_beside_it(relay, meta, clock):

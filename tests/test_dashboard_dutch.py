@@ -20,7 +20,7 @@ import pytest
 
 import dashboard_scene
 from conftest import shop_env, shop_secrets
-from relay.core.sentences import SENTENCES, Said
+from relay.core.sentences import SENTENCES, Foreign, Said, recognise
 from relay.jobs import health, quality
 from relay.outbox import unreadable
 from relay.web import wording
@@ -32,7 +32,7 @@ NL = {"Accept-Language": "nl-NL,nl;q=0.9,en;q=0.5"}
 SHARED = set("""
 meta lightspeed graph api purchase relay cron backfill pixel token tokens events event worker github secrets
 manager deploy shop status details order orders ok browser postcode min id ip http https utc secret code
-in is over of was score cursor script scripts website site server trigger open test dataset systeemgebruiker e mail fbc fbp ads management read ads_read env local sh
+in is over of was score cursor script scripts website site server trigger open half test dataset mail fbc fbp
 """.split())
 COMMON_ENGLISH = set("""
 the and to for with not yet by from at on this that none never any all no or be are it its your you has have
@@ -94,6 +94,14 @@ def test_a_sentence_is_english_for_status_and_dutch_on_the_page():
                   how=Said("how_to_set", var="VIK_META_ACCESS_TOKEN"))
     assert "wijzig VIK_META_ACCESS_TOKEN waar je deploy hem leest" in nested.html("nl")
     assert "change VIK_META_ACCESS_TOKEN where your deploy reads it" in nested
+
+
+def test_a_stored_english_sentence_is_said_again_in_dutch():
+    stored = str(Said("hold_token_check", error="Error validating access token"))       # as the database holds it
+    again = recognise(stored, "hold_token_check")
+    assert again.html("nl") == 'controle van het token: Meta weigerde het token (<span lang="en">Error validating ' \
+                               'access token</span>)'
+    assert isinstance(recognise("Meta said no", "hold_token_check"), Foreign)
 
 
 def test_the_scanner_finds_english_in_a_dutch_sentence():
@@ -191,7 +199,7 @@ def test_a_week_of_orders_in_every_state_reads_in_dutch(relay, meta, lightspeed,
     for dutch in ("Bedankpagina-script", "Laatste 14 dagen", "Laatst naar Meta verzonden", "Verzenden staat stil",
                   "wacht op betaling", "Meta weigerde", "e-mail (<code>em</code>)", "stad (<code>ct</code>)",
                   "onleesbaar", "de backfill loopt 9 uur achter", "PROEF_SHOP_URL is niet ingesteld",
-                  "PROEF_META_TEST_EVENT_CODE is ingesteld", "De instellingen van deze shop kloppen niet",
+                  "PROEF_META_TEST_EVENT_CODE is ingesteld", "Instellingen: shop 'kapot' is maar half ingesteld",
                   "niet beschikbaar: geef de systeemgebruiker", "Oudste wachtende (onbetaald)</th><td>order ORD"):
         assert dutch in html, dutch
     assert_dutch(html, "a week of orders")

@@ -170,11 +170,8 @@ def load_shop(env: Mapping[str, str], shop: str) -> Shop:
             f"({', '.join(prefix + k for k in REQUIRED)})"
         )
     if missing:
-        raise ConfigError(
-            f"shop '{shop}' is half-configured: {', '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} not set; add {'it' if len(missing) == 1 else 'them'} "
-            "as Worker secrets (GitHub Secrets or .env.local, then deploy)"
-        )
+        raise ConfigError(Said("half_configured_one" if len(missing) == 1 else "half_configured",
+                               shop=shop, missing=", ".join(missing)))
 
     def var(key: str) -> str | None:
         return _get(env, prefix + key)
@@ -274,7 +271,7 @@ def scan_shops(env: Mapping[str, str], names: Iterable[str] | None = None) -> tu
         try:
             shops.append(load_shop(env, name))
         except ConfigError as exc:
-            problems[name] = str(exc)
+            problems[name] = exc.args[0] if exc.args and isinstance(exc.args[0], Said) else str(exc)
     return shops, problems
 
 

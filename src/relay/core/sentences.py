@@ -10,6 +10,7 @@ as English in the HTML. Pure.
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -30,7 +31,17 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "shows them",
         "{prefix}META_TEST_EVENT_CODE is ingesteld: events gaan als test-events; haal hem weg zodra Events "
         "Manager ze toont"),
-    "config_problem": ("{problem}", "De instellingen van deze shop kloppen niet: {problem}"),
+    "half_configured_one": (
+        "shop '{shop}' is half-configured: {missing} is not set; add it as Worker secrets (GitHub Secrets or "
+        ".env.local, then deploy)",
+        "shop '{shop}' is maar half ingesteld: {missing} ontbreekt; voeg hem toe als Worker-secret (GitHub Secrets "
+        "of .env.local, en deploy dan)"),
+    "half_configured": (
+        "shop '{shop}' is half-configured: {missing} are not set; add them as Worker secrets (GitHub Secrets or "
+        ".env.local, then deploy)",
+        "shop '{shop}' is maar half ingesteld: {missing} ontbreken; voeg ze toe als Worker-secrets (GitHub "
+        "Secrets of .env.local, en deploy dan)"),
+    "config_problem": ("{problem}", "Instellingen: {problem}"),
     "held": (
         "sending is held until {until}: {reason}; events stay queued",
         "verzenden staat stil tot {until}: {reason}; de events blijven in de wachtrij"),
@@ -82,6 +93,9 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "with {scope}",
         "{var} mist de permissie {scope}; weigert Meta events (code 200 of 100/33), maak het token dan opnieuw "
         "met {scope}"),
+    "hold_token_check": (
+        "token check: Meta refused the token ({error})",
+        "controle van het token: Meta weigerde het token ({error})"),
     "token_check": ("token check: {error}", "controle van het token: {error}"),
     "lightspeed_check": ("Lightspeed check: {error}", "controle van Lightspeed: {error}"),
     "check_stale": (
@@ -177,6 +191,18 @@ class Said(str):
         """The sentence as escaped HTML in ``lang``; ``Foreign`` values inside ``<span lang="en">``."""
         return escape(_template(self.key, lang), quote=False).format(
             **{k: as_html(v, lang) for k, v in self.values.items()})
+
+
+def recognise(text: str, *keys: str) -> str:
+    """A stored English sentence of one of ``keys`` as the ``Said`` it was (its values ``Foreign``), else
+    ``Foreign(text)``: what the relay wrote to the database can still be said in Dutch."""
+    for key in keys:
+        parts = re.split(r"\{(\w+)\}", SENTENCES[key][0])        # text, name, text, name, ..., text
+        pattern = "".join(re.escape(part) if i % 2 == 0 else "(.*)" for i, part in enumerate(parts))
+        found = re.fullmatch(pattern, text, re.DOTALL)
+        if found:
+            return Said(key, **{name: Foreign(value) for name, value in zip(parts[1::2], found.groups(), strict=True)})
+    return Foreign(text)
 
 
 def as_html(value: Any, lang: str) -> str:

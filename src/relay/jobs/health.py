@@ -291,7 +291,7 @@ async def check_shop(rt: runtime.Runtime, shop: Shop) -> HealthReport:
     }
     await rt.db.run(_SAVE, tuple(row.values()))
     if token.state == "invalid":
-        reason = f"token check: Meta refused the token ({token.error or token.code})"
+        reason = Said("hold_token_check", error=token.error or token.code)
         await rt.ledger.hold(shop.name, now + delivery.HOLD_SECONDS, shop.meta_token.fingerprint(), reason[:300], now)
         rt.log.add(shop.name, now, kind="hold", state="held", code=token.code,
                    error=f"{reason}; replace {shop.prefix}META_ACCESS_TOKEN; events stay queued")

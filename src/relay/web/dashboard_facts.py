@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from relay.core.sentences import Foreign, as_html
+from relay.core.sentences import Foreign, Said, as_html, recognise
 from relay.web import wording
 
 
@@ -53,8 +53,9 @@ def facts(s: dict[str, Any], lang: str = "en") -> list[tuple[str, str]]:
                                        + _muted("(" + w["error_of"].format(number=_order(e), id=e["order_id"],
                                                                            state=state, at=e["at"]) + ")")))
     if s["held"]:
+        reason = as_html(recognise(s["held"]["reason"] or "", "hold_token_check"), lang)
         facts.append((w["sending_held"], f"<span class=\"bad\">{escape(w['until'].format(at=s['held']['until']))}"
-                                         f"</span> {_foreign(s['held']['reason'], lang)}"))
+                                         f"</span> {reason}"))
     h = s["health"]
     if h is None:
         facts.append((w["meta_token"], _muted(w["not_checked"])))
@@ -73,7 +74,9 @@ def facts(s: dict[str, Any], lang: str = "en") -> list[tuple[str, str]]:
         error = f" <span class=\"bad\">{_foreign(b['last_error'], lang)}</span>" if b.get("last_error") else ""
         facts.append((w["backfill"], escape(behind) + error))
     if s["config_error"]:
-        facts.append((w["configuration"], f"<span class=\"bad\">{_foreign(s['config_error'], lang)}</span>"))
+        problem = s["config_error"]
+        said = as_html(problem if isinstance(problem, Said) else Foreign(problem), lang)
+        facts.append((w["configuration"], f"<span class=\"bad\">{said}</span>"))
     return facts
 
 

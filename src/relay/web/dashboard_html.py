@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from relay.core.sentences import Foreign, as_html
+from relay.core.sentences import Foreign, as_html, recognise
 from relay.jobs import replay
 from relay.web import auth, wording
 from relay.web.dashboard_facts import bridge_table, chart, facts
@@ -42,6 +42,8 @@ form{display:inline;margin:0}input[type=search],input[type=password]{padding:.45
 width:12rem;max-width:100%}button{padding:.35rem .9rem;font-size:.95rem;cursor:pointer}
 .bar{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}.chart{margin:.4rem 0;max-width:504px}
 svg{width:100%;height:auto}details summary{cursor:pointer;margin:.6rem 0 .2rem}code{font-size:.9em}
+details td{overflow-wrap:anywhere}@media (max-width:32rem){details th,details td{display:block;border:0;padding:.1rem 0}
+details th{padding-top:.5rem;border-top:1px solid #eceef1}}
 """
 STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 
@@ -156,7 +158,8 @@ class Page:
         reason = s["held"].get("reason") or ""
         return (f"<div class=\"hold\" role=\"alert\"><p><b>{w['held_title']}</b> · "
                 f"{escape(w['held_since'].format(n=queued))}</p>"
-                + (f"<p class=\"muted\">{w['meta_said']}: {as_html(Foreign(reason), self.lang)}</p>" if reason else "")
+                + (f"<p class=\"muted\">{w['reason']}: {as_html(recognise(reason, 'hold_token_check'), self.lang)}</p>"
+                   if reason else "")
                 + f"<p><b>{w['fix']}:</b> {escape(fix)}</p></div>")
 
     def attention(self, s: dict[str, Any]) -> str:

@@ -207,7 +207,8 @@ def _problem_entry(name: str, problem: str, fig: dict[str, dict[str, Any]], now:
                    version: str) -> dict[str, Any]:
     f = fig[name]
     row = f.pop("health_row")
-    found = [Said("config_problem", problem=Foreign(problem)), *_delivery_warnings(name, f, now)]
+    said = problem if isinstance(problem, Said) else Foreign(problem)
+    found = [Said("config_problem", problem=said), *_delivery_warnings(name, f, now)]
     return {"shop": name, "ok": False, "warnings": found,
             "config_error": problem, **_finish(f), "graph_api_version": version, "health": _health_view(row, now),
             "meta_quality": None}

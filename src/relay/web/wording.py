@@ -54,7 +54,7 @@ WORDS: dict[str, dict[str, str]] = {
         "why_outside_window": "it is older than Meta's 7-day window", "why_waiting": "it is not paid yet",
         "why_sending": "it is being sent right now", "why_held": "sending is held until the token is replaced",
         "no_shop": "No shop is configured: set the five <SHOP>_* variables.",
-        "meta_said": "Meta said", "st_retry": "retrying", "st_failed": "failed", "st_expired": "expired",
+        "reason": "Reason", "st_retry": "retrying", "st_failed": "failed", "st_expired": "expired",
         # the sign-in page
         "sign_in_title": "Relay status: sign in", "token_label": "Admin token (the {code} secret)",
         "sign_in": "Sign in", "scripts": "Scripts can send {header} to {dashboard} or {status} instead.",
@@ -127,7 +127,7 @@ WORDS: dict[str, dict[str, str]] = {
         "why_outside_window": "hij is ouder dan de 7 dagen die Meta aanneemt", "why_waiting": "hij is nog niet betaald",
         "why_sending": "hij wordt nu verzonden", "why_held": "verzenden staat stil tot het token is vervangen",
         "no_shop": "Er is geen shop ingesteld: zet de vijf <SHOP>_*-variabelen.",
-        "meta_said": "Meta zei", "st_retry": "nieuwe poging", "st_failed": "mislukt", "st_expired": "verlopen",
+        "reason": "Reden", "st_retry": "nieuwe poging", "st_failed": "mislukt", "st_expired": "verlopen",
         "sign_in_title": "Relay-status: aanmelden", "token_label": "Beheertoken (het secret {code})",
         "sign_in": "Aanmelden",
         "scripts": "Scripts kunnen in plaats daarvan {header} meesturen naar {dashboard} of {status}.",
