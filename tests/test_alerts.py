@@ -86,6 +86,8 @@ def test_failures_above_the_threshold_alert_and_clear_after_the_hour(relay, meta
     cron_pass(relay, clock)
     assert events(receiver) == [("started", "vik", "failures")]
     assert receiver.messages[0]["count"] == 3 and "threshold 2" in receiver.messages[0]["summary"]
+    assert receiver.messages[0]["summary"].endswith("(threshold 2): ORD05000, ORD05001, ORD05002")   # by number
+    assert "3842717" not in receiver.messages[0]["text"]                                              # not by id
     cron_pass(relay, clock, minutes=70)
     assert events(receiver)[-1] == ("cleared", "vik", "failures")
 

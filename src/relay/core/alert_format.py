@@ -2,8 +2,9 @@
 
 The format follows the webhook address (``hooks.slack.com``, ``discord.com/api/webhooks``, Teams'
 ``webhook.office.com`` or a Power Automate / Logic Apps workflow), unless ``ALERT_FORMAT`` names one.
-A message names the shop, the condition, its count and the fix, and nothing else: no order data,
-no customer data, no token. Pure: the caller posts what this returns.
+A message names the shop, the condition, its count and the fix, and nothing else: no customer data,
+no token; where it names orders (the ones that failed), by the number the owner knows from Lightspeed.
+Pure: the caller posts what this returns.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Alert:
     shop: str
     condition: str        # held | failures | unconfirmed | token_expiring | backfill_behind
     count: int
-    summary: str          # one sentence with the count in it
+    summary: str          # one sentence with the count in it (and the order numbers it is about)
     fix: str
 
 

@@ -32,6 +32,7 @@ GRACE = 30 * 60            # an order this young may simply not have been sent y
 HOLD_GAP = 30 * 60         # a hold that ran out this recently is still on: the next pass renews it if Meta
                            # still refuses the token (delivery.HOLD_SECONDS), and one hold must be one alert
 MAX_MESSAGES = 4           # per cron invocation; the rest go out next pass
+MAX_NUMBERS = 5            # order numbers named in one message
 TIMEOUT = 10.0
 LABELS = {"held": "sending held", "failures": "failed orders", "unconfirmed": "nothing confirmed by Meta",
           "token_expiring": "Meta token expiring", "backfill_behind": "backfill behind"}
@@ -55,8 +56,9 @@ async def read(rt: runtime.Runtime, limits: dict[str, int], now: int) -> list[li
     results = await rt.db.batch([
         ("SELECT shop, held_until, held_reason FROM shops WHERE held_until > ?", (now - HOLD_GAP,)),
         ("SELECT shop, COUNT(*) AS n FROM outbox WHERE state IN ('due', 'retry', 'sending') GROUP BY shop", ()),
-        ("SELECT shop, COUNT(*) AS n FROM outbox WHERE state IN ('retry', 'failed', 'expired') "
-         "AND last_error IS NOT NULL AND updated_at >= ? GROUP BY shop", (now - HOUR,)),
+        ("SELECT shop, COUNT(*) AS n, GROUP_CONCAT(order_number) AS numbers FROM outbox "
+         "WHERE state IN ('retry', 'failed', 'expired') AND last_error IS NOT NULL AND updated_at >= ? GROUP BY shop",
+         (now - HOUR,)),
         ("SELECT shop, SUM(state = 'sent') AS sent, COUNT(*) AS paid FROM outbox WHERE event_time >= ? "
          "AND event_time <= ? AND state NOT IN ('waiting', 'skipped') GROUP BY shop", (unconfirmed_since, now - GRACE)),
         ("SELECT shop, token_fingerprint, token_expires_at FROM shop_health", ()),
@@ -84,8 +86,9 @@ def conditions(shops: list[Shop], rows: list[list[dict[str, Any]]], limits: dict
                "go out by themselves")
         n = int(failed.get(shop.name, {}).get("n") or 0)
         if n > limits["ALERT_FAILURES_PER_HOUR"]:
+            which = order_numbers(failed[shop.name].get("numbers"))
             on(shop, "failures", n, f"{n} order(s) failed to reach Meta in the last hour "
-                                    f"(threshold {limits['ALERT_FAILURES_PER_HOUR']})",
+                                    f"(threshold {limits['ALERT_FAILURES_PER_HOUR']}): {which}",
                "open /dashboard for the orders and Meta's reasons, fix the cause, then replay them")
         r = recent.get(shop.name)
         hours = limits["ALERT_UNCONFIRMED_HOURS"]
@@ -107,6 +110,14 @@ def conditions(shops: list[Shop], rows: list[list[dict[str, Any]]], limits: dict
                f"check {shop.prefix}LIGHTSPEED_API_KEY and the backfill's last error in /status "
                f"(relay backfill --shop {shop.name})")
     return out
+
+
+def order_numbers(joined: str | None, shown: int = MAX_NUMBERS) -> str:
+    """``ORD05000, ORD05001 and 3 more``: the numbers an owner finds the orders by, a few of them."""
+    numbers = sorted(set(filter(None, (joined or "").split(","))))
+    if len(numbers) <= shown:
+        return ", ".join(numbers)
+    return f"{', '.join(numbers[:shown])} and {len(numbers) - shown} more"
 
 
 def _duration(seconds: int) -> str:
