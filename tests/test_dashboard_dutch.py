@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import httpx
 import pytest
 
 import dashboard_scene
 from conftest import shop_env, shop_secrets
-from relay.core.sentences import SENTENCES, Foreign, Said, recognise
+from relay.core.sentences import SENTENCES, STORED, Foreign, Said, recognise
 from relay.jobs import health, quality
 from relay.outbox import unreadable
 from relay.web import wording
 
+ROOT = Path(__file__).resolve().parents[1]
 ADMIN = "admin-token-for-the-dutch-pages-5c1e97"
 NL = {"Accept-Language": "nl-NL,nl;q=0.9,en;q=0.5"}
 
@@ -102,6 +104,15 @@ def test_a_stored_english_sentence_is_said_again_in_dutch():
     assert again.html("nl") == 'controle van het token: Meta weigerde het token (<span lang="en">Error validating ' \
                                'access token</span>)'
     assert isinstance(recognise("Meta said no", "hold_token_check"), Foreign)
+
+
+def test_the_sentences_the_ledger_stores_are_the_ones_the_page_recognises():
+    sql = "".join(Path(ROOT / "src/relay/outbox" / name).read_text() for name in
+                  ("ledger.py", "cron_ledger.py", "cancellations.py"))
+    stored = set(re.findall(r"last_error = '((?:[^']|'')*)'", sql))
+    assert stored, "the ledger writes no fixed last_error any more: update sentences.STORED"
+    for text in stored:
+        assert isinstance(recognise(text.replace("''", "'"), *STORED), Said), f"not recognised: {text}"
 
 
 def test_the_scanner_finds_english_in_a_dutch_sentence():

@@ -129,6 +129,13 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "Meta has no Purchase figures for this pixel yet; they appear a day or two after events arrive",
         "Meta heeft nog geen Purchase-cijfers voor deze pixel; die verschijnen een à twee dagen nadat er events "
         "binnenkomen"),
+    # what the ledger's SQL writes as last_error (relay.outbox), recognised back by STORED
+    "stored_expired": (
+        "older than Meta's 7-day event_time window; not sent",
+        "ouder dan de 7 dagen die Meta aanneemt (event_time); niet verzonden"),
+    "stored_cancelled": (
+        "order cancelled while it was being sent; not sent again",
+        "order geannuleerd terwijl hij werd verzonden; niet opnieuw verzonden"),
     # the sign-in page and the forms of the dashboard
     "admin_unset": (
         "ADMIN_TOKEN is not set, so the status routes are closed; {how} (for relay serve: ADMIN_TOKEN=... in the "
@@ -161,6 +168,9 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "That sign-out form was out of date; reload the page and sign out again.",
         "Dat afmeldformulier was verouderd; laad de pagina opnieuw en meld je opnieuw af."),
 }
+
+
+STORED = ("stored_expired", "stored_cancelled", "hold_token_check")   # sentences of ours that D1 keeps as text
 
 
 class Foreign(str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from relay.core.sentences import Foreign, Said, as_html, recognise
+from relay.core.sentences import STORED, Foreign, Said, as_html, recognise
 from relay.web import wording
 
 
@@ -49,11 +49,12 @@ def facts(s: dict[str, Any], lang: str = "en") -> list[tuple[str, str]]:
     else:
         code = "/".join(str(c) for c in (e["code"], e["subcode"]) if c is not None) or str(e["status"] or "-")
         state = w.get("st_" + e["state"], e["state"])
-        facts.append((w["last_error"], f"<span class=\"bad\">{escape(code)}</span> {_foreign(e['message'], lang)} "
+        message = as_html(recognise(e["message"] or "", *STORED), lang)
+        facts.append((w["last_error"], f"<span class=\"bad\">{escape(code)}</span> {message} "
                                        + _muted("(" + w["error_of"].format(number=_order(e), id=e["order_id"],
                                                                            state=state, at=e["at"]) + ")")))
     if s["held"]:
-        reason = as_html(recognise(s["held"]["reason"] or "", "hold_token_check"), lang)
+        reason = as_html(recognise(s["held"]["reason"] or "", *STORED), lang)
         facts.append((w["sending_held"], f"<span class=\"bad\">{escape(w['until'].format(at=s['held']['until']))}"
                                          f"</span> {reason}"))
     h = s["health"]

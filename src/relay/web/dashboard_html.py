@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from relay.core.sentences import Foreign, as_html, recognise
+from relay.core.sentences import STORED, Foreign, as_html, recognise
 from relay.jobs import replay
 from relay.web import auth, wording
 from relay.web.dashboard_facts import bridge_table, chart, facts
@@ -158,7 +158,7 @@ class Page:
         reason = s["held"].get("reason") or ""
         return (f"<div class=\"hold\" role=\"alert\"><p><b>{w['held_title']}</b> · "
                 f"{escape(w['held_since'].format(n=queued))}</p>"
-                + (f"<p class=\"muted\">{w['reason']}: {as_html(recognise(reason, 'hold_token_check'), self.lang)}</p>"
+                + (f"<p class=\"muted\">{w['reason']}: {as_html(recognise(reason, *STORED), self.lang)}</p>"
                    if reason else "")
                 + f"<p><b>{w['fix']}:</b> {escape(fix)}</p></div>")
 
@@ -201,7 +201,7 @@ class Page:
         if state in ("failed", "retry"):
             code = "/".join(str(c) for c in (row["last_code"], row["last_subcode"]) if c is not None)
             said = (row["last_error"] or "").strip()[:200]
-            reason = as_html(Foreign(said), self.lang) if said else \
+            reason = as_html(recognise(said, *STORED), self.lang) if said else \
                 f"HTTP {row['last_status']}" if row["last_status"] else "?"
             reason = f"{reason} ({escape(code)})" if code else reason
             if state == "failed":
