@@ -51,10 +51,10 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "{n} event(s) van de laatste 24 uur definitief mislukt: zie ‘Laatste fout’ onder Details en het "
         "bezorglogboek (relay logs --shop {shop})"),
     "unreadable": (
-        "{n} order(s) Lightspeed listed in the last 7 days could not be read and were not sent (latest: order "
+        "{n} order(s) Lightspeed listed in the last 7 days could not be read and were not sent (latest: order id "
         "{order}: {reason}); correct the order in Lightspeed and the next listing picks it up",
         "{n} order(s) uit Lightspeed van de laatste 7 dagen waren onleesbaar en zijn niet verzonden (laatste: "
-        "order {order}: {reason}); verbeter de order in Lightspeed, dan neemt de volgende ronde hem mee"),
+        "order-id {order}: {reason}); verbeter de order in Lightspeed, dan neemt de volgende ronde hem mee"),
     "backfill_behind": (
         "the backfill is {hours} h behind (cursor {cursor})",
         "de backfill loopt {hours} uur achter (cursor {cursor})"),
