@@ -10,11 +10,12 @@ Rows:
   which is what a browser downloads from Cloudflare with ``Accept-Encoding: gzip``.
 - ``POST /bridge``: the whole route, ``relay.web.routes.handle`` with a thank-you post like the
   script sends (fbp, fbc with appendix, value, url; ~250 bytes): ``load_shop``, the size check,
-  ``parse_post`` and its format checks, the client hash, CORS, and the statement parameters. The
-  one D1 batch is answered by ``ConstantD1`` (the answers D1 gives for a first post), so the figure is
+  ``parse_post`` and its format checks, the client hash, CORS, where the post goes
+  (``relay.core.binding.place``) and the statement parameters. The two D1 batches are answered by
+  ``ConstantD1`` (the answers D1 gives for a first post whose order is not known yet), so the figure is
   the Worker's CPU for the post, without the database's own time, which is not CPU of the isolate.
 - ``send-time merge``: ``relay.jobs.consent.prepare`` for one claimed row with its post (parse the
-  claim's JSON column, the credibility rules, the merge, the consent decision), per event.
+  claim's JSON column, the binding rule, the merge, the consent decision), per event.
 
 CPU time per call as in bench/bench_webhook.py (``cpu_clock``, ``measure``): Node's
 ``process.cpuUsage()`` inside Pyodide, ``process_time_ns`` in CPython. Figures only: nothing asserts.
@@ -54,13 +55,15 @@ HEADERS = {"content-type": "text/plain;charset=UTF-8", "content-length": str(len
 
 
 class ConstantD1:
-    """D1's answers to the post's one batch for a first post: counted 1, stored 1, nothing deleted."""
+    """D1's answers to a first post's two batches: counted 1, no order, no post yet, an empty hour; then the
+    post stored (its id) and nothing else returned."""
 
     async def run(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         return QueryResult([])
 
     async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[QueryResult]:
-        return [QueryResult([{"posts": 1}]), QueryResult([{"posts": 1}]), QueryResult([]), QueryResult([])]
+        return [QueryResult([{"posts": 1}] if "bridge_clients (client" in sql else
+                            [{"id": 1}] if "INSERT INTO bridge (" in sql else []) for sql, _ in statements]
 
 
 class NoHttp:
@@ -102,11 +105,13 @@ def one_merge() -> Callable[[], Any]:
 
     shop = load_shop({**ENV, "VIK_CONSENT_MODE": "required"}, "vik")
     event = json.dumps({"event_name": "Purchase", "event_time": NOW - 300, "event_id": "purchase_ORD04217",
-                        "action_source": "website", "user_data": {"em": "0" * 64, "ln": ["1" * 64, "2" * 64]},
+                        "action_source": "website", "user_data": {"em": "0" * 64, "ln": ["1" * 64, "2" * 64],
+                                                                   "client_user_agent": HEADERS["user-agent"]},
                         "custom_data": {"value": 140.4, "order_id": "ORD04217"}})
-    column = json.dumps({"received_at": NOW - 290, "consent": "granted", "fbp": "fb.1.1763498500123.1116446470",
-                         "fbc": "fb.1.1763498400456.IwAR2F4-AbCdEf_123.AQICAQMC", "fbclid": None, "value": "140.4",
-                         "ip": HEADERS["cf-connecting-ip"], "user_agent": HEADERS["user-agent"]})
+    column = json.dumps([{"id": 1, "received_at": NOW - 290, "consent": "granted",
+                          "fbp": "fb.1.1763498500123.1116446470",
+                          "fbc": "fb.1.1763498400456.IwAR2F4-AbCdEf_123.AQICAQMC", "fbclid": None, "value": "140.4",
+                          "ip": HEADERS["cf-connecting-ip"], "user_agent": HEADERS["user-agent"], "binding": None}])
     row = Claimed(384271665, "Purchase", "ORD04217", "purchase_ORD04217", NOW - 300, event, False, 1, "em,ln",
                   bridge=column)
 

@@ -488,6 +488,23 @@ async function checkWorkerFetch() {
   const bridged = (await db.prepare("SELECT ip, user_agent, fbp FROM bridge").all()).results;
   expect(bridged.length === 1 && bridged[0].ip === "2001:db8::7" && bridged[0].user_agent === "ConformanceBrowser/1.0"
     && bridged[0].fbp === thankYou.fbp, `bridge row should hold the post with CF-Connecting-IP, has ${JSON.stringify(bridged)}`);
+  // Rotating addresses inside one IPv6 /64 (what one subscriber gets) is one client for the bridge's limit:
+  // 20 posts a minute from the /64, then 429; the next /64 is another client.
+  const rotated = [];
+  for (let n = 1; n <= 21; n++) {
+    r = await invoke(env, new Request(`${base}/bridge?shop=vik`, { method: "POST",
+      body: JSON.stringify({ order_number: `ORD${88000 + n}`, consent: "unknown" }),
+      headers: { "Content-Type": "text/plain", "CF-Connecting-IP": `2001:db8:77:1::${n.toString(16)}` } }));
+    rotated.push(r.status);
+  }
+  seen.push(`21 bridge posts from one IPv6 /64 → ${rotated.filter((s) => s === 204).length}×204, ${rotated.filter((s) => s === 429).length}×429`);
+  expect(rotated.slice(0, 20).every((s) => s === 204) && rotated[20] === 429,
+    `posts rotating inside one IPv6 /64: expected 20 × 204 then 429, got ${rotated.join(",")}`);
+  r = await invoke(env, new Request(`${base}/bridge?shop=vik`, { method: "POST",
+    body: JSON.stringify({ order_number: "ORD88999", consent: "unknown" }),
+    headers: { "Content-Type": "text/plain", "CF-Connecting-IP": "2001:db8:77:2::1" } }));
+  seen.push(`the next /64 → ${r.status}`);
+  expect(r.status === 204, `a post from another /64: expected 204, got ${r.status}`);
   r = await invoke(env, new Request(`${base}/bridge.js?shop=vik`));
   seen.push(`GET /bridge.js → ${r.status}`);
   expect(r.status === 200 && r.body.includes("/bridge?shop="), `GET /bridge.js: expected 200 and the script, got ${r.status}`);

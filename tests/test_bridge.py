@@ -16,7 +16,7 @@ from relay_tools.server import LocalRelay, ServerThread
 
 FBP = "fb.1.1763498500123.1116446470"
 FBC = "fb.1.1763498400456.IwAR2F4-AbCdEf_123.AQICAQMC"   # a Parameter Builder appendix: kept verbatim
-AGENT = "Mozilla/5.0 (X11; Linux x86_64) BridgeTestBrowser/1.0"
+AGENT = json.loads(PAID_RAW)["order"]["userAgent"]   # a post counts only from the browser that placed the order
 NUMBER, ORDER_ID, TOTAL = "ORD04217", 384271665, 140.4
 
 ADMIN = "bridge-test-admin-token-0123456789"
@@ -177,7 +177,7 @@ def test_a_second_post_does_not_replace_the_first(start, meta):
     relay.drain()
     [data] = user_data(meta)
     assert (data["fbp"], data["fbc"]) == (FBP, FBC)
-    assert bridge_rows(relay)[0]["posts"] == 2
+    assert [r["verdict"] for r in bridge_rows(relay)] == ["attached", "unused"]   # the first bound post counts
 
 
 @pytest.mark.parametrize(("advance", "value", "verdict"), [
@@ -192,9 +192,9 @@ def test_a_post_outside_the_window_or_with_another_value_is_not_attached(start, 
     relay.drain()
     [data] = user_data(meta)
     assert "fbp" not in data and "fbc" not in data
-    assert data["client_user_agent"] != AGENT
+    assert data["client_ip_address"] == "2001:db8:3c4d:15::1a2f"   # the order's own, not the post's
     [entry] = httpx.get(f"{relay.url}/status", headers={"Authorization": f"Bearer {ADMIN}"}).json()["shops"]
-    assert entry["bridge"]["rejected"] == 1 and entry["bridge"]["bridged"] == 1
+    assert entry["bridge"]["rejected"] == 1 and entry["bridge"]["bridged"] == 0
     assert bridge_rows(relay)[0]["verdict"] == verdict
 
 
@@ -245,8 +245,9 @@ def test_a_post_after_the_send_keeps_no_ip_or_agent(start, meta):
     relay.drain()
     [data] = user_data(meta)
     assert "fbp" not in data
-    [stored] = bridge_rows(relay)
-    assert (stored["ip"], stored["user_agent"], stored["verdict"]) == (None, None, "after")
+    assert bridge_rows(relay) == []                        # not kept at all: it can no longer count
+    [entry] = httpx.get(f"{relay.url}/status", headers={"Authorization": f"Bearer {ADMIN}"}).json()["shops"]
+    assert entry["bridge"]["after"] == 1
 
 
 # --- consent ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import PAID_HEADERS, PAID_RAW, shop_env
+from conftest import PAID_HEADERS, PAID_RAW, order_body, shop_env, signed_headers
 from relay_tools.bridge_cli import snippet
 from relay_tools.server import LocalRelay, ServerThread
 
@@ -123,6 +123,15 @@ def visit(browser: Any, shop: Shop, relay: ServerThread, head: str, *, attribute
     return posted, jar, calls
 
 
+def user_agent(browser: Any) -> str:
+    """The user agent this Chromium sends, as the page itself reads it."""
+    context = browser.new_context()
+    try:
+        return str(context.new_page().evaluate("() => navigator.userAgent"))
+    finally:
+        context.close()
+
+
 def stored(relay: ServerThread) -> list[dict[str, Any]]:
     return relay.call(relay.relay.db.run("SELECT * FROM bridge")).rows
 
@@ -131,19 +140,31 @@ def test_cookiebot_granted_posts_one_body_with_the_cookies_verbatim(browser, sho
     posted, jar, _ = visit(browser, shop, relay, COOKIEBOT % "true", landing="?fbclid=IwAR_Landing-Click", reloads=1)
     assert posted == [{"order_number": "ORD04217", "consent": "granted", "value": 140.4,
                        "url": f"{shop.origin}/checkout/thankyou/", "fbp": FBP, "fbc": FBC}]
-    [row] = stored(relay)
-    assert (row["posts"], row["fbp"], row["fbc"], row["consent"]) == (1, FBP, FBC, "granted")
+    [row] = stored(relay)                                               # the reload did not post again
+    assert (row["fbp"], row["fbc"], row["consent"]) == (FBP, FBC, "granted")
     # with consent, the landing page remembered the click first-party, as Meta builds fbc, case kept
     kept = {c["name"]: c["value"] for c in jar}["_rl_cid"]
     assert re.fullmatch(r"fb\.1\.\d{13}\.IwAR_Landing-Click", kept)
 
-    # and the webhook then sends one event with this browser's ids, address and user agent
-    httpx.post(f"{relay.url}/?shop=vik", content=PAID_RAW, headers=PAID_HEADERS["headers"])
+    # and the webhook then sends one event with this browser's ids, address and user agent: the order was
+    # placed in this browser, so Lightspeed recorded its user agent, which binds the post to the order
+    agent = user_agent(browser)
+    order = order_body(userAgent=agent)
+    httpx.post(f"{relay.url}/?shop=vik", content=order, headers=signed_headers(order))
     relay.drain()
     [event] = [e for p in meta.event_posts for e in p.json()["data"]]
     assert (event["user_data"]["fbp"], event["user_data"]["fbc"]) == (FBP, FBC)
-    assert "Chrome/" in event["user_data"]["client_user_agent"]         # the browser's, not the order's iPhone
-    assert event["user_data"]["client_ip_address"] == "127.0.0.1"
+    assert "Chrome/" in agent and event["user_data"]["client_user_agent"] == agent
+    assert event["user_data"]["client_ip_address"] == "127.0.0.1"       # the browser's, not the order's remoteIp
+
+
+def test_a_post_from_this_browser_attaches_nothing_to_an_order_another_browser_placed(browser, shop, relay, meta):
+    visit(browser, shop, relay, COOKIEBOT % "true")
+    httpx.post(f"{relay.url}/?shop=vik", content=PAID_RAW, headers=PAID_HEADERS["headers"])   # placed on an iPhone
+    relay.drain()
+    [event] = [e for p in meta.event_posts for e in p.json()["data"]]
+    assert "fbp" not in event["user_data"] and "fbc" not in event["user_data"]
+    assert "iPhone" in event["user_data"]["client_user_agent"]
 
 
 def test_a_click_remembered_on_the_landing_page_reaches_the_thank_you_post(browser, shop, relay):

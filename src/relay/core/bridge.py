@@ -1,5 +1,5 @@
-"""The identity bridge's rules: what a thank-you page may post, when a post is credible for an order,
-and how a credible one joins the order's Purchase at send time. Pure: the jobs bring the rows and the time.
+"""The identity bridge's rules: what a thank-you page may post, and how the post that counts for an order
+(``relay.core.binding``) joins the order's Purchase at send time. Pure: the jobs bring the rows and the time.
 
 Why the rules are these:
 
@@ -8,9 +8,9 @@ Why the rules are these:
 - A bare ``fbclid`` becomes ``fb.1.<ms>.<fbclid>`` with the time the post arrived: Meta's advice for a
   click id first seen on a server ("use the value 1"), with the fbclid's case kept.
 - Order numbers are sequential, so anyone can post for someone else's order. A post is attached only
-  when it is credible: the first for that order (later ones are counted, never applied), received
-  within ``WINDOW`` of the order's ``createdAt``, and, when it carries ``value``, equal to the order's
-  total to the cent. A post that fails is left out of the event and counted; the browser never learns.
+  when it is bound to the browser that placed the order (its user agent, inside the time window, the
+  total when given): ``relay.core.binding`` holds that rule and which bound post counts. A post that is
+  not bound is left out and counted; the browser never learns.
 - A shopper who said no in the cookie banner gets nothing from the bridge attached, whatever the
   shop's consent mode; with ``CONSENT_MODE=required`` the Purchase is not sent at all.
 """
@@ -27,7 +27,7 @@ from relay.core.config import Shop
 from relay.core.errors import PayloadError
 
 MAX_BODY = 4096                 # a post is a few hundred bytes; anything near this is not our script
-WINDOW = 60 * 60                # credible when received at most this long after the order's createdAt
+WINDOW = 60 * 60                # bound only when received at most this long after the order's createdAt
 EARLY = 5 * 60                  # ... or this long before it: the shop's clock and ours differ a little
 KEEP = 8 * 24 * 3600            # bridge rows outlive Meta's 7-day window by a day, then are deleted
 CONSENTS = ("granted", "denied", "unknown")
@@ -53,7 +53,8 @@ class Post:
 
 @dataclass(frozen=True)
 class Record:
-    """A stored post as the send path reads it (``relay.outbox.bridge``)."""
+    """A stored post as the send path reads it (``relay.outbox.bridge``); ``binding`` once settled
+    (``relay.core.binding``: bound, or why not), ``None`` while its order was not known."""
 
     order_number: str
     received_at: int
@@ -64,6 +65,8 @@ class Record:
     value: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    id: int = 0
+    binding: str | None = None
 
 
 def parse_post(body: bytes) -> Post:
@@ -136,20 +139,6 @@ def fbc_from_fbclid(fbclid: str, at_ms: int) -> str:
     return f"fb.1.{at_ms}.{fbclid}"
 
 
-def rejection(record: Record, created_at: int, total: float) -> str | None:
-    """Why ``record`` may not be attached to the order created at ``created_at`` with ``total``, or None.
-
-    Being the first post for its order is the store's part: a later post never replaces a stored one.
-    """
-    if record.received_at < created_at - EARLY:
-        return "early"
-    if record.received_at > created_at + WINDOW:
-        return "late"
-    if record.value is not None and abs(Decimal(record.value) - Decimal(str(total))) >= Decimal("0.005"):
-        return "value"
-    return None
-
-
 def merge(event: dict[str, Any], record: Record) -> dict[str, Any]:
     """The event with the browser's ids, IP address and user agent; ``event_id``/``event_time`` untouched."""
     if record.consent == "denied":
@@ -175,7 +164,7 @@ class Consent:
     """Whether an event may go, and why: ``source`` is what decided (no values)."""
 
     send: bool
-    source: str   # off | granted | denied | unknown (the post said so) | none (no credible post)
+    source: str   # off | granted | denied | unknown (the post said so) | none (no bound post)
 
     @property
     def decision(self) -> str:
@@ -191,7 +180,7 @@ class Consent:
 
 
 def consent(shop: Shop, record: Record | None) -> Consent:
-    """The shop's consent mode applied to the order's credible bridge record (``None``: none came)."""
+    """The shop's consent mode applied to the order's bound post that counts (``None``: none came)."""
     if shop.consent_mode == "off":
         return Consent(True, "off")
     choice = record.consent if record is not None else "none"

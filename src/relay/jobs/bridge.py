@@ -3,7 +3,8 @@ a held order the moment its post arrives.
 
 A paid order waits at most ``<SHOP>_BRIDGE_WAIT`` seconds from when the relay first sees it paid
 (default 0: no wait, today's behaviour) for its post; the webhook path then sends nothing, and the
-post, when it comes, makes the order due and sends it in its own ``waitUntil``. Without a post the
+post, when it comes and is bound to the order's browser (``relay.core.binding``), makes the order due and
+sends it in its own ``waitUntil``; a post that is not bound releases nothing. Without a post the
 retry sweep sends it once the wait is over. The claim's lease makes a late or repeated post
 harmless: an order is sent once.
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relay.core import capi
+from relay.core.binding import Placed
 from relay.core.bridge import MAX_BODY, WINDOW, Post, parse_post
 from relay.core.config import Shop, load_shop
 from relay.core.errors import BodyTooLargeError
-from relay.core.order import Order
+from relay.core.order import MAX_USER_AGENT, Order
 from relay.jobs import delivery
 from relay.jobs.runtime import Runtime
 from relay.outbox.bridge import BridgeStore, Taken
@@ -37,17 +39,17 @@ async def receive(rt: Runtime, shop_name: str, body: bytes, ip: str | None, user
         raise BodyTooLargeError(f"a bridge post is at most {MAX_BODY} bytes; post only the fields of the snippet")
     post = parse_post(body)
     now = rt.now()
-    taken = await BridgeStore(rt.db).take(shop.name, post, ip, (user_agent or "")[:500] or None, now)
+    taken = await BridgeStore(rt.db).take(shop.name, post, ip, (user_agent or "")[:MAX_USER_AGENT] or None, now)
     if taken.stored:
-        rt.log.add(shop.name, now, kind="bridge", state="stored", reason=f"consent {post.consent}")
+        rt.log.add(shop.name, now, kind="bridge", state="stored",
+                   reason=f"consent {post.consent}; {'bound to its order' if taken.bound else 'order not known yet'}")
     return Received(shop, post, taken)
 
 
-async def send_held(rt: Runtime, shop: Shop, order_number: str) -> None:
-    """The post's ``waitUntil`` step: an order held for this post goes now (nothing when none is held);
-    a post for an order already sent keeps no IP address or user agent."""
+async def send_held(rt: Runtime, shop: Shop, order_ids: list[int]) -> None:
+    """The post's ``waitUntil`` step: the orders held for this bound post (``Taken.held``) go now."""
     try:
-        for order_id in await BridgeStore(rt.db).arrived(shop.name, order_number, rt.now()):
+        for order_id in order_ids:
             await delivery.send_due(rt, shop, order_id=order_id)
     finally:
         await rt.log.flush(rt.blobs, rt.clock())
@@ -55,10 +57,14 @@ async def send_held(rt: Runtime, shop: Shop, order_number: str) -> None:
 
 async def hold_until(rt: Runtime, shop: Shop, order: Order, now: int) -> int | None:
     """When a paid order may be sent without its post: ``BRIDGE_WAIT`` after the relay first sees it paid,
-    or ``None`` (send now) when there is no wait, the post is already in, or the order is too old for a
-    post to be credible (``relay.core.bridge.WINDOW``: a bank transfer paid days later)."""
+    or ``None`` (send now) when there is no wait, a post bound to its browser is already in (a stranger's
+    is not: it must not end the wait), the order has no browser to wait for, or it is too old for a post
+    to be bound (``relay.core.bridge.WINDOW``: a bank transfer paid days later)."""
     if not shop.bridge_wait or not order.is_paid or now - capi.event_time(order) > WINDOW:
         return None
-    if await BridgeStore(rt.db).exists(shop.name, order.number):
+    if not capi.is_browser_order(order):
+        return None
+    placed = Placed(order.user_agent, capi.event_time(order), capi.money(order.price_incl))
+    if await BridgeStore(rt.db).bound(shop.name, order.number, placed):
         return None
     return now + shop.bridge_wait

@@ -1,5 +1,6 @@
-"""What happens to an event at send time, on every path (webhook, sweep, backfill, replay): the order's
-bridge post is attached when credible, and the shop's consent mode decides whether the event goes at all.
+"""What happens to an event at send time, on every path (webhook, sweep, backfill, replay): of the order's
+bridge posts, the first one bound to the browser that placed it (``relay.core.binding``) is attached, and
+the shop's consent mode decides whether the event goes at all. A post that is not bound decides nothing.
 
 Every sender goes through ``relay.jobs.delivery.send_due``, which calls ``prepare`` for each claimed row,
 so no path can send what consent forbids, and a replay decides exactly as the first send did.
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from relay.core import bridge, capi
+from relay.core import binding, bridge, capi
+from relay.core.binding import Placed
 from relay.core.bridge import Consent, Record
 from relay.core.config import Shop
 from relay.outbox import bridge as store
@@ -25,26 +27,30 @@ FINAL = ("sent", "failed", "skipped")   # the post's IP address and user agent a
 class Prepared:
     event: dict[str, Any]
     consent: Consent
-    record: Record | None = None
-    verdict: str | None = None     # attached, or why the post was not (early, late, value, denied)
+    records: list[Record] = field(default_factory=list)      # the order's posts, as the claim read them
+    chosen: Record | None = None                              # the one that counted
+    bindings: dict[int, str] = field(default_factory=dict)    # each post's: bound, or why not
+    verdicts: dict[int, str] = field(default_factory=dict)    # attached, denied, unused, or why not bound
+
+    @property
+    def verdict(self) -> str | None:
+        """For the delivery log: what the post that counted became, ``unbound`` when posts came and none
+        was bound, ``None`` when none came."""
+        if self.chosen is not None:
+            return self.verdicts[self.chosen.id]
+        return "unbound" if self.records else None
 
 
 def prepare(shop: Shop, row: Claimed, event: dict[str, Any]) -> Prepared:
     """The event as it goes to Meta (``event_id``/``event_time`` unchanged), and whether it may go."""
-    record = store.record_of(row.order_number, row.bridge)
-    verdict = None
-    credible = None
-    if record is not None:
-        verdict = bridge.rejection(record, row.event_time, event.get("custom_data", {}).get("value", 0))
-        if verdict is None:
-            credible = record
-            verdict = "denied" if record.consent == "denied" else "attached"
-    decision = bridge.consent(shop, credible)
-    if credible is not None:
-        event = bridge.merge(event, credible)
+    records = store.records_of(row.order_number, row.bridge)
+    chosen, bindings = binding.first_bound(records, Placed.of_event(row.event_time, event))
+    decision = bridge.consent(shop, chosen)
+    if chosen is not None:
+        event = bridge.merge(event, chosen)
     if shop.ldu:
         event = bridge.with_ldu(event)
-    return Prepared(event, decision, record, verdict)
+    return Prepared(event, decision, records, chosen, bindings, binding.verdicts(records, chosen, bindings))
 
 
 def skipped(row: Claimed, prepared: Prepared) -> Finished:
@@ -66,12 +72,13 @@ def stamp(finished: Sequence[Finished], prepared: dict[int, Prepared]) -> list[F
 
 def cleanup(shop: Shop, claimed: Sequence[Claimed], finished: Sequence[Finished],
             prepared: dict[int, Prepared]) -> list[tuple[str, Sequence[Any]]]:
-    """Statements that end each decided order's bridge post: no IP address or user agent after the send."""
+    """Statements that settle each decided order's posts: bound or not, their verdict, and no IP address
+    or user agent after the send."""
     numbers = {row.order_id: row.order_number for row in claimed}
     return [
-        store.decided(shop.name, numbers[f.order_id], p.verdict or "attached")
+        store.decided(shop.name, numbers[f.order_id], p.bindings, p.verdicts)
         for f in finished
-        if f.state in FINAL and (p := prepared.get(f.order_id)) is not None and p.record is not None
+        if f.state in FINAL and (p := prepared.get(f.order_id)) is not None and p.records
     ]
 
 

@@ -121,7 +121,7 @@ async def deliver(rt: Runtime, shop: Shop, claimed: list[Claimed], state: ShopSt
         for row in claimed:
             stored = json.loads(row.payload)
             p = prepared[row.order_id] = consent.prepare(shop, row, stored)
-            if p.record is not None or shop.consent_mode != "off":
+            if p.records or shop.consent_mode != "off":
                 rt.log.add(shop.name, now, kind="decision", order_id=row.order_id, event_id=row.event_id,
                            **consent.log_fields(p))
             if not p.consent.send:

@@ -1,28 +1,34 @@
-"""The identity bridge's table (migrations/0006_bridge.sql): SQL that runs unchanged on D1 and SQLite.
+"""The identity bridge's tables (migrations 0006 and 0010): SQL that runs unchanged on D1 and SQLite.
 
-- ``take`` is one D1 batch: it counts the client's posts this minute, stores the post only while that
-  count is within ``RATE``, and deletes what is past retention, so a flood costs one call per post and
-  the table cleans itself even when no cron pass runs.
-- The first post for an order is kept (``ON CONFLICT … posts = posts + 1``): a later one is counted,
-  never applied, so nobody can replace a shopper's click ids after the fact.
-- The send path reads a row through the claim (``CLAIM_COLUMN``, a column of the claim's own answer),
-  so merging costs no extra call, and ``decided`` clears the IP address and user agent in the same
-  batch that finishes the event.
+- ``take`` is two D1 calls. The first counts the client's posts this minute (an IPv6 client by its /64,
+  what one subscriber gets; an IPv4 one by its address), reads the order's facts when the ledger knows the
+  order, its posts so far and the shop's hour, and deletes what is past retention. ``relay.core.binding``
+  then decides where the post goes, and the second call writes that: a post that is not bound to a known
+  order is not kept, a bound one may replace one that is not, and the order's pending posts are settled.
+  A client over ``RATE`` costs the first call only.
+- A bound post for an order held for it (``BRIDGE_WAIT``) makes that order due in the same write.
+- The send path reads the order's posts through the claim (``CLAIM_COLUMN``, a column of the claim's own
+  answer), so choosing costs no extra call, and ``decided`` settles every post of the order and clears
+  their IP address and user agent in the same batch that finishes the event.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from relay.core import binding
+from relay.core.binding import Placed, Slot
 from relay.core.bridge import KEEP, Post, Record
 from relay.core.ports import Database
 
-RATE = 20              # posts per client (IP address) and minute; a shopper posts once per order
+RATE = 20              # posts per client (an IPv6 /64 or an IPv4 address) and minute; a shopper posts once
 CLIENT_MINUTES = 5     # how long a client's counts are kept
+SHOP_HOUR = binding.SHOP_HOUR
 
 _COUNT = """
 INSERT INTO bridge_clients (client, minute, posts) VALUES (?, ?, 1)
@@ -30,28 +36,40 @@ ON CONFLICT (client, minute) DO UPDATE SET posts = posts + 1
 RETURNING posts
 """
 
-_STORE = """
-INSERT INTO bridge (shop, order_number, received_at, consent, fbp, fbc, fbclid, value, url, ip, user_agent)
-SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE (SELECT posts FROM bridge_clients WHERE client = ? AND minute = ?) <= ?
-ON CONFLICT (shop, order_number) DO UPDATE SET posts = posts + 1
-RETURNING posts
+# The order as the ledger has it, found by number through migration 0007's index, then exactly.
+_ORDER = """
+SELECT state, event_time, json_extract(payload, '$.user_data.client_user_agent') AS agent,
+       json_extract(payload, '$.custom_data.value') AS total
+FROM outbox WHERE shop = ? AND order_number = ? COLLATE NOCASE AND order_number = ? AND event_name = 'Purchase'
 """
+_KEPT = "SELECT id, received_at, consent, value, user_agent, binding FROM bridge WHERE shop = ? AND order_number = ?"
+_HOUR = "SELECT stored FROM bridge_shops WHERE shop = ? AND hour = ?"
 
 _DELETE_OLD_CLIENTS = "DELETE FROM bridge_clients WHERE minute < ?"
 DELETE_OLD = "DELETE FROM bridge WHERE received_at < ?"   # also run by the cron pass: (now - KEEP,)
+_DELETE_OLD_HOURS = "DELETE FROM bridge_shops WHERE hour < ?"
 
-# A column for the claim's RETURNING: the order's stored post as a JSON object, or NULL.
-CLAIM_COLUMN = """(SELECT json_object('received_at', b.received_at, 'consent', b.consent, 'fbp', b.fbp,
-        'fbc', b.fbc, 'fbclid', b.fbclid, 'value', b.value, 'ip', b.ip, 'user_agent', b.user_agent)
-    FROM bridge b WHERE b.shop = outbox.shop AND b.order_number = outbox.order_number) AS bridge"""
-
-_DECIDED = """
-UPDATE bridge SET ip = NULL, user_agent = NULL, verdict = COALESCE(verdict, ?)
-WHERE shop = ? AND order_number = ?
+_SETTLE = """
+UPDATE bridge SET binding = json_extract(?, '$.r' || id)
+WHERE shop = ? AND order_number = ? AND binding IS NULL
 """
-
-# By number through migration 0007's index (shop, order_number COLLATE NOCASE), then exactly.
+_EVICT = "DELETE FROM bridge WHERE id = ? AND shop = ?"
+_EVICT_SHOP_OLDEST = """
+DELETE FROM bridge WHERE id = (
+    SELECT id FROM bridge WHERE shop = ? AND binding IS NULL ORDER BY received_at, id LIMIT 1)
+"""
+_STORE = """
+INSERT INTO bridge (shop, order_number, received_at, consent, fbp, fbc, fbclid, value, url, ip, user_agent, binding)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE (SELECT COUNT(*) FROM bridge WHERE shop = ? AND order_number = ?) < ?
+RETURNING id
+"""
+_TALLY = """
+INSERT INTO bridge_shops (shop, hour, stored, dropped, after_send) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (shop, hour) DO UPDATE SET stored = stored + excluded.stored, dropped = dropped + excluded.dropped,
+    after_send = after_send + excluded.after_send
+"""
+# A paid order held for its post (BRIDGE_WAIT) becomes due now.
 _DUE_NOW = """
 UPDATE outbox SET next_attempt_at = ?, updated_at = ?
 WHERE shop = ? AND order_number = ? COLLATE NOCASE AND order_number = ?
@@ -59,39 +77,57 @@ WHERE shop = ? AND order_number = ? COLLATE NOCASE AND order_number = ?
 RETURNING order_id
 """
 
+# A column for the claim's RETURNING: the order's posts as a JSON array (``[]`` when none came).
+CLAIM_COLUMN = """(SELECT json_group_array(json_object('id', b.id, 'received_at', b.received_at,
+        'consent', b.consent, 'fbp', b.fbp, 'fbc', b.fbc, 'fbclid', b.fbclid, 'value', b.value, 'ip', b.ip,
+        'user_agent', b.user_agent, 'binding', b.binding))
+    FROM bridge b WHERE b.shop = outbox.shop AND b.order_number = outbox.order_number) AS bridge"""
 
-_AFTER_DECISION = """
-UPDATE bridge SET ip = NULL, user_agent = NULL, verdict = COALESCE(verdict, 'after')
-WHERE shop = ? AND order_number = ? AND EXISTS (
-    SELECT 1 FROM outbox WHERE shop = ? AND order_number = ? COLLATE NOCASE AND order_number = ?
-      AND event_name = 'Purchase' AND state IN ('sent', 'failed', 'skipped', 'expired'))
+_DECIDED = """
+UPDATE bridge SET ip = NULL, user_agent = NULL, binding = COALESCE(binding, json_extract(?, '$.r' || id)),
+    verdict = COALESCE(verdict, json_extract(?, '$.r' || id))
+WHERE shop = ? AND order_number = ?
 """
 
 
 @dataclass(frozen=True)
 class Taken:
-    stored: bool        # the first post for this order: stored
-    limited: bool       # the client is over ``RATE``: nothing stored
+    stored: bool = False        # kept (bound, or pending while the order is not known)
+    limited: bool = False       # the client is over ``RATE``: nothing stored
+    bound: bool = False         # kept and bound to its known order
+    held: list[int] = field(default_factory=list)   # orders held for this post, due now
 
 
 def client_key(ip: str | None) -> str:
-    """What the rate limit counts by: a hash of the address, never the address."""
-    return hashlib.sha256((ip or "-").encode("utf-8")).hexdigest()[:24]
+    """What the rate limit counts by: a hash of the address (an IPv6 one's /64), never the address."""
+    text = (ip or "").strip()
+    try:
+        address = ipaddress.ip_address(text)
+        text = str(ipaddress.ip_network(f"{address}/64", strict=False)) if address.version == 6 else str(address)
+    except ValueError:
+        text = text or "-"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def record_of(order_number: str, column: str | None) -> Record | None:
-    """The claim's ``bridge`` column as a ``Record``."""
-    if not column:
-        return None
-    raw: dict[str, Any] = json.loads(column)
-    return Record(order_number=order_number, received_at=int(raw["received_at"]), consent=raw["consent"],
-                  fbp=raw.get("fbp"), fbc=raw.get("fbc"), fbclid=raw.get("fbclid"), value=raw.get("value"),
-                  ip=raw.get("ip"), user_agent=raw.get("user_agent"))
+def records_of(order_number: str, column: str | None) -> list[Record]:
+    """The claim's ``bridge`` column as ``Record``s, oldest first."""
+    raw: list[dict[str, Any]] = json.loads(column) if column else []
+    records = [Record(order_number=order_number, received_at=int(r["received_at"]), consent=r["consent"],
+                      fbp=r.get("fbp"), fbc=r.get("fbc"), fbclid=r.get("fbclid"), value=r.get("value"),
+                      ip=r.get("ip"), user_agent=r.get("user_agent"), id=int(r["id"]), binding=r.get("binding"))
+               for r in raw]
+    return sorted(records, key=lambda r: (r.received_at, r.id))
 
 
-def decided(shop: str, order_number: str, verdict: str) -> tuple[str, Sequence[Any]]:
-    """The statement that ends a post's use once its order is sent, skipped or failed."""
-    return _DECIDED, (verdict, shop, order_number)
+def decided(shop: str, order_number: str, bindings: Mapping[int, str],
+            verdicts: Mapping[int, str]) -> tuple[str, Sequence[Any]]:
+    """The statement that settles an order's posts once its event is sent, skipped or failed, and clears
+    their IP address and user agent."""
+    return _DECIDED, (_by_id(bindings), _by_id(verdicts), shop, order_number)
+
+
+def _by_id(values: Mapping[int, str]) -> str:
+    return json.dumps({f"r{k}": v for k, v in values.items()})
 
 
 class BridgeStore:
@@ -99,60 +135,76 @@ class BridgeStore:
         self.db = db
 
     async def take(self, shop: str, post: Post, ip: str | None, user_agent: str | None, now: int) -> Taken:
-        client, minute = client_key(ip), now // 60
-        value = str(post.value) if post.value is not None else None
-        counted, stored, _, _ = await self.db.batch([
+        client, minute, hour = client_key(ip), now // 60, now // 3600
+        number = post.order_number
+        counted, order, kept, tally, *_ = await self.db.batch([
             (_COUNT, (client, minute)),
-            (_STORE, (shop, post.order_number, now, post.consent, post.fbp, post.fbc, post.fbclid, value,
-                      post.url, ip, user_agent, client, minute, RATE)),
+            (_ORDER, (shop, number, number)),
+            (_KEPT, (shop, number)),
+            (_HOUR, (shop, hour)),
             (_DELETE_OLD_CLIENTS, (minute - CLIENT_MINUTES,)),
             (DELETE_OLD, (now - KEEP,)),
+            (_DELETE_OLD_HOURS, (hour - KEEP // 3600,)),
         ])
         if int(counted.rows[0]["posts"]) > RATE:
-            return Taken(stored=False, limited=True)
-        return Taken(stored=bool(stored.rows) and int(stored.rows[0]["posts"]) == 1, limited=False)
+            return Taken(limited=True)
+        value = str(post.value) if post.value is not None else None
+        new = Record(order_number=number, received_at=now, consent=post.consent, value=value, user_agent=user_agent)
+        placed, final = _placed(order.rows)
+        slot = binding.place(new, placed, final, [_record(number, r) for r in kept.rows],
+                             int(tally.rows[0]["stored"]) if tally.rows else 0)
+        writes = _writes(shop, post, ip, user_agent, now, slot)
+        results = await self.db.batch(writes)
+        answers = {sql: result.rows for (sql, _), result in zip(writes, results, strict=True)}
+        stored = bool(answers.get(_STORE))
+        held = [int(r["order_id"]) for r in answers.get(_DUE_NOW, [])] if stored else []
+        return Taken(stored=stored, bound=stored and slot.binding == binding.BOUND, held=held)
 
-    async def exists(self, shop: str, order_number: str) -> bool:
-        result = await self.db.run(
-            "SELECT 1 AS found FROM bridge WHERE shop = ? AND order_number = ?", (shop, order_number))
-        return bool(result.rows)
-
-    async def arrived(self, shop: str, order_number: str, now: int) -> list[int]:
-        """A paid order held for this post becomes due now (its order id, if one was held); and when the
-        order's event is already decided (the post came after the send), the post keeps no IP address or
-        user agent. One D1 call."""
-        held, _ = await self.db.batch([
-            (_DUE_NOW, (now, now, shop, order_number, order_number, now)),
-            (_AFTER_DECISION, (shop, order_number, shop, order_number, order_number)),
-        ])
-        return [int(r["order_id"]) for r in held.rows]
+    async def bound(self, shop: str, order_number: str, order: Placed) -> bool:
+        """Whether a post bound to ``order`` is in already (the order is being recorded: no wait for one)."""
+        result = await self.db.run(_KEPT, (shop, order_number))
+        return any(binding.binding(_record(order_number, r), order) == binding.BOUND for r in result.rows)
 
     async def rows(self, shop: str | None = None) -> list[dict[str, Any]]:
         result = await self.db.run(
-            "SELECT * FROM bridge WHERE shop = ? OR ? IS NULL ORDER BY shop, order_number", (shop, shop))
-        return result.rows
-
-    async def coverage(self, since: int) -> list[dict[str, Any]]:
-        """Per shop, over paid orders with ``event_time >= since``: how many had a post, with fbc, with fbp,
-        each consent choice, and the posts not attached (repeats, early, late, wrong value)."""
-        result = await self.db.run(_COVERAGE, (since,))
+            "SELECT * FROM bridge WHERE shop = ? OR ? IS NULL ORDER BY shop, order_number, received_at", (shop, shop))
         return result.rows
 
 
-_COVERAGE = """
-SELECT o.shop AS shop,
-       COUNT(*) AS paid,
-       COUNT(b.order_number) AS bridged,
-       SUM((b.fbc IS NOT NULL OR b.fbclid IS NOT NULL) AND COALESCE(b.verdict, 'attached') = 'attached')
-           AS with_fbc,
-       SUM(b.fbp IS NOT NULL AND COALESCE(b.verdict, 'attached') = 'attached') AS with_fbp,
-       SUM(b.consent = 'granted') AS granted,
-       SUM(b.consent = 'denied') AS denied,
-       SUM(b.consent = 'unknown') AS unknown,
-       SUM(COALESCE(b.posts, 1) - 1) AS repeats,
-       SUM(b.verdict IN ('early', 'late', 'value')) AS rejected
-FROM outbox o LEFT JOIN bridge b ON b.shop = o.shop AND b.order_number = o.order_number
-WHERE o.event_time >= ? AND o.event_name = 'Purchase'
-  AND (o.state IN ('due', 'sending', 'sent', 'retry', 'failed', 'expired') OR o.consent = 'skip')
-GROUP BY o.shop ORDER BY o.shop
-"""
+def _placed(rows: list[dict[str, Any]]) -> tuple[Placed | None, bool]:
+    """The order's facts from its ledger row (``None``: the ledger does not know it yet), and whether its
+    event is decided."""
+    if not rows:
+        return None, False
+    r = rows[0]
+    total = r.get("total")
+    return (Placed(r.get("agent") if isinstance(r.get("agent"), str) else None, int(r["event_time"]),
+                   float(total) if isinstance(total, int | float) else 0.0),
+            r["state"] in binding.FINAL)
+
+
+def _record(number: str, r: Mapping[str, Any]) -> Record:
+    return Record(order_number=number, received_at=int(r["received_at"]), consent=r["consent"], value=r.get("value"),
+                  user_agent=r.get("user_agent"), id=int(r["id"]), binding=r.get("binding"))
+
+
+def _writes(shop: str, post: Post, ip: str | None, user_agent: str | None, now: int,
+            slot: Slot) -> list[tuple[str, Sequence[Any]]]:
+    """The second call: settle, make room, store, release a held order, and count the post for the hour."""
+    number = post.order_number
+    out: list[tuple[str, Sequence[Any]]] = []
+    if slot.settle:
+        out.append((_SETTLE, (_by_id(slot.settle), shop, number)))
+    if slot.stored:
+        if slot.evict is not None:
+            out.append((_EVICT, (slot.evict, shop)))
+        elif slot.evict_shop_oldest:
+            out.append((_EVICT_SHOP_OLDEST, (shop,)))
+        value = str(post.value) if post.value is not None else None
+        out.append((_STORE, (shop, number, now, post.consent, post.fbp, post.fbc, post.fbclid, value, post.url, ip,
+                             user_agent, slot.binding, shop, number, binding.PER_ORDER)))
+        if slot.binding == binding.BOUND:
+            out.append((_DUE_NOW, (now, now, shop, number, number, now)))
+    out.append((_TALLY, (shop, now // 3600, int(slot.stored), int(slot.outcome in ("unbound", "full")),
+                         int(slot.outcome == "after"))))
+    return out

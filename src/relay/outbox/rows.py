@@ -42,7 +42,7 @@ class Claimed:
     needs_lines: bool
     attempts: int
     match_keys: str
-    bridge: str | None = None         # the order's bridge post as JSON (relay.outbox.bridge.record_of)
+    bridge: str | None = None         # the order's bridge posts as a JSON array (relay.outbox.bridge.records_of)
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,8 @@ async def respond(rt: Runtime, request: Request) -> Response:
         return error(429, "too many posts from this address; the thank-you script posts once per order",
                      **cors, **{"Retry-After": "60"})
     response = Response(204, {}, cors, text="")
-    if received.taken.stored:
-        response.after.append(bridge.send_held(rt, shop, received.post.order_number))
+    if received.taken.held:
+        response.after.append(bridge.send_held(rt, shop, received.taken.held))
     else:
         response.after.append(rt.log.flush(rt.blobs, rt.clock()))
     return response

@@ -112,7 +112,7 @@ def bridge_table(b: dict[str, Any] | None, lang: str = "en") -> str:
     cells = "".join(f"<tr><td>{escape(label)}</td><td class=\"n\">{b[key]}</td>"
                     f"<td class=\"n\">{round(b['share'][key] * 100)}%</td></tr>" for key, label in labels.items())
     kept_out = (f"<tr><td>{escape(w['kept_out'])}</td>"
-                f"<td class=\"n\">{b['repeats']} / {b['rejected']}</td><td></td></tr>")
+                f"<td class=\"n\">{b['repeats']} / {b['rejected']} / {b.get('after', 0)}</td><td></td></tr>")
     return (f"<div class=\"scroll\"><table><tr><th>{escape(w['bridge_head'].format(n=b['paid']))}</th>"
             f"<th class=\"n\">{w['orders']}</th><th class=\"n\">{w['share']}</th></tr>{cells}{kept_out}</table></div>")
 

@@ -20,7 +20,7 @@ from relay.core.config import Shop, canonical_name, load_shop, scan_shops
 from relay.core.sentences import Foreign, Said
 from relay.jobs import health, quality, runtime
 from relay.outbox import revenue, unreadable
-from relay.outbox.bridge import BridgeStore
+from relay.outbox.bridge_figures import coverage as bridge_figures_of
 from relay.outbox.rows import STATES
 from relay.web import auth
 from relay.web.http import Request, Response
@@ -72,19 +72,20 @@ async def collect(rt: runtime.Runtime, only: str | None = None) -> dict[str, Any
 
 
 async def bridge_figures(rt: runtime.Runtime, names: Sequence[str], now: int) -> dict[str, dict[str, Any]]:
-    """Per shop, the identity bridge over paid orders placed in the last 7 days (one query for all shops):
-    how many had a thank-you post, with ``fbc``, with ``fbp``, each consent choice, as counts and shares
-    of ``paid``; and the posts kept out of events (``repeats``: second posts for an order; ``rejected``:
-    too early, too late or with another total than the order's)."""
+    """Per shop, the identity bridge over paid orders placed in the last 7 days (one D1 batch for all shops):
+    how many had a post that counted (``bridged``: the first post bound to the order's browser), with
+    ``fbc``, with ``fbp``, each consent choice, as counts and shares of ``paid``; and the posts kept out
+    (``repeats``: bound, after the first; ``rejected``: not bound to the order's browser, time or total;
+    ``after``: came once the order's event was decided)."""
     keys = ("bridged", "with_fbc", "with_fbp", "granted", "denied", "unknown")
     out: dict[str, dict[str, Any]] = {}
-    found = {r["shop"]: r for r in await BridgeStore(rt.db).coverage(now - 7 * DAY)}
+    found = await bridge_figures_of(rt.db, now - 7 * DAY)
     for name in names:
         r = found.get(name, {})
         paid = int(r.get("paid") or 0)
         counts = {k: int(r.get(k) or 0) for k in keys}
         out[name] = {"paid": paid, **counts, "repeats": int(r.get("repeats") or 0),
-                     "rejected": int(r.get("rejected") or 0),
+                     "rejected": int(r.get("rejected") or 0), "after": int(r.get("after") or 0),
                      "share": {k: round(v / paid, 3) if paid else 0.0 for k, v in counts.items()}}
     return out
 

@@ -80,7 +80,7 @@ WORDS: dict[str, dict[str, str]] = {
         "bridge_head": "Thank-you script (of {n} paid orders, 7 days)", "orders": "orders", "share": "share",
         "bridged": "with a thank-you post", "with_fbc": "with {fbc} (click id)", "with_fbp": "with {fbp} (browser id)",
         "granted": "consent granted", "denied": "consent denied", "unknown": "consent unknown",
-        "kept_out": "posts kept out (repeats / rejected)",
+        "kept_out": "posts kept out (repeats / not bound to the order's browser / after the send)",
         # the chart
         "chart": "last {n} days: {sent} sent, {failed} failed or expired",
         "chart_caption": "Last {n} days: {sent} sent, {failed} failed or expired",
@@ -151,7 +151,9 @@ WORDS: dict[str, dict[str, str]] = {
         "bridge_head": "Bedankpagina-script (van {n} betaalde orders, 7 dagen)", "orders": "orders", "share": "aandeel",
         "bridged": "met een melding van de bedankpagina", "with_fbc": "met {fbc} (klik-id)",
         "with_fbp": "met {fbp} (browser-id)", "granted": "toestemming gegeven", "denied": "toestemming geweigerd",
-        "unknown": "toestemming onbekend", "kept_out": "meldingen buiten de events gehouden (herhaald / geweigerd)",
+        "unknown": "toestemming onbekend",
+        "kept_out": "meldingen buiten de events gehouden (herhaald / niet van de browser van de order / "
+                    "na het verzenden)",
         "chart": "laatste {n} dagen: {sent} verzonden, {failed} mislukt of verlopen",
         "chart_caption": "Laatste {n} dagen: {sent} verzonden, {failed} mislukt of verlopen",
         "sent_bar": "verzonden", "failed_bar": "mislukt",
