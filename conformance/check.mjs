@@ -207,7 +207,8 @@ async function startMiniflare() {
     modules: true,
     script: "export default { fetch() { return new Response('conformance') } }",
     compatibilityDate: "2026-04-20",
-    d1Databases: { SEND_DB: "conformance-send-path", WORKER_DB: "conformance-worker", ORDERS_DB: "conformance-orders" },
+    d1Databases: { SEND_DB: "conformance-send-path", WORKER_DB: "conformance-worker", ORDERS_DB: "conformance-orders",
+      BRIDGE_DB: "conformance-bridge" },
     r2Buckets: { LOGS: "conformance-logs" },
   });
   return mf;
@@ -520,7 +521,44 @@ async function checkWorkerFetch() {
   expect(logText.length > 0, "no delivery log was written to R2");
   const logLeaks = pii.filter((s) => logText.includes(s));
   expect(logLeaks.length === 0, `the R2 delivery log holds raw customer data: ${logLeaks.length} value(s)`);
+  seen.push(await checkBridgeBinding(base));
   return `${seen.join("; ")}; Meta got 1 event = core's; D1 row sent; R2 log clean`;
+}
+
+async function checkBridgeBinding(base) {
+  // Another order, on a D1 of its own: a stranger's post, then the post of the browser that placed it (the
+  // order's userAgent, its total), then its webhook. The event carries the second post's fbp and address, the
+  // first decides nothing, and both posts are settled with no IP address or user agent left.
+  const db = new D1Database(await ctx.mf.getD1Database("BRIDGE_DB"));
+  await migrate(db);
+  const env = workerEnv(db, ctx.logs);
+  const fixture = JSON.parse(readFileSync(join(REPO, "tests", "fixtures", "lightspeed", "webhook-order-paid.json"), "utf8"));
+  const hook = freshWebhook();
+  const text = hook.bytes.toString("utf8").replace('"id":384271665,', '"id":384271699,').replace('"number":"ORD04217"', '"number":"ORD04299"');
+  const bytes = Buffer.from(text, "utf8");
+  const secret = JSON.parse(ctx.pyodide.runPython("import json, scenario; json.dumps(scenario.SECRET)"));
+  const headers = { ...hook.headers, "X-Signature": createHash("md5").update(Buffer.concat([bytes, Buffer.from(secret)])).digest("hex") };
+  const bridgePost = (body, ip, agent) => invoke(env, new Request(`${base}/bridge?shop=vik`, { method: "POST",
+    body: JSON.stringify({ order_number: "ORD04299", consent: "granted", value: 140.4, ...body }),
+    headers: { "Content-Type": "text/plain", "CF-Connecting-IP": ip, "User-Agent": agent } }));
+  const theirs = "fb.1.1763400000000.666666666", ours = "fb.1.1763498500123.1116446470";
+  let r = await bridgePost({ fbp: theirs }, "2001:db8:5::1", "Mozilla/5.0 (X11; Linux x86_64) Stranger/1.0");
+  expect(r.status === 204, `stranger's bridge post: expected 204, got ${r.status}`);
+  r = await bridgePost({ fbp: ours }, "2001:db8:6::2", fixture.order.userAgent);
+  expect(r.status === 204, `shopper's bridge post: expected 204, got ${r.status}`);
+  await ctx.upstreams.dump();
+  r = await invoke(env, new Request(`${base}/?shop=vik`, { method: "POST", headers, body: bytes }));
+  expect(r.status === 200 && r.json?.status === "accepted", `second order's webhook: expected 200 accepted, got ${r.status} ${r.body}`);
+  const posted = eventPosts(await ctx.upstreams.dump());
+  expect(posted.length === 1, `the second order should reach Meta once, got ${posted.length} request(s)`);
+  const user = JSON.parse(posted[0].body).data[0].user_data;
+  expect(user.fbp === ours && user.client_ip_address === "2001:db8:6::2" && user.client_user_agent === fixture.order.userAgent,
+    `the event should carry the shopper's post (fbp, address, agent), has fbp ${user.fbp}, ip ${user.client_ip_address}`);
+  const rows = (await db.prepare("SELECT fbp, ip, user_agent, binding, verdict FROM bridge WHERE order_number = 'ORD04299' ORDER BY id").all()).results;
+  const settled = rows.map((x) => `${x.binding}/${x.verdict}`).join(",");
+  expect(settled === "agent/agent,bound/attached" && rows.every((x) => x.ip === null && x.user_agent === null),
+    `bridge rows on D1 should be settled (agent/agent, bound/attached) with no IP or agent, are ${JSON.stringify(rows)}`);
+  return `stranger's post then the shopper's, then the webhook → Meta got the shopper's fbp and address; D1 posts ${settled}`;
 }
 
 async function checkAdminSession(workerEnv, base) {
