@@ -19,8 +19,7 @@ from relay_tools.server import LocalRelay, ServerThread
 
 NUMBER, ORDER_ID, TOTAL = "ORD04217", 384271665, 140.4
 REAL = json.loads(PAID_RAW)["order"]["userAgent"]          # the checkout browser's, as Lightspeed recorded it
-STRANGER = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
-            "Safari/537.36")
+STRANGER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 FBP, FBC = "fb.1.1763498500123.1116446470", "fb.1.1763498400456.IwAR2F4-AbCdEf_123"
 THEIRS_FBP, THEIRS_FBC = "fb.1.1763400000000.666666666", "fb.1.1763400000000.IwAR_Stranger"
 # Instagram's in-app browser: over 300 characters, of which Lightspeed may keep only the first 255
@@ -293,3 +292,18 @@ def test_a_replay_after_a_rejection_attaches_the_real_browsers_ids_again(start, 
     first, again = events(meta)
     for event in (first, again):                           # the rejected send, and the replay
         assert (event["user_data"].get("fbp"), event["user_data"].get("fbc")) == (FBP, FBC)
+
+
+@pytest.mark.parametrize(("post_agent", "order_agent", "same"), [
+    (INSTAGRAM, INSTAGRAM, True),
+    (INSTAGRAM, INSTAGRAM[:255], True),                    # cut at a column's width
+    (INSTAGRAM, INSTAGRAM[:200], True),                    # the shortest cut the rule accepts
+    (INSTAGRAM, INSTAGRAM[:199], False),                   # shorter: must be equal
+    (INSTAGRAM[:255], INSTAGRAM, False),                   # the post's may not be the shorter one
+    (REAL + " ", REAL, True),                              # surrounding spaces are not the browser's
+    (REAL, None, False), (None, REAL, False), ("", "", False),
+])
+def test_which_user_agents_are_the_same_browser(post_agent, order_agent, same):
+    from relay.core.binding import same_browser
+
+    assert same_browser(post_agent, order_agent) is same

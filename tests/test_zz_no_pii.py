@@ -6,7 +6,8 @@ Scanned:
   agent, token or secret, and not even their hashes (a log line names match keys, never values);
 - every SQLite database in the session's temp folder (ledgers, health checks): no raw customer data
   or secret in any column; the IP and user agent, which Meta wants unhashed, only inside the payload of
-  an event that may still be sent (never a sent one);
+  an event that may still be sent (never a sent one), or in a thank-you post whose order's event is not
+  decided yet (a post is bound to its order by the user agent, so it keeps it until then);
 - the texts of the errors the relay raises or answers with for inputs full of customer data, and what
   it logs to the console meanwhile.
 
@@ -134,7 +135,9 @@ def scan_databases(base: Path) -> tuple[int, list[str]]:
                             continue
                         where = f"{file.relative_to(base)} {table}.{column}"
                         found += [f"{where}: {what}" for what in hits(value, always)]
-                        browser_ok = table == "outbox" and column == "payload" and record.get("state") in SENDABLE
+                        browser_ok = (table == "outbox" and column == "payload" and record.get("state") in SENDABLE
+                                      or table == "bridge" and column in ("ip", "user_agent")
+                                      and record.get("verdict") is None)   # a post whose order is undecided
                         if not browser_ok:
                             found += [f"{where} ({record.get('state')}): {what}" for what in hits(value, BROWSER)]
         finally:
