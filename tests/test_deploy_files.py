@@ -169,7 +169,7 @@ save(2)
 
 SHOPS = {**shop_secrets("VIKGINCHOICE", 1), **shop_secrets("RETOERTJE", 2),
          "VIKGINCHOICE_SHOP_URL": "https://www.vikginchoice.example",
-         "VIKGINCHOICE_META_TEST_EVENT_CODE": "TEST12345", "ADMIN_TOKEN": "admintoken-z8y7x6"}
+         "VIKGINCHOICE_META_TEST_EVENT_CODE": "TEST12345", "ADMIN_TOKEN": "admintoken-z8y7x6-q4w1e5r9t2-kv3m"}
 SECRET_VALUES = [v for k, v in SHOPS.items() if not k.endswith(("_SHOP_ID", "_PIXEL_ID", "_SHOP_URL"))]
 # What the Worker gets as secrets and as plain variables.
 HIDDEN = {k: v for k, v in select(SHOPS).secrets.items()
@@ -185,7 +185,7 @@ DEPLOY_ORDER = ["--version", "whoami", "deploy --dry-run", "d1 list", "d1 create
 def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address the stand-in reports as deployed: a real relay on loopback (for the smoke check)."""
     folder = tmp_path_factory.mktemp("worker")
-    server = ServerThread(LocalRelay({"ADMIN_TOKEN": "admintoken-z8y7x6"}, folder / "relay.db",
+    server = ServerThread(LocalRelay({"ADMIN_TOKEN": "admintoken-z8y7x6-q4w1e5r9t2-kv3m"}, folder / "relay.db",
                                      sweep_interval=None)).start()
     yield server.url
     server.stop()

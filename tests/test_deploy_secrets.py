@@ -25,7 +25,7 @@ GITHUB = {
     "VIKGINCHOICE_SHOP_URL": "https://www.vikginchoice.example",
     "VIKGINCHOICE_META_TEST_EVENT_CODE": "TEST41321",
     **shop_secrets("RETOERTJE", 2),
-    "ADMIN_TOKEN": "admin-token-5f5e-very-secret",
+    "ADMIN_TOKEN": "admin-token-5f5e-very-secret-w8q2z",
     "META_API_VERSION": "v26.0",
     "github_token": "ghs_githubtokenvalue0001",
     "CLOUDFLARE_API_TOKEN": "cf-api-token-value-0002",

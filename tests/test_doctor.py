@@ -160,15 +160,19 @@ def test_a_test_override_left_in_the_env_file(tmp_path, worker, capsys, name):
     assert code == 1 and f"set in {tmp_path / '.env.deploy'} ({fake})" in line and f"remove {name} from" in line
 
 
-@pytest.mark.parametrize("token, says", [("", "not set"), ("short-but-sixteen+", "18 characters, fewer than 32")])
-def test_an_admin_token_missing_or_short(tmp_path, worker, capsys, monkeypatch, token, says):
+@pytest.mark.parametrize("token, says", [
+    ("", "not set"),
+    ("short-but-sixteen+", "it is 18 characters; it needs at least 32"),
+    ("0123456789abcdefghijklmnopqrstuvwxyz", "a repeated or sequential pattern"),   # 36 characters, still guessable
+])
+def test_an_admin_token_missing_short_or_guessable(tmp_path, worker, capsys, monkeypatch, token, says):
     monkeypatch.delenv("ADMIN_TOKEN", raising=False)
     code, lines = doctor(tmp_path, worker, capsys, shop_vars(ADMIN_TOKEN=token))
     assert code == 1
     line = next(line for line in failures(lines) if line.startswith("FAIL  ADMIN_TOKEN"))
-    assert says in line and "openssl rand -hex 32" in line
+    assert says in line and 'python3 -c "import secrets; print(secrets.token_urlsafe(32))"' in line
 
 
 def test_a_worker_deployed_with_another_admin_token(tmp_path, worker, capsys):
-    code, lines = doctor(tmp_path, worker, capsys, shop_vars(ADMIN_TOKEN="x" * 40))
+    code, lines = doctor(tmp_path, worker, capsys, shop_vars(ADMIN_TOKEN="another-strong-admin-token-q8w2e4r6t1y3"))
     assert code == 1 and "/status answered 401" in only_failure(lines, "Worker ADMIN_TOKEN")

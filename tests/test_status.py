@@ -59,7 +59,14 @@ def test_a_token_in_the_url_is_not_accepted(relay):
     assert status(relay, f"?access_token={ADMIN}", headers=None).status_code == 401
 
 
-@pytest.mark.parametrize("value, message", [(None, "ADMIN_TOKEN is not set"), ("short", "shorter than 16")])
+@pytest.mark.parametrize("value, message", [
+    (None, "ADMIN_TOKEN is not set"),
+    ("short", "it is 5 characters; it needs at least 32"),
+    ("admin-token-16ch", "it is 16 characters; it needs at least 32"),   # what the Worker used to take
+    ("ab" * 20, "it uses only 2 different characters"),
+    ("abcdefghijklmnopqrstuvwxyz0123456789", "a repeated or sequential pattern"),
+    ("Secret-99!" * 4, "a repeated or sequential pattern"),
+])
 def test_without_a_usable_admin_token_status_is_closed_and_says_how_to_set_it(relay, value, message):
     relay.relay.env.pop("ADMIN_TOKEN")
     if value is not None:
@@ -68,6 +75,7 @@ def test_without_a_usable_admin_token_status_is_closed_and_says_how_to_set_it(re
     assert answer.status_code == 401
     error = answer.json()["error"]
     assert message in error and "change ADMIN_TOKEN where your deploy reads it" in error
+    assert 'python3 -c "import secrets; print(secrets.token_urlsafe(32))"' in error
 
 
 @pytest.mark.parametrize("path", ["/status/x", "/statuses", "/admin", "/debug-env", "/dashboard/x"])

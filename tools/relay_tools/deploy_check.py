@@ -1,7 +1,9 @@
 """``relay deploy-check``: the one preflight both deploy paths run before their first change.
 
 It validates every input a deploy takes (the shops and globals as ``relay secrets`` selects them,
-``LOG_RETENTION_DAYS``, the batch, budget and alert settings, the env file's permissions) with the same
+``LOG_RETENTION_DAYS``, the batch, budget and alert settings, the env file's permissions) and refuses
+what only suits a laptop (relay.core.production: a loopback or plain-http upstream address, an
+``ADMIN_TOKEN`` the Worker would refuse) with the same
 rules and messages on ``deploy.sh`` and in the workflow, so nothing is found wrong halfway: a bad
 value stops the deploy while Cloudflare still runs the previous version untouched.
 """
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from relay.core import production
 from relay.core.errors import ConfigError
 from relay.jobs.alerts import thresholds
 from relay.jobs.limits import load_limits
@@ -73,7 +76,8 @@ class Preflight:
         return self.selection.ok and not self.errors
 
     def lines(self) -> list[str]:
-        return [*self.selection.report(), *(f"error: {e}" for e in self.errors),
+        report = [line for line in self.selection.report() if not (self.errors and line.endswith("ready to upload"))]
+        return [*report, *(f"error: {e}" for e in self.errors),
                 *(f"warning: {w}" for w in self.warnings)]
 
     def outputs(self) -> str:
@@ -95,6 +99,7 @@ def check(source: Mapping[str, str], environ: Mapping[str, str], env_file: str |
             load(values)
         except ConfigError as exc:
             result.errors.append(str(exc))
+    result.errors += production.problems(values)
     if env_file is not None and (warning := env_file_warning(env_file)):
         result.warnings.append(warning)
     if from_github and len(source) > deploy_secrets.MAX_GITHUB_SECRETS - 10:

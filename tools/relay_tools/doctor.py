@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from relay.core import capi, lightspeed
+from relay.core import admin_token, capi, lightspeed
 from relay.core.config import REQUIRED, Settings, Shop, load_settings, missing_variables, scan_shops
 from relay.core.errors import ConfigError, LightspeedError
 from relay.core.ports import Http, HttpRequest
@@ -35,7 +35,6 @@ from relay_tools import webhooks_api
 from relay_tools.edges import HttpxClient, read_env_file
 from relay_tools.webhooks_cli import list_webhooks
 
-MIN_ADMIN_TOKEN = 32
 OVERRIDES = ("META_GRAPH_URL", "LIGHTSPEED_API_URL")
 LOOPBACK = ("127.", "localhost", "[::1]", "0.0.0.0")
 DEFAULT_CURRENCY = "EUR"
@@ -66,11 +65,10 @@ def env_checks(file_env: Mapping[str, str] | None, env: Mapping[str, str], env_f
         out.append(Check(not value, name, f"set in {where} ({value})" if value else "not overridden",
                          f"remove {name} from {where}: it points the Worker at a test server, not the real API"))
     token = (env.get("ADMIN_TOKEN") or "").strip()
-    fix = ("openssl rand -hex 32, put it in ADMIN_TOKEN where the values live (the GitHub secret, or .env.local), "
-           "then deploy")
-    detail = "not set" if not token else f"{len(token)} characters" + ("" if len(token) >= MIN_ADMIN_TOKEN else
-                                                                        f", fewer than {MIN_ADMIN_TOKEN}")
-    out.append(Check(len(token) >= MIN_ADMIN_TOKEN, "ADMIN_TOKEN", detail, fix))
+    why = admin_token.weakness(token) if token else None       # the Worker's and the preflight's own rule
+    fix = f"{admin_token.HOW_TO_FIX}, put it in ADMIN_TOKEN where your deploy reads it, then deploy"
+    detail = "not set" if not token else f"too easy to guess: {why}" if why else f"{len(token)} characters, strong"
+    out.append(Check(bool(token) and why is None, "ADMIN_TOKEN", detail, fix))
     return out
 
 

@@ -137,17 +137,20 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "order cancelled while it was being sent; not sent again",
         "order geannuleerd terwijl hij werd verzonden; niet opnieuw verzonden"),
     # the sign-in page and the forms of the dashboard
-    "admin_unset": (
-        "ADMIN_TOKEN is not set, so the status routes are closed; {how} (for relay serve: ADMIN_TOKEN=... in the "
-        "--env-file); make it 32+ random characters, e.g. `openssl rand -hex 32`",
-        "ADMIN_TOKEN is niet ingesteld, dus de statuspagina's zijn dicht; {how} (voor relay serve: ADMIN_TOKEN=... "
-        "in het --env-file); maak hem 32 of meer willekeurige tekens, bijvoorbeeld met `openssl rand -hex 32`"),
-    "admin_short": (
-        "ADMIN_TOKEN is shorter than {n} characters, so the status routes are closed; {how} (for relay serve: "
-        "ADMIN_TOKEN=... in the --env-file); make it 32+ random characters, e.g. `openssl rand -hex 32`",
-        "ADMIN_TOKEN is korter dan {n} tekens, dus de statuspagina's zijn dicht; {how} (voor relay serve: "
-        "ADMIN_TOKEN=... in het --env-file); maak hem 32 of meer willekeurige tekens, bijvoorbeeld met "
-        "`openssl rand -hex 32`"),
+    # the ADMIN_TOKEN strength rule (relay.core.admin_token), said by the Worker, relay doctor and the preflight
+    "token_unset": ("ADMIN_TOKEN is not set; {fix}", "ADMIN_TOKEN is niet ingesteld; {fix}"),
+    "token_weak": ("ADMIN_TOKEN is too easy to guess: {why}; {fix}", "ADMIN_TOKEN is te makkelijk te raden: {why}; {fix}"),
+    "token_short": ("it is {n} characters; it needs at least {min}",
+                    "hij telt {n} tekens; er zijn er minstens {min} nodig"),
+    "token_few": ("it uses only {n} different characters", "hij gebruikt maar {n} verschillende tekens"),
+    "token_pattern": (
+        "it is a repeated or sequential pattern (runs like abcd or 1234, or a part repeated)",
+        "hij is een herhaald of opeenvolgend patroon (reeksen als abcd of 1234, of een stuk dat terugkomt)"),
+    "token_fix": ("generate one with {cmd} (or {alt})", "maak er een met {cmd} (of {alt})"),
+    "admin_closed": (
+        "{problem}. Until then the status routes stay closed: {how} (for relay serve: ADMIN_TOKEN=... in .env.local)",
+        "{problem}. Tot dan blijven de statuspagina's dicht: {how} (voor relay serve: ADMIN_TOKEN=... in "
+        ".env.local)"),
     "wrong_token": (
         "That is not the ADMIN_TOKEN. Paste the value you set as the Worker secret.",
         "Dat is niet het ADMIN_TOKEN. Plak de waarde die je als Worker-secret hebt ingesteld."),

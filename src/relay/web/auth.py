@@ -6,12 +6,13 @@ naming a row of ``admin_sessions`` (migrations/0008_admin_sessions.sql) beside a
 keyed with the token, never the token itself: HttpOnly, Secure, SameSite=Strict, scoped to /dashboard.
 Signing out deletes the row, so the cookie is dead everywhere at once; replacing ADMIN_TOKEN logs every
 browser out. A form posted from another site (its ``Origin`` or ``Sec-Fetch-Site`` says so), or without
-the page's CSRF field, changes nothing. Guessing the token is throttled per client (relay.web.throttle).
+the page's CSRF field, changes nothing. Wrong tokens are counted per client (relay.web.throttle); the right one
+is never refused, and the token's strength rule (relay.core.admin_token) is what makes guessing hopeless.
 
 What a page needs from here:
 
 - ``await access(rt, request)``: an ``Access`` (bearer or signed-in browser) or ``None`` → show the login form.
-  Raises ``TooManyAttempts`` (429) for a throttled client that sends a bearer token.
+  Raises ``TooManyAttempts`` (429) for a client that has sent too many wrong bearer tokens.
 - ``await read_form(request)``: the posted form as a dict, or ``None`` when it is over ``MAX_FORM_BYTES`` (413).
 - ``await sign_in_or_out(rt, request, form)``: the ``Outcome`` of the login and sign-out forms, ``None`` for
   any other form, which the page handles after ``await form_access(rt, request, form)`` says who posted it.
@@ -28,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+from relay.core import admin_token
 from relay.core.config import Secret, how_to_set
 from relay.core.errors import TooManyAttempts
 from relay.core.sentences import Said
@@ -38,7 +40,6 @@ from relay.web.http import Request, Response
 COOKIE = "relay_dashboard"
 SESSION_SECONDS = 12 * 3600
 MAX_FORM_BYTES = 4096
-MIN_ADMIN_TOKEN = 16
 _SESSION = re.compile(r"([0-9a-f]{32})\.([0-9]{1,12})\.([0-9a-f]{64})", re.ASCII)
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
@@ -65,12 +66,12 @@ class Outcome:
 
 
 def admin_problem(admin: Secret | None) -> str | None:
-    """Why the admin routes are closed, or ``None`` when ``ADMIN_TOKEN`` is usable."""
-    if admin is None:
-        return Said("admin_unset", how=how_to_set("ADMIN_TOKEN"))
-    if len(admin.reveal()) < MIN_ADMIN_TOKEN:
-        return Said("admin_short", n=MIN_ADMIN_TOKEN, how=how_to_set("ADMIN_TOKEN"))
-    return None
+    """Why the admin routes are closed, or ``None`` when ``ADMIN_TOKEN`` is usable (relay.core.admin_token's rule,
+    the same one ``relay doctor`` and the deploy preflight apply)."""
+    problem = admin_token.problem(admin.reveal() if admin is not None else None)
+    if problem is None:
+        return None
+    return Said("admin_closed", problem=problem, how=how_to_set("ADMIN_TOKEN"))
 
 
 def _usable(admin: Secret | None) -> Secret | None:
@@ -90,17 +91,18 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
 async def bearer(rt: runtime.Runtime, request: Request) -> bool:
     """``Authorization: Bearer <ADMIN_TOKEN>``, compared in constant time (the JSON routes take only this).
 
-    A wrong token counts against the client; a throttled client raises ``TooManyAttempts``.
+    The right token always passes; a wrong one counts against the client, and raises ``TooManyAttempts``
+    once the client has sent too many (relay.web.throttle).
     """
     admin = _usable(rt.settings.admin_token)
     given = _bearer(request.headers)
     if admin is None or given is None:
         return False
-    key = await throttle.attempt(rt, admin, request)
-    if not _token_ok(admin, given):
-        return False
-    await throttle.succeeded(rt, key)
-    return True
+    if _token_ok(admin, given):
+        await throttle.succeeded(rt, admin, request)
+        return True
+    await throttle.failed(rt, admin, request)
+    return False
 
 
 def unauthorized(admin: Secret | None) -> Response:
@@ -217,13 +219,13 @@ async def sign_in_or_out(rt: runtime.Runtime, request: Request, form: Mapping[st
     problem = admin_problem(admin)
     if admin is None or problem:
         return Outcome(401, message=problem)
-    try:
-        key = await throttle.attempt(rt, admin, request)
-    except TooManyAttempts as exc:
-        return Outcome(429, {"Retry-After": str(exc.retry_after)}, exc.args[0])
     if not _token_ok(admin, form["token"].strip()):
+        try:
+            await throttle.failed(rt, admin, request)
+        except TooManyAttempts as exc:
+            return Outcome(429, {"Retry-After": str(exc.retry_after)}, exc.args[0])
         return Outcome(401, message=Said("wrong_token"))
-    await throttle.succeeded(rt, key)
+    await throttle.succeeded(rt, admin, request)
     now = rt.now()
     session, expires = secrets.token_hex(16), now + SESSION_SECONDS
     await rt.db.batch([

@@ -1,10 +1,13 @@
-"""Guessing ``ADMIN_TOKEN`` is throttled per client, in the database so every Worker isolate sees one count.
+"""Wrong ``ADMIN_TOKEN`` attempts are counted per client, in the database so every Worker isolate sees one count.
 
-Each token attempt (login form or bearer header) is counted in ``admin_failures``
-(migrations/0008_admin_sessions.sql) *before* the comparison, so a burst of parallel guesses cannot
-outrun the count; a right token clears it. Beyond ``MAX_FAILURES`` attempts in ``FAILURE_WINDOW``
-seconds the client gets 429 (``TooManyAttempts``) for the rest of the window, whatever it sends. A
-client is its address (an IPv6 one by its /64, what one subscriber gets), stored only as an HMAC.
+The token is compared first (in constant time, relay.web.auth); only a wrong one is counted, in
+``admin_failures`` (migrations/0008_admin_sessions.sql), and a right one clears the count. Beyond
+``MAX_FAILURES`` wrong attempts in ``FAILURE_WINDOW`` seconds a client's wrong tokens get 429
+(``TooManyAttempts``) instead of 401. The right token is never refused: a stranger who sends five
+wrong tokens from the admin's own address (a shared office or mobile network) must not lock the
+admin out. So the count slows nobody who guesses; what makes guessing hopeless is the strength rule
+every deploy path and the Worker apply to the token (relay.core.admin_token). A client is its
+address (an IPv6 one by its /64, what one subscriber gets), stored only as an HMAC.
 """
 
 from __future__ import annotations
@@ -34,12 +37,8 @@ def _client_key(admin: Secret, request: Request) -> str:
     return hmac.new(admin.reveal().encode(), f"relay-client|{address}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-async def attempt(rt: runtime.Runtime, admin: Secret, request: Request) -> str:
-    """Count one token attempt for this client before comparing, so a burst cannot outrun the count.
-
-    Raises ``TooManyAttempts`` once ``MAX_FAILURES`` attempts are spent in the window; returns the
-    client's key for ``succeeded``.
-    """
+async def failed(rt: runtime.Runtime, admin: Secret, request: Request) -> None:
+    """Count one wrong token from this client; raises ``TooManyAttempts`` beyond ``MAX_FAILURES`` in the window."""
     now = rt.now()
     key = _client_key(admin, request)
     results = await rt.db.batch([
@@ -51,8 +50,8 @@ async def attempt(rt: runtime.Runtime, admin: Secret, request: Request) -> str:
     if int(row["failures"]) > MAX_FAILURES:
         wait = max(1, int(row["window_start"]) + FAILURE_WINDOW - now)
         raise TooManyAttempts(Said("too_many", minutes=(wait + 59) // 60), wait)
-    return key
 
 
-async def succeeded(rt: runtime.Runtime, key: str) -> None:
-    await rt.db.run("DELETE FROM admin_failures WHERE client = ?", (key,))
+async def succeeded(rt: runtime.Runtime, admin: Secret, request: Request) -> None:
+    """The right token: this client's count starts again."""
+    await rt.db.run("DELETE FROM admin_failures WHERE client = ?", (_client_key(admin, request),))
