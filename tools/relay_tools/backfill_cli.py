@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from relay.jobs import cron, pass_state, runtime
-from relay_tools.edges import load_env
+from relay_tools import envfile
 from relay_tools.server import LocalRelay
 
 BAR = 24
@@ -156,7 +156,7 @@ def summary(totals: Totals) -> list[str]:
 
 
 def run_backfill(args: argparse.Namespace) -> int:
-    relay = LocalRelay(load_env(args.env_file), args.db, args.logs, sweep_interval=None)
+    relay = LocalRelay(envfile.load(args), args.db, args.logs, sweep_interval=None)
     progress = ProgressLine(sys.stderr)
 
     async def main() -> Totals:

@@ -13,7 +13,8 @@ from html import escape
 
 from relay.core.config import DEFAULT_EVENT_ID_TEMPLATE, load_shop, prefix_of
 from relay.core.errors import ConfigError
-from relay_tools.edges import load_env
+from relay_tools import envfile
+from relay_tools.options import ENV_FILE_HELP
 
 PLACEHOLDER_URL = "https://<your-worker>.workers.dev"
 RAIN = {"number": "{{ order.information.number }}", "id": "{{ order.information.id }}"}
@@ -46,7 +47,7 @@ def snippet(shop: str, url: str, event_id_template: str = DEFAULT_EVENT_ID_TEMPL
 
 
 def _snippet(args: argparse.Namespace) -> int:
-    env = load_env(args.env_file)
+    env = envfile.load(args)
     shop = load_shop(env, args.shop)
     url = args.url or PLACEHOLDER_URL
     if not re.match(r"https?://[^/\s]+", url):
@@ -65,5 +66,5 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--url", help=f"the Worker's address (default: the placeholder {PLACEHOLDER_URL})")
     show.add_argument("--browser-purchase", action="store_true",
                       help="also fire the Pixel's Purchase with the relay's event_id (only if the shop sends none)")
-    show.add_argument("--env-file", help="KEY=value file overlaid on the environment (e.g. .env.local)")
+    show.add_argument("--env-file", help=ENV_FILE_HELP)
     show.set_defaults(func=_snippet)

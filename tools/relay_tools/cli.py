@@ -7,20 +7,20 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from relay.core.errors import RelayError
+from relay.core.errors import RelayError, UnknownShopError
 from relay_tools import (
     backfill_cli,
     bridge_cli,
     demo,
     deploy_cli,
     doctor,
+    envfile,
     health_cli,
     logs_cli,
     orders_cli,
     serve_log,
     webhooks_cli,
 )
-from relay_tools.edges import load_env
 from relay_tools.options import DEFAULT_LOGS, add_common
 from relay_tools.server import LocalRelay, bind
 
@@ -28,11 +28,11 @@ Register = Callable[[argparse._SubParsersAction], None]
 
 
 def _serve(args: argparse.Namespace) -> int:
-    env = load_env(args.env_file)
+    env = envfile.load(args)
     sock = bind(args.host, args.port)
     relay = LocalRelay(env, args.db, args.logs, sweep_interval=args.sweep_interval, say=serve_log.say)
     print(f"relay serving on http://{args.host}:{sock.getsockname()[1]} (db {args.db}, logs {args.logs}); Ctrl-C stops")
-    for line in serve_log.startup(env, args.env_file):
+    for line in serve_log.startup(env, envfile.resolve(args.env_file)):
         print(line, flush=True)
     try:
         asyncio.run(relay.serve(sock))
@@ -82,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except RelayError as exc:
-        print(f"relay: {exc}", file=sys.stderr)
+        source = getattr(args, "env_source", None)
+        where = f" ({source})" if isinstance(exc, UnknownShopError) and source else ""
+        print(f"relay: {exc}{where}", file=sys.stderr)
         return 2
 
 

@@ -20,7 +20,7 @@ from relay.core.errors import ConfigError
 from relay.jobs.alerts import thresholds
 from relay.jobs.limits import load_limits
 from relay_tools import deploy_secrets
-from relay_tools.edges import readable_by_others
+from relay_tools.envfile import readable_by_others
 
 # Every object the relay writes to its bucket is a delivery log under this prefix (relay.outbox.delivery_log).
 LOG_PREFIX = "logs/"
@@ -57,7 +57,7 @@ def retention_days(raw: str | None) -> int:
 
 
 def env_file_warning(path: str | Path) -> str | None:
-    if readable_by_others(path):
+    if str(path) != "-" and readable_by_others(path):
         return f"{path} can be read by other users of this machine; run `chmod 600 {path}`"
     return None
 

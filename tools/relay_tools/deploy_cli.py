@@ -15,17 +15,23 @@ import tomllib
 from pathlib import Path
 
 from relay.core.errors import ConfigError
-from relay_tools import deploy_check, deploy_gate, deploy_secrets, deploy_smoke, deploy_wrangler
+from relay_tools import deploy_check, deploy_gate, deploy_secrets, deploy_smoke, deploy_wrangler, envfile
 from relay_tools.deploy_check import DEFAULT_RETENTION_DAYS, lifecycle_rules
-from relay_tools.edges import read_env_file
 
 __all__ = ["lifecycle_rules", "register_commands"]
+SOURCE_HELP = ("KEY=value file (default .env.local here); '-' reads the same text on standard input, as the deploy "
+               "workflow passes the RELAY_ENV secret")
 
 
 def read_source(args: argparse.Namespace) -> dict[str, str]:
-    """The variables to choose from: a JSON object (GitHub's ``toJSON(secrets)``) or an env file."""
-    if args.env_file is not None:
-        return read_env_file(args.env_file)
+    """The variables to choose from: an env file (``-``: standard input, as the workflow passes ``RELAY_ENV``),
+    ``.env.local`` when neither is given, or a JSON object of names to values."""
+    if args.json is None:
+        args.env_file = envfile.resolve(args.env_file)
+        if args.env_file is None:
+            raise ConfigError(f"nothing to check: pass --env-file PATH (there is no {envfile.DEFAULT} here), or "
+                              "--env-file - to read the variables on standard input")
+        return envfile.read_env_file(args.env_file)
     where = "standard input" if args.json == "-" else args.json
     try:
         text = sys.stdin.read() if args.json == "-" else Path(args.json).read_text()
@@ -93,7 +99,11 @@ def _secrets(args: argparse.Namespace) -> int:
 
 
 def _deploy_check(args: argparse.Namespace) -> int:
-    result = deploy_check.check(read_source(args), os.environ, args.env_file, from_github=args.json is not None)
+    source = read_source(args)
+    if args.env_file is not None:
+        print(f"relay deploy-check: read {'standard input' if args.env_file == '-' else args.env_file}",
+              file=sys.stderr)
+    result = deploy_check.check(source, os.environ, args.env_file, from_github=args.json is not None)
     for line in result.lines():
         print(f"relay deploy-check: {line}", file=sys.stderr)
     if not result.ok:
@@ -153,10 +163,9 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         description="Reads every variable the deploy sees, keeps the complete shops' variables and the globals, "
                     "adds SHOPS, and writes the JSON that `wrangler secret bulk` reads on stdin. Half-configured "
                     "shops are named with their missing variables, and nothing is written.")
-    source = secrets.add_mutually_exclusive_group(required=True)
-    source.add_argument("--json", metavar="PATH", help="a JSON object of all secrets ('-' reads standard input), "
-                                                        "e.g. GitHub's ${{ toJSON(secrets) }}")
-    source.add_argument("--env-file", metavar="PATH", help="KEY=value file, e.g. .env.local")
+    source = secrets.add_mutually_exclusive_group()
+    source.add_argument("--json", metavar="PATH", help="a JSON object of names to values ('-' reads standard input)")
+    source.add_argument("--env-file", metavar="PATH", help=SOURCE_HELP)
     secrets.add_argument("--check", action="store_true",
                          help="validate and report only: print the complete shops' names, no JSON")
     secrets.add_argument("--output", metavar="PATH", help="write the JSON to this file (mode 600), not stdout")
@@ -173,9 +182,9 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         description="Validates the shops and globals (as `relay secrets` selects them), LOG_RETENTION_DAYS (the "
                     "environment wins over the source), the batch and budget settings and the env file's "
                     "permissions. Prints shops=... and retention_days=... lines; errors go to stderr.")
-    source = check.add_mutually_exclusive_group(required=True)
-    source.add_argument("--json", metavar="PATH", help="a JSON object of all secrets ('-' reads standard input)")
-    source.add_argument("--env-file", metavar="PATH", help="KEY=value file, e.g. .env.local")
+    source = check.add_mutually_exclusive_group()
+    source.add_argument("--json", metavar="PATH", help="a JSON object of names to values ('-' reads standard input)")
+    source.add_argument("--env-file", metavar="PATH", help=SOURCE_HELP)
     check.add_argument("--lifecycle", metavar="PATH", help="also write the bucket's lifecycle rules (JSON) here")
     check.set_defaults(func=_deploy_check)
 

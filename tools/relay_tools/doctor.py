@@ -31,8 +31,8 @@ from relay.core.config import REQUIRED, Settings, Shop, load_settings, missing_v
 from relay.core.errors import ConfigError, LightspeedError
 from relay.core.ports import Http, HttpRequest
 from relay.jobs import health
-from relay_tools import webhooks_api
-from relay_tools.edges import HttpxClient, read_env_file
+from relay_tools import envfile, webhooks_api
+from relay_tools.edges import HttpxClient
 from relay_tools.webhooks_cli import list_webhooks
 
 OVERRIDES = ("META_GRAPH_URL", "LIGHTSPEED_API_URL")
@@ -250,9 +250,10 @@ async def diagnose(env: Mapping[str, str], file_env: Mapping[str, str] | None, e
 
 def run(args: argparse.Namespace) -> int:
     file_env = None
+    args.env_file = envfile.resolve(args.env_file)           # .env.local here, when no --env-file is given
     if args.env_file:
         try:
-            file_env = read_env_file(args.env_file)
+            file_env = envfile.read_env_file(args.env_file)
         except ConfigError as exc:
             print(Check(False, "env file", str(exc), "one KEY=value per line, # for comments").line())
             return 1
@@ -278,7 +279,8 @@ def run(args: argparse.Namespace) -> int:
 
 def register_commands(sub: argparse._SubParsersAction) -> None:
     doctor = sub.add_parser("doctor", help="every check before going live, one line each with its fix")
-    doctor.add_argument("--env-file", help="the env file about to be deployed (e.g. .env.local)")
+    doctor.add_argument("--env-file", help="the env file about to be deployed (default: .env.local here, when there "
+                                           "is one)")
     doctor.add_argument("--shop", help="only this shop")
     doctor.add_argument("--url", help="the Worker's address (https://<worker>): checks webhooks point at it, "
                                       "and that it answers with this ADMIN_TOKEN")

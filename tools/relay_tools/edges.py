@@ -1,15 +1,15 @@
-"""CPython edges for the ports: httpx for outbound HTTP, a folder for R2, an env file reader."""
+"""CPython edges for the ports: httpx for outbound HTTP, a folder for R2 (the env file reader: relay_tools.envfile)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
 
-from relay.core.errors import ConfigError
 from relay.core.ports import HttpRequest, HttpResponse
+from relay_tools.envfile import load_env, read_env_file, readable_by_others
+
+__all__ = ["FolderBlobs", "HttpxClient", "load_env", "read_env_file", "readable_by_others"]
 
 
 class HttpxClient:
@@ -50,50 +50,3 @@ class FolderBlobs:
             return []
         keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
         return sorted(k for k in keys if k.startswith(prefix))
-
-
-def read_env_file(path: str | Path) -> dict[str, str]:
-    """``.env`` syntax: ``KEY=value`` lines, ``#`` comments, optional ``export`` and quotes.
-
-    An empty value means "not set" and is left out: a copy of ``.env.example`` is full of blank
-    placeholders, and ``LIGHTSPEED_API_URL=`` must not blank a value exported in the shell.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"env file {file} not found; copy .env.example to {file} and fill it in")
-    values: dict[str, str] = {}
-    for number, line in enumerate(file.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export "):].lstrip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip().replace("_", "").isalnum():
-            raise ConfigError(f"{file}:{number} is not KEY=value")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        if value:
-            values[key.strip()] = value
-        else:
-            values.pop(key.strip(), None)
-    return values
-
-
-def readable_by_others(path: str | Path) -> bool:
-    """True when group or other may read the file: a secrets file should be ``chmod 600``."""
-    try:
-        return bool(Path(path).stat().st_mode & 0o044)
-    except OSError:
-        return False
-
-
-def load_env(env_file: str | Path | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The process environment overlaid by the env file, as docs/ARCHITECTURE.md says."""
-    env = dict(os.environ if base is None else base)
-    if env_file is not None:
-        env.update(read_env_file(env_file))
-    return env

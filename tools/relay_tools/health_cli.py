@@ -11,8 +11,8 @@ import argparse
 import asyncio
 
 from relay.jobs import health
-from relay_tools.edges import load_env
-from relay_tools.options import DEFAULT_DB, DEFAULT_LOGS
+from relay_tools import envfile
+from relay_tools.options import DEFAULT_DB, DEFAULT_LOGS, ENV_FILE_HELP
 from relay_tools.server import LocalRelay
 
 
@@ -32,7 +32,7 @@ def _describe(report: health.HealthReport) -> str:
 
 
 def _health(args: argparse.Namespace) -> int:
-    relay = LocalRelay(load_env(args.env_file), args.db, args.logs, sweep_interval=None)
+    relay = LocalRelay(envfile.load(args), args.db, args.logs, sweep_interval=None)
 
     async def main() -> int:
         rt = relay.runtime()
@@ -60,7 +60,7 @@ def _health(args: argparse.Namespace) -> int:
 def register_commands(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("health", help="check each shop's Meta token and Lightspeed key now (the daily cron check)")
     check.add_argument("--shop", help="only this shop")
-    check.add_argument("--env-file", help="KEY=value file overlaid on the environment (e.g. .env.local)")
+    check.add_argument("--env-file", help=ENV_FILE_HELP)
     check.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file standing in for D1 (default {DEFAULT_DB})")
     check.add_argument("--logs", default=DEFAULT_LOGS, help="folder standing in for the R2 log bucket")
     check.set_defaults(func=_health)

@@ -9,8 +9,9 @@ import argparse
 
 DEFAULT_DB = ".relay/relay.db"
 DEFAULT_LOGS = ".relay/logs"
+ENV_FILE_HELP = "KEY=value file overlaid on the environment (default: .env.local here, when there is one)"
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env-file", help="KEY=value file overlaid on the environment (e.g. .env.local)")
+    parser.add_argument("--env-file", help=ENV_FILE_HELP)
     parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file standing in for D1 (default {DEFAULT_DB})")

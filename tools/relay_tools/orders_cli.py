@@ -16,11 +16,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from relay.core.config import load_shop
-from relay.core.errors import RelayError
+from relay.core.errors import ConfigError, RelayError
 from relay.jobs import cron, replay, runtime
 from relay.web import orders, status
+from relay_tools import envfile
 from relay_tools.admin_client import AdminClient
-from relay_tools.edges import load_env
 from relay_tools.options import DEFAULT_LOGS, add_common
 from relay_tools.server import LocalRelay
 
@@ -30,7 +30,7 @@ SINGLE = ("unknown", "cancelled", "consent", "waiting", "sending")   # refusals 
 
 
 def _local(args: argparse.Namespace, work: Callable[[runtime.Runtime], Coroutine[Any, Any, Any]]) -> Any:
-    relay = LocalRelay(load_env(args.env_file), args.db, getattr(args, "logs", None), sweep_interval=None)
+    relay = LocalRelay(envfile.load(args), args.db, getattr(args, "logs", None), sweep_interval=None)
 
     async def main() -> Any:
         rt = relay.runtime()
@@ -47,7 +47,7 @@ def _local(args: argparse.Namespace, work: Callable[[runtime.Runtime], Coroutine
 
 
 def _remote(args: argparse.Namespace) -> AdminClient:
-    return AdminClient(args.url, load_env(args.env_file))
+    return AdminClient(args.url, envfile.load(args))
 
 
 # --- relay orders ------------------------------------------------------------------------------------------
@@ -187,6 +187,11 @@ def status_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+_NO_SHOP = ("no shop is configured on {where}, so there is nothing to report: set the five <SHOP>_* variables "
+            "(<SHOP>_LIGHTSPEED_API_KEY, _LIGHTSPEED_API_SECRET, _LIGHTSPEED_SHOP_ID, _META_ACCESS_TOKEN, "
+            "_META_PIXEL_ID; see .env.example) ({source})")
+
+
 def run_status(args: argparse.Namespace) -> int:
     if args.url:
         client = _remote(args)
@@ -196,6 +201,9 @@ def run_status(args: argparse.Namespace) -> int:
             client.close()
     else:
         report = _local(args, lambda rt: status.collect(rt, args.shop))
+    if not report.get("shops") and not args.shop:
+        raise ConfigError(_NO_SHOP.format(where=f"the relay at {args.url}" if args.url else "this machine",
+                                          source=getattr(args, "env_source", "")))
     print(json.dumps(report, indent=1) if args.json else "\n".join(status_lines(report)))
     return 0 if report["status"] == "ok" else 1
 

@@ -105,7 +105,7 @@ def startup(env: Mapping[str, str], env_file: str | None) -> list[str]:
     for name, problem in sorted(problems.items()):
         lines.append(f"shop {name} is not served: {problem}")
     if not shops and not problems:
-        hint = "pass --env-file .env.local (copy .env.example and fill it in)" if env_file is None else \
+        hint = "copy .env.example to .env.local and fill it in, or pass --env-file PATH" if env_file is None else \
             f"{env_file} sets no shop: fill in the five <SHOP>_* variables (see .env.example)"
         lines.append(f"no shop is configured, so every webhook is a 404: {hint}")
     if not (env.get("ADMIN_TOKEN") or "").strip():

@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from relay.core.config import Settings, Shop, load_settings, load_shop
 from relay.core.errors import LightspeedError
 from relay.core.ports import Http, HttpRequest, HttpResponse
-from relay_tools import webhooks_api
-from relay_tools.edges import HttpxClient, load_env
+from relay_tools import envfile, webhooks_api
+from relay_tools.edges import HttpxClient
+from relay_tools.options import ENV_FILE_HELP
 from relay_tools.webhooks_api import Webhook
 
 MAX_PAGES = 40
@@ -112,7 +113,7 @@ def _run(job: Callable[[Http], Awaitable[int]]) -> int:
 
 
 def _shop_and_settings(args: argparse.Namespace) -> tuple[Shop, Settings]:
-    env = load_env(args.env_file)
+    env = envfile.load(args)
     return load_shop(env, args.shop), load_settings(env)
 
 
@@ -171,12 +172,12 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     reg.add_argument("--url", required=True, help="the Worker's address with ?shop=NAME, e.g. "
                                                   "https://lightspeed-meta-relay.<account>.workers.dev/?shop=NAME")
     reg.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
-    reg.add_argument("--env-file", help="KEY=value file overlaid on the environment (e.g. .env.local)")
+    reg.add_argument("--env-file", help=ENV_FILE_HELP)
     reg.set_defaults(func=_register)
 
     lst = actions.add_parser("list", help="list the shop's webhooks as Lightspeed has them")
     lst.add_argument("--shop", required=True)
-    lst.add_argument("--env-file", help="KEY=value file overlaid on the environment (e.g. .env.local)")
+    lst.add_argument("--env-file", help=ENV_FILE_HELP)
     lst.set_defaults(func=_list)
 
     prn = actions.add_parser("prune", help="delete this shop's order webhooks that point at another address or "
@@ -185,5 +186,5 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
     prn.add_argument("--url", required=True, help="the address to keep, as given to `register`")
     prn.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
     prn.add_argument("--yes", action="store_true", help="delete without asking")
-    prn.add_argument("--env-file", help="KEY=value file overlaid on the environment (e.g. .env.local)")
+    prn.add_argument("--env-file", help=ENV_FILE_HELP)
     prn.set_defaults(func=_prune)
