@@ -118,7 +118,9 @@ async def drive(call: Call, db: Database) -> dict[str, Any]:
     one = await admin("GET", "/orders?shop=vik&number=orda1")
     _check([o["state"] for o in one["orders"]] == ["sent"], f"number=orda1: {one}")
     seen["number"] = _clean(one)
-    for query in ("limit=0", "limit=x", "cursor=nonsense", "state=lost"):
+    # Superscript digits pass str.isdigit(); a 23-digit number overflows SQLite's integers: 400s, never a 500.
+    for query in ("limit=0", "limit=x", "cursor=nonsense", "state=lost", "limit=%C2%B2",
+                  "cursor=%C2%B2.1.Purchase", f"cursor={'9' * 23}.1.Purchase", f"number={'9' * 65}"):
         seen[f"400 {query}"] = (await admin("GET", f"/orders?shop=vik&{query}", expect=400))["error"]
 
     # Replay one failed order: re-queued, and sent in the same invocation's waitUntil.

@@ -79,6 +79,23 @@ def test_the_orders_api_contract_on_relay_serve(served, meta):
     assert "relay backfill --shop vik" in seen["replay NOSUCH9"]["refused"][0]["reason"]
 
 
+@pytest.mark.parametrize(("query", "names"), [
+    ("limit=%C2%B2", "limit must be a whole number"),                     # "²".isdigit() is True
+    ("limit=%D9%A3", "limit must be a whole number"),                     # an Arabic-Indic 3
+    ("limit=" + "9" * 40, "limit must be a whole number"),
+    ("cursor=%C2%B2.1.Purchase", "cursor is not one this API gave out"),
+    ("cursor=1.%C2%B2.Purchase", "cursor is not one this API gave out"),
+    ("cursor=" + "9" * 23 + ".1.Purchase", "cursor is not one this API gave out"),   # past SQLite's integers
+    ("cursor=1.2." + "P" * 5000, "cursor is not one this API gave out"),
+    ("cursor=1.2.Purch%C3%A4se", "cursor is not one this API gave out"),
+    ("number=" + "9" * 65, "number must be an order number of at most 64 characters"),
+])
+def test_a_malformed_query_is_a_400_naming_the_parameter_never_a_500(served, query, names):
+    answer = httpx.get(f"{served.url}/orders?shop=vik&{query}", headers={"Authorization": f"Bearer {orders_api.ADMIN}"})
+    assert answer.status_code == 400, answer.text
+    assert names in answer.json()["error"]
+
+
 def seed_failed(server: ServerThread, count: int) -> None:
     call = http_call(server)
 

@@ -10,6 +10,7 @@ None of these statements reads ``payload``: the listing never carries customer d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ COLUMNS = ("order_id, event_name, order_number, event_id, event_time, state, pay
            "match_keys, needs_lines, created_at, updated_at, cancelled_at, consent, consent_source")
 
 REPLAYABLE = ("failed", "retry", "due", "sent")   # what a replay may put back in the queue
+_CURSOR = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})\.([A-Za-z0-9]{1,64})", re.ASCII)
 
 _REQUEUE_ROW = """
 UPDATE outbox
@@ -60,11 +62,15 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str) -> Cursor | None:
-        """The cursor ``encode`` wrote, or ``None`` when ``text`` is not one."""
-        parts = text.split(".", 2)
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or not parts[2].isalnum():
+        """The cursor ``encode`` wrote, or ``None`` when ``text`` is not one.
+
+        ASCII only and bounded: ``str.isdigit`` also takes ``²`` and ``٣`` (which ``int`` then refuses or reads),
+        and a 23-digit number overflows SQLite's 64-bit integers.
+        """
+        match = _CURSOR.fullmatch(text)
+        if match is None:
             return None
-        return cls(int(parts[0]), int(parts[1]), parts[2])
+        return cls(int(match.group(1)), int(match.group(2)), match.group(3))
 
 
 def window_cutoff(now: int) -> int:

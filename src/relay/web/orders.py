@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,9 @@ from relay.web.http import Request, Response, error
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_NUMBER = 64                 # an order number is ORD00042-like; anything longer is not one
+MAX_CURSOR = 160
+_LIMIT = re.compile(r"[0-9]{1,4}", re.ASCII)
 MAX_BODY = 4096
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -70,9 +74,11 @@ async def listing(rt: Runtime, shop: str, *, state: str | None = None, number: s
         raise RequestError(f"state must be one of {', '.join(STATES)}")
     if not 1 <= limit <= MAX_LIMIT:
         raise RequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    if number is not None and len(number) > MAX_NUMBER:
+        raise RequestError(f"number must be an order number of at most {MAX_NUMBER} characters, e.g. ORD00042")
     after = None
     if cursor:
-        after = Cursor.decode(cursor)
+        after = Cursor.decode(cursor) if len(cursor) <= MAX_CURSOR else None
         if after is None:
             raise RequestError("cursor is not one this API gave out: pass the \"next\" value of the previous page")
     now = rt.now()
@@ -93,7 +99,7 @@ async def respond_list(rt: Runtime, request: Request) -> Response:
         return auth.unauthorized(rt.settings.admin_token)
     q = request.query
     raw_limit = (q.get("limit") or str(DEFAULT_LIMIT)).strip()
-    if not raw_limit.isdigit():
+    if not _LIMIT.fullmatch(raw_limit):            # ASCII digits: "²".isdigit() is True, and int("²") fails
         raise RequestError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     body = await listing(rt, shop_name(rt, q.get("shop")), state=q.get("state") or None,
                          number=q.get("number") or None, limit=int(raw_limit), cursor=q.get("cursor") or None)
