@@ -30,10 +30,11 @@ Register = Callable[[argparse._SubParsersAction], None]
 def _serve(args: argparse.Namespace) -> int:
     env = envfile.load(args)
     sock = bind(args.host, args.port)
-    relay = LocalRelay(env, args.db, args.logs, sweep_interval=args.sweep_interval, say=serve_log.say)
+    relay = LocalRelay(env, args.db, args.logs, sweep_interval=args.sweep_interval, say=serve_log.say,
+                       trusted_proxy=args.trusted_proxy)
     print(f"relay serving on http://{args.host}:{sock.getsockname()[1]} (db {args.db}, logs {args.logs}); Ctrl-C stops")
     for line in serve_log.startup(env, envfile.resolve(args.env_file)):
-        print(line, flush=True)
+        serve_log.say(line)
     try:
         asyncio.run(relay.serve(sock))
     except KeyboardInterrupt:
@@ -53,6 +54,9 @@ def _register_core(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8787)
     serve.add_argument("--logs", default=DEFAULT_LOGS, help="folder standing in for the R2 log bucket")
     serve.add_argument("--sweep-interval", type=float, default=60.0, help="seconds between retry sweeps")
+    serve.add_argument("--trusted-proxy", metavar="IP", help="believe X-Forwarded-For only from this proxy (e.g. "
+                                                            "127.0.0.1 behind a local nginx); without it the "
+                                                            "client is the connection's own address")
     add_common(serve)
     serve.set_defaults(func=_serve)
 

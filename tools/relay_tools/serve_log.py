@@ -1,9 +1,12 @@
 """What ``relay serve`` prints while it runs: one line per request, and one for each hold, failure and recovery.
 
 The request line carries method, path, shop, status, the relay's decision and the time taken; never a
-query string, a header or a body. The event lines are the delivery log's own lines (``EchoLog`` is the
-log every local runtime writes to), so they carry what the R2 log carries and nothing more: order ids,
-event ids, Meta's codes and the scrubbed message, no customer data and no token.
+query string, a header or a body. Anything a request can put into a line (the path and ``?shop=`` above
+all, percent-decoded) has its control and other unprintable characters escaped (``\\x0a``, ``\\x1b``):
+a ``%0a`` must not forge a second "accepted" line, nor an ESC sequence clear the operator's screen.
+The event lines are the delivery log's own lines (``EchoLog`` is the log every local runtime writes
+to), so they carry what the R2 log carries and nothing more: order ids, event ids, Meta's codes and the
+scrubbed message, no customer data and no token.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ SHORT = 90
 
 def say(line: str) -> None:
     """Print at once: ``relay serve`` is watched live, and often through a pipe."""
-    print(line, flush=True)
+    print(clean(line), flush=True)
+
+
+def clean(text: str) -> str:
+    """``text`` with every unprintable character (newlines, ESC, bidi overrides, ...) written as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100 else
+                   f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}" for c in text)
 
 
 def _clock() -> str:
@@ -54,7 +65,7 @@ def decision(response: Response) -> str:
 def request_line(method: str, path: str, query: Mapping[str, str], response: Response, ms: float) -> str:
     shop = query.get("shop")
     where = f" shop={_short(shop)[:40]}" if shop else ""
-    return f"{_clock()} {method} {path}{where} {response.status} {decision(response)} {ms:.0f} ms"
+    return clean(f"{_clock()} {method} {path}{where} {response.status} {decision(response)} {ms:.0f} ms")
 
 
 class EchoLog(DeliveryLog):
@@ -69,7 +80,7 @@ class EchoLog(DeliveryLog):
         line = self.lines[shop][-1]
         text = event_line(line)
         if text is not None:
-            self.say(f"{_clock()} {text}")
+            self.say(clean(f"{_clock()} {text}"))
 
 
 def event_line(line: Mapping[str, Any]) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import random
 import socket
@@ -41,7 +42,8 @@ class LocalRelay:
 
     def __init__(self, env: Mapping[str, str], db_path: str | Path, logs_root: str | Path | None = None,
                  clock: Callable[[], float] = time.time, rand: Callable[[], float] = random.random,
-                 sweep_interval: float | None = 60.0, say: serve_log.Say | None = None) -> None:
+                 sweep_interval: float | None = 60.0, say: serve_log.Say | None = None,
+                 trusted_proxy: str | None = None) -> None:
         self.env = dict(env)
         self.db = SqliteDatabase(db_path)
         self.db.migrate()
@@ -53,6 +55,7 @@ class LocalRelay:
         self.pending: set[asyncio.Task[Any]] = set()
         self.sweeps = 0
         self.say = say            # relay serve: a line per request, hold, failure and recovery (serve_log)
+        self.trusted_proxy = trusted_proxy_addresses(trusted_proxy)
 
     def runtime(self) -> runtime.Runtime:
         log = serve_log.EchoLog(self.say) if self.say is not None else DeliveryLog()
@@ -139,8 +142,12 @@ class LocalRelay:
                 logger.exception("retry sweep failed; trying again in %s s", self.sweep_interval)
 
     async def serve(self, sock: socket.socket, ready: threading.Event | None = None) -> None:
+        # The client's address counts wrong admin tokens and bridge posts, and reaches Meta from the bridge: it is
+        # the socket's peer unless the operator names the proxy in front (--trusted-proxy). uvicorn's default
+        # would take X-Forwarded-For from any local client, one forged address per request.
         config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, proxy_headers=self.trusted_proxy is not None,
+                                forwarded_allow_ips=self.trusted_proxy or [])
         server = uvicorn.Server(config)
         self.server = server
         sweeper = asyncio.create_task(self.sweeper())
@@ -165,6 +172,21 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def trusted_proxy_addresses(value: str | None) -> list[str] | None:
+    """``--trusted-proxy``: the addresses (or networks) of the proxies whose ``X-Forwarded-For`` is believed."""
+    if value is None:
+        return None
+    found = []
+    for part in (p.strip() for p in value.split(",")):
+        try:
+            found.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(f"--trusted-proxy takes the IP address of the proxy in front of relay serve (e.g. "
+                              f"127.0.0.1 for a local nginx), comma-separated for several; {part!r} is not one") \
+                from None
+    return found
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
