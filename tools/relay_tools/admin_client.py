@@ -1,11 +1,13 @@
 """The admin API of a deployed Worker (or of ``relay serve``), as ``relay orders|replay|status --url`` call it.
 
 The token is ``ADMIN_TOKEN`` from the environment or ``--env-file``, sent as a Bearer header (never in
-the URL, so it stays out of access logs). Errors say what to fix; none repeats the token.
+the URL, so it stays out of access logs), and only over ``https://``: plain ``http://`` only to this
+machine (a local ``relay serve``), where no network sees it. Errors say what to fix; none repeats the token.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,17 +19,40 @@ from relay.core.errors import ConfigError, RelayError, UpstreamError
 TIMEOUT = 30.0
 
 
+def loopback(host: str) -> bool:
+    """This machine: ``localhost`` or a loopback address, the only place plain http may carry the token."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str) -> str:
+    """The admin API's base address, or a ``ConfigError``: not an address, or ``http://`` to another machine."""
+    parts = urlsplit(url.strip())
+    try:
+        host = parts.hostname or ""
+    except ValueError:
+        host = ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"--url {url!r} is not an address: use the Worker's, e.g. "
+                          "https://lightspeed-meta-relay.<account>.workers.dev")
+    if parts.scheme == "http" and not loopback(host):
+        raise ConfigError(f"--url {parts.scheme}://{parts.netloc} would send ADMIN_TOKEN unencrypted over the network: "
+                          f"use https://{parts.netloc}{parts.path} (http:// is only for 127.0.0.1 or localhost)")
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
 class AdminClient:
     def __init__(self, url: str, env: Mapping[str, str], transport: httpx.BaseTransport | None = None) -> None:
-        parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"--url {url!r} is not an address: use the Worker's, e.g. "
-                              "https://lightspeed-meta-relay.<account>.workers.dev")
+        self.base = check_url(url)
         token = (env.get("ADMIN_TOKEN") or "").strip()
         if not token:
             raise ConfigError("ADMIN_TOKEN is not set: put the Worker's admin token in the environment "
                               "(export ADMIN_TOKEN=...) or in the --env-file")
-        self.base = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self.client = httpx.Client(headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
                                    timeout=TIMEOUT, follow_redirects=False, transport=transport)
 

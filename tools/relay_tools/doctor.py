@@ -31,7 +31,7 @@ from relay.core.config import REQUIRED, Settings, Shop, load_settings, missing_v
 from relay.core.errors import ConfigError, LightspeedError
 from relay.core.ports import Http, HttpRequest
 from relay.jobs import health
-from relay_tools import envfile, webhooks_api
+from relay_tools import admin_client, envfile, webhooks_api
 from relay_tools.edges import HttpxClient
 from relay_tools.webhooks_cli import list_webhooks
 
@@ -214,6 +214,11 @@ def worker_checks(url: str, env: Mapping[str, str]) -> list[Check]:
         out.append(Check(alive == 200, "Worker", f"{base}/health answered {alive}",
                          "deploy the Worker (./deploy.sh or the Deploy workflow) and check --url"))
         token = (env.get("ADMIN_TOKEN") or "").strip()
+        try:
+            admin_client.check_url(url)            # the token goes over https, or plain http to this machine only
+        except ConfigError as exc:
+            out.append(Check(False, "Worker ADMIN_TOKEN", "not sent", str(exc)))
+            return out
         seen = httpx.get(f"{base}/status", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code
         out.append(Check(seen == 200, "Worker ADMIN_TOKEN", f"/status answered {seen} to this ADMIN_TOKEN",
                          "deploy with this ADMIN_TOKEN (./deploy.sh, or the Deploy workflow after changing the "

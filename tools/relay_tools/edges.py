@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -30,16 +31,42 @@ class HttpxClient:
         await self.client.aclose()
 
 
+def private_dir(path: str | Path) -> None:
+    """``path`` as a directory, each folder this creates readable by this user only (0700).
+
+    The local ledger and delivery logs hold unhashed IP addresses and user agents (the bridge's), so
+    ``.relay/`` and everything under it is created private. Folders that already exist are left as
+    they are: ``--db /tmp/x.db`` must not change ``/tmp``.
+    """
+    path = Path(path)
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+
+
+def private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, a new file created readable by this user only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
 class FolderBlobs:
-    """R2 on disk: the object key is the path under ``root``."""
+    """R2 on disk: the object key is the path under ``root``; folders 0700, files 0600 (``private_dir``)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
     async def put(self, key: str, data: bytes, content_type: str = "application/x-ndjson") -> None:
         path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        private_dir(path.parent)
+        private_file(path, data)
 
     async def get(self, key: str) -> bytes | None:
         path = self.root / key

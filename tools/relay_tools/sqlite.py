@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,14 +10,28 @@ from typing import Any
 
 from relay.core.errors import LedgerError
 from relay.core.ports import QueryResult
+from relay_tools.edges import private_dir
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def private_file(path: Path) -> None:
+    """The database file, readable by this user only: it holds unhashed IP addresses and user agents.
+
+    Created 0600 in a folder created 0700 (relay_tools.edges.private_dir); SQLite gives its -wal and
+    -shm files the database file's mode. A file an older version left readable to others is tightened.
+    """
+    private_dir(path.parent)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    elif path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+        path.chmod(0o600)
 
 
 class SqliteDatabase:
     def __init__(self, path: str | Path = ":memory:") -> None:
         if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))
         self.path = str(path)
         self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
