@@ -30,7 +30,7 @@ import yaml
 
 from conftest import shop_secrets
 from relay.core.config import GLOBALS, OPTIONAL, REQUIRED
-from relay_tools.deploy_secrets import select
+from relay_tools.deploy_secrets import is_plain, select
 from relay_tools.server import LocalRelay, ServerThread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,7 +239,7 @@ class Cloudflare:
         for call in self.state["calls"]:
             assert call["argv"][-2:] == ["--env-file", "/dev/null"], call["argv"]
             assert call["dotenv"] == []
-            assert not {"ALL_SECRETS", *SHOPS} & set(call["env"]), call["argv"]
+            assert not {"RELAY_ENV", *SHOPS} & set(call["env"]), call["argv"]
             for value in secret_values:
                 assert not any(value in v for v in call["env_values"]), (call["argv"], value)
 
@@ -259,8 +259,9 @@ def run_deploy_sh(cloudflare: Cloudflare, *args: str, stdin: str | None = "",
 
 
 def env_file(tmp_path: Path, values: dict[str, str], extra: str = "", name: str = ".env.local") -> Path:
+    """An env file as people write one: quoted values with a comment after them (the dotenv rules)."""
     path = tmp_path / name
-    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()) + extra)
+    path.write_text("".join(f'{k}="{v}"  # {k.lower()}\n' for k, v in values.items()) + extra)
     path.chmod(0o600)
     return path
 
@@ -490,11 +491,11 @@ class Expressions:
         self.secrets = secrets
         self.inputs = inputs or {}
         self.outputs: dict[str, dict[str, str]] = {}
+        self.masks: list[str] = []
 
     def value(self, expression: str) -> str:
         expression = " ".join(expression.split())
         known = {
-            "toJSON(secrets)": json.dumps(self.secrets, indent=2),
             "vars.LOG_RETENTION_DAYS": "",
             "github.event.workflow_run.head_sha || github.sha": SHA,
             "github.token": "ghs_never_upload_0001",
@@ -559,7 +560,18 @@ def github() -> Iterator[FakeGitHub]:
     fake.close()
 
 
-GITHUB_SECRETS = {**SHOPS, "CLOUDFLARE_API_TOKEN": "cf-token-never-upload", "CLOUDFLARE_ACCOUNT_ID": "acc0123",
+def relay_env(values: dict[str, str]) -> str:
+    """The RELAY_ENV secret as DEPLOYMENT.md has the owner write it: the text of .env.local, as people type it."""
+    return "# pasted from .env.local\n" + "".join(f'export {k}="{v}"  # {k.lower()}\n' for k, v in values.items())
+
+
+def github_secrets(values: dict[str, str]) -> dict[str, str]:
+    """The repository's GitHub secrets: RELAY_ENV beside the Cloudflare credentials and unrelated ones."""
+    return {"RELAY_ENV": relay_env(values), **{k: v for k, v in GITHUB_SECRETS.items() if k != "RELAY_ENV"}}
+
+
+GITHUB_SECRETS = {"RELAY_ENV": relay_env(SHOPS), "CLOUDFLARE_API_TOKEN": "cf-token-never-upload",
+                  "CLOUDFLARE_ACCOUNT_ID": "acc0123",
                   "github_token": "ghs_never_upload_0001", "NPM_TOKEN": "npm_unrelated_org_secret"}
 
 
@@ -581,11 +593,15 @@ def run_job(job_name: str, cloudflare: Cloudflare, github: FakeGitHub, tmp_path:
         assert "${{" not in step["run"], f"step '{step['name']}' puts an expression into its script"
         env = {**os.environ, **{k: expressions.render(v) for k, v in {**job["env"], **step.get("env", {})}.items()},
                **cloudflare.env, "RUNNER_TEMP": str(runner_temp), "GITHUB_OUTPUT": str(output),
-               "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "CI": "true", "GITHUB_API_URL": github.url}
+               "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "CI": "true", "GITHUB_API_URL": github.url,
+               "GITHUB_ACTIONS": "true"}
         env.pop("GITHUB_SHA", None)
         result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=ROOT,
                                 env=env, capture_output=True, text=True, timeout=300)
-        logs += result.stdout + result.stderr
+        # The runner takes ::add-mask:: lines out of the log and hides those values from then on.
+        masks = [line for line in result.stdout.splitlines() if line.startswith("::add-mask::")]
+        expressions.masks += [line.removeprefix("::add-mask::") for line in masks]
+        logs += "".join(line + "\n" for line in result.stdout.splitlines() if line not in masks) + result.stderr
         if result.returncode != 0:
             return logs, step["name"]
         if "id" in step:
@@ -625,14 +641,44 @@ def test_deploy_workflow_steps_deploy_in_order_and_upload_only_the_workers_secre
     assert "version `00000000-0000-4000-8000-000000000000`" in summary
     assert f"{cloudflare.state['worker_url']}/?shop=<name>" in summary
     cloudflare.assert_no_secret_reached_wrangler(*SECRET_VALUES, "ghs_never_upload_0001", "npm_unrelated_org_secret")
+    # Each credential inside RELAY_ENV is masked on its own; settings such as shop and pixel ids are not.
+    assert sorted(expressions.masks) == sorted(v for k, v in SHOPS.items() if not is_plain(k))
     for value in [*SECRET_VALUES, "cf-token-never-upload", "ghs_never_upload_0001"]:
         assert value not in logs
         assert value not in cloudflare.argv_text()
 
 
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("META_GRAPH_URL", "http://127.0.0.1:8788", "META_GRAPH_URL must be an https:// address"),
+    ("LIGHTSPEED_API_URL", "https://localhost:8789", "LIGHTSPEED_API_URL points at this machine"),
+    ("ADMIN_TOKEN", "short", "ADMIN_TOKEN is too easy to guess: it is 5 characters; it needs at least 32"),
+    ("ADMIN_TOKEN", "q" * 40, "ADMIN_TOKEN is too easy to guess: it uses only 1 different characters"),
+])
+def test_both_deploy_paths_refuse_a_sandbox_configuration_before_any_wrangler_call(
+        cloudflare: Cloudflare, github: FakeGitHub, tmp_path: Path, name: str, value: str, says: str) -> None:
+    dry_run = run_deploy_sh(cloudflare, "--dry-run", "--env-file", str(env_file(tmp_path, {**SHOPS, name: value})))
+    logs, failed = run_job("deploy", cloudflare, github, tmp_path, Expressions(github_secrets({**SHOPS, name: value})))
+
+    assert dry_run.returncode == 1 and says in dry_run.stderr and "nothing was deployed" in dry_run.stderr
+    assert "ready to upload" not in dry_run.stderr and "Plan (dry run" not in dry_run.stdout
+    assert failed == "Preflight" and says in logs and "ready to upload" not in logs
+    assert cloudflare.state["calls"] == []
+
+
+def test_deploy_workflow_an_empty_relay_env_says_what_to_set(cloudflare: Cloudflare, github: FakeGitHub,
+                                                             tmp_path: Path) -> None:
+    secrets = {k: v for k, v in GITHUB_SECRETS.items() if k != "RELAY_ENV"}
+
+    logs, failed = run_job("deploy", cloudflare, github, tmp_path, Expressions(secrets))
+
+    assert failed == "Preflight"
+    assert "set it to the text of your .env.local (gh secret set RELAY_ENV --env production < .env.local)" in logs
+    assert cloudflare.state["calls"] == []
+
+
 def test_deploy_workflow_a_bad_input_stops_the_preflight_before_any_wrangler_call(
         cloudflare: Cloudflare, github: FakeGitHub, tmp_path: Path) -> None:
-    expressions = Expressions({**GITHUB_SECRETS, "META_API_VERSION": "26"})
+    expressions = Expressions(github_secrets({**SHOPS, "META_API_VERSION": "26"}))
 
     logs, failed = run_job("deploy", cloudflare, github, tmp_path, expressions)
 
@@ -661,7 +707,7 @@ def test_deploy_workflow_deploys_only_mains_head_after_green_ci(cloudflare: Clou
 def test_rollback_job_restores_the_version_given(cloudflare: Cloudflare, github: FakeGitHub, tmp_path: Path) -> None:
     assert run_job("deploy", cloudflare, github, tmp_path, Expressions(GITHUB_SECRETS))[1] is None
     v1 = cloudflare.live()
-    rotated = {**GITHUB_SECRETS, "VIKGINCHOICE_META_ACCESS_TOKEN": "EAArotated-token-2"}
+    rotated = github_secrets({**SHOPS, "VIKGINCHOICE_META_ACCESS_TOKEN": "EAArotated-token-2"})
     assert run_job("deploy", cloudflare, github, tmp_path, Expressions(rotated))[1] is None
 
     logs, failed = run_job("rollback", cloudflare, github, tmp_path,
@@ -710,16 +756,31 @@ def test_deploy_workflow_runs_after_green_ci_on_main_one_at_a_time() -> None:
 
 
 def test_secrets_reach_only_the_steps_that_need_them() -> None:
+    text = (WORKFLOWS / "deploy.yml").read_text()
+    assert "toJSON(secrets)" not in text and "secrets[" not in text     # every secret by its name
+    cloudflare = {"CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"}
     for job in workflow("deploy.yml")["jobs"].values():
         assert not any("secrets" in str(v) for v in job["env"].values()), "no secret in the job-wide env"
         for step in job["steps"]:
             env = step.get("env", {})
-            if "ALL_SECRETS" in env:
+            named = {m for v in env.values() for m in re.findall(r"secrets\.(\w+)", str(v))}
+            assert named <= {"RELAY_ENV", *cloudflare}, (step["name"], named)
+            if "RELAY_ENV" in named:
+                assert env["RELAY_ENV"] == "${{ secrets.RELAY_ENV }}"
                 assert step["name"] in ("Preflight", "Deploy (code, secrets and settings as one version)")
-                assert "unset ALL_SECRETS" in step["run"] or "$WRANGLER" not in step["run"]
-            if any("secrets." in str(v) for v in env.values()):
+            if step.get("name") == "Preflight":          # the relay's own step: RELAY_ENV and nothing else
+                assert named == {"RELAY_ENV"}
+            if "RELAY_ENV" in named and named & cloudflare:
+                # relay and wrangler in one pipe: wrangler never sees RELAY_ENV, relay never the Cloudflare token
+                run = step["run"]
+                assert "unset RELAY_ENV" in run and run.index("unset RELAY_ENV") < run.index('"$WRANGLER"')
+                assert "relay() { env -u CLOUDFLARE_API_TOKEN -u CLOUDFLARE_ACCOUNT_ID uv run" in run
+                calls = [line for line in run.splitlines() if re.search(r"(^|\|)\s*relay ", line)]
+                assert calls and all("uv run" not in line for line in calls), calls     # each through relay()
+            if named & cloudflare:
                 assert "$WRANGLER" in step["run"] or "./deploy.sh" in step["run"], step["name"]
-            assert not re.search(r"\becho\b[^\n]*(SECRETS|TOKEN|source_json)", step.get("run", "")), step["name"]
+            secret_words = r"\becho\b[^\n]*(SECRETS|TOKEN|RELAY_ENV|source_env)"
+            assert not re.search(secret_words, step.get("run", "")), step["name"]
             for command in step.get("run", "").replace("\\\n", " ").splitlines():
                 if '"$WRANGLER" ' in command:                  # wrangler must not load .env files
                     assert "--env-file /dev/null" in command, (step["name"], command)

@@ -19,6 +19,7 @@ from relay_tools import deploy_check, deploy_gate, deploy_secrets, deploy_smoke,
 from relay_tools.deploy_check import DEFAULT_RETENTION_DAYS, lifecycle_rules
 
 __all__ = ["lifecycle_rules", "register_commands"]
+MIN_MASKED = 6             # shorter values (a 1, a 90, an eu1) are settings, not credentials
 SOURCE_HELP = ("KEY=value file (default .env.local here); '-' reads the same text on standard input, as the deploy "
                "workflow passes the RELAY_ENV secret")
 
@@ -31,7 +32,12 @@ def read_source(args: argparse.Namespace) -> dict[str, str]:
         if args.env_file is None:
             raise ConfigError(f"nothing to check: pass --env-file PATH (there is no {envfile.DEFAULT} here), or "
                               "--env-file - to read the variables on standard input")
-        return envfile.read_env_file(args.env_file)
+        values = envfile.read_env_file(args.env_file)
+        if args.env_file == envfile.STDIN and not values:
+            raise ConfigError("standard input held no variables: the deploy workflow passes the RELAY_ENV secret "
+                              "there; set it to the text of your .env.local (gh secret set RELAY_ENV --env "
+                              "production < .env.local), see docs/DEPLOYMENT.md")
+        return values
     where = "standard input" if args.json == "-" else args.json
     try:
         text = sys.stdin.read() if args.json == "-" else Path(args.json).read_text()
@@ -58,7 +64,29 @@ def worker_secret_names(path: str) -> list[str] | None:
         return None
 
 
+def github_masks(source: dict[str, str]) -> str:
+    """``::add-mask::`` lines for every credential-like value, so GitHub hides each one in the job's log.
+
+    GitHub masks a secret as a whole: the values inside ``RELAY_ENV`` would not be hidden on their own. Plain
+    settings (shop and pixel ids, numbers, ``1``) stay visible, since masking ``1`` would garble every log line.
+    """
+    lines = []
+    for name, value in sorted(source.items()):
+        if deploy_secrets.is_plain(name) or len(value.strip()) < MIN_MASKED:
+            continue
+        for part in value.splitlines():
+            if len(part.strip()) >= MIN_MASKED:
+                lines.append("::add-mask::" + part.replace("%", "%25").replace("\r", "%0D"))
+    return "".join(line + "\n" for line in lines)
+
+
 def _secrets(args: argparse.Namespace) -> int:
+    if args.github_masks:
+        if os.environ.get("GITHUB_ACTIONS") != "true" or sys.stdout.isatty():
+            raise ConfigError("--github-masks is for a GitHub Actions step only (it prints the values for the "
+                              "runner to hide)")
+        sys.stdout.write(github_masks(read_source(args)))
+        return 0
     selection = deploy_secrets.select(read_source(args))
     lines = selection.report() if not args.vars else []
     held: list[str] = []
@@ -174,6 +202,9 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
                               "still has but the source no longer sets")
     secrets.set_defaults(func=_secrets)
 
+    secrets.add_argument("--github-masks", action="store_true",
+                         help="in a GitHub Actions step: print ::add-mask:: for each credential-like value, so the "
+                              "job's log hides them one by one")
     secrets.add_argument("--vars", action="store_true",
                          help="print the plain (non-secret) settings as NAME:VALUE lines for `wrangler deploy --var`")
 
