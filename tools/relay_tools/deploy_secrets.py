@@ -1,10 +1,10 @@
 """Which secrets a deployment uploads: the one answer both deploy paths use (``relay secrets``).
 
-The source is every variable the deploy can see (all GitHub secrets, or ``.env.local``). Only the
-complete shops' variables and the globals go to the Worker, plus ``SHOPS`` so the cron pass finds
-the shops without listing the Worker's env. Everything else (``github_token``, ``CLOUDFLARE_*``, a
-stray ``NPM_TOKEN``) stays behind. A half-configured shop stops the deploy: uploading it would
-turn its webhooks into 500s. Reports name variables, never values.
+The source is every variable the deploy can see (``.env.local``, or the same text as the workflow's
+``RELAY_ENV`` secret). Only the complete shops' variables and the globals go to the Worker, plus
+``SHOPS`` so the cron pass finds the shops without listing the Worker's env. Everything else
+(``github_token``, ``CLOUDFLARE_*``, a stray ``NPM_TOKEN``) stays behind. A half-configured shop
+stops the deploy: uploading it would turn its webhooks into 500s. Reports name variables, never values.
 """
 
 from __future__ import annotations

@@ -222,7 +222,7 @@ def worker_checks(url: str, env: Mapping[str, str]) -> list[Check]:
         seen = httpx.get(f"{base}/status", headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code
         out.append(Check(seen == 200, "Worker ADMIN_TOKEN", f"/status answered {seen} to this ADMIN_TOKEN",
                          "deploy with this ADMIN_TOKEN (./deploy.sh, or the Deploy workflow after changing the "
-                         "GitHub secret), or use the one the Worker was deployed with"))
+                         "RELAY_ENV secret), or use the one the Worker was deployed with"))
     except httpx.HTTPError as exc:
         out.append(Check(False, "Worker", f"{base} did not answer ({type(exc).__name__})", "check --url"))
     return out

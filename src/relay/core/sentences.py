@@ -19,8 +19,10 @@ LANGUAGES = ("en", "nl")
 # key: (English, Dutch). The English is what /status and the CLI have always said.
 SENTENCES: dict[str, tuple[str, str]] = {
     "how_to_set": (
-        "change {var} where your deploy reads it (GitHub Secrets, or .env.local for ./deploy.sh) and deploy again",
-        "wijzig {var} waar je deploy hem leest (GitHub Secrets, of .env.local voor ./deploy.sh) en deploy opnieuw"),
+        "change {var} where your deploy reads it (.env.local, and the RELAY_ENV GitHub secret for the workflow) "
+        "and deploy again",
+        "wijzig {var} waar je deploy hem leest (.env.local, en het GitHub-secret RELAY_ENV voor de workflow) en "
+        "deploy opnieuw"),
     "shop_url_unset": (
         "{prefix}SHOP_URL is not set: website events go without event_source_url, which Meta asks for on website "
         "events; set it to the shop's https:// address",
@@ -32,15 +34,15 @@ SENTENCES: dict[str, tuple[str, str]] = {
         "{prefix}META_TEST_EVENT_CODE is ingesteld: events gaan als test-events; haal hem weg zodra Events "
         "Manager ze toont"),
     "half_configured_one": (
-        "shop '{shop}' is half-configured: {missing} is not set; add it as Worker secrets (GitHub Secrets or "
-        ".env.local, then deploy)",
-        "shop '{shop}' is maar half ingesteld: {missing} ontbreekt; voeg hem toe als Worker-secret (GitHub Secrets "
-        "of .env.local, en deploy dan)"),
+        "shop '{shop}' is half-configured: {missing} is not set; add it to .env.local (and the RELAY_ENV GitHub "
+        "secret), then deploy",
+        "shop '{shop}' is maar half ingesteld: {missing} ontbreekt; voeg hem toe aan .env.local (en het "
+        "GitHub-secret RELAY_ENV), en deploy dan"),
     "half_configured": (
-        "shop '{shop}' is half-configured: {missing} are not set; add them as Worker secrets (GitHub Secrets or "
-        ".env.local, then deploy)",
-        "shop '{shop}' is maar half ingesteld: {missing} ontbreken; voeg ze toe als Worker-secrets (GitHub "
-        "Secrets of .env.local, en deploy dan)"),
+        "shop '{shop}' is half-configured: {missing} are not set; add them to .env.local (and the RELAY_ENV "
+        "GitHub secret), then deploy",
+        "shop '{shop}' is maar half ingesteld: {missing} ontbreken; voeg ze toe aan .env.local (en het "
+        "GitHub-secret RELAY_ENV), en deploy dan"),
     "config_problem": ("{problem}", "Instellingen: {problem}"),
     "held": (
         "sending is held until {until}: {reason}; events stay queued",
@@ -139,7 +141,8 @@ SENTENCES: dict[str, tuple[str, str]] = {
     # the sign-in page and the forms of the dashboard
     # the ADMIN_TOKEN strength rule (relay.core.admin_token), said by the Worker, relay doctor and the preflight
     "token_unset": ("ADMIN_TOKEN is not set; {fix}", "ADMIN_TOKEN is niet ingesteld; {fix}"),
-    "token_weak": ("ADMIN_TOKEN is too easy to guess: {why}; {fix}", "ADMIN_TOKEN is te makkelijk te raden: {why}; {fix}"),
+    "token_weak": ("ADMIN_TOKEN is too easy to guess: {why}; {fix}",
+                   "ADMIN_TOKEN is te makkelijk te raden: {why}; {fix}"),
     "token_short": ("it is {n} characters; it needs at least {min}",
                     "hij telt {n} tekens; er zijn er minstens {min} nodig"),
     "token_few": ("it uses only {n} different characters", "hij gebruikt maar {n} verschillende tekens"),
