@@ -2,7 +2,7 @@
 
 It validates every input a deploy takes (the shops and globals as ``relay secrets`` selects them,
 ``LOG_RETENTION_DAYS``, the batch, budget and alert settings, the env file's permissions) and refuses
-what only suits a laptop (relay.core.production: a loopback or plain-http upstream address, an
+what only suits a laptop (relay_tools.production: a loopback or plain-http upstream address, an
 ``ADMIN_TOKEN`` the Worker would refuse) with the same
 rules and messages on ``deploy.sh`` and in the workflow, so nothing is found wrong halfway: a bad
 value stops the deploy while Cloudflare still runs the previous version untouched.
@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relay.core import production
 from relay.core.errors import ConfigError
 from relay.jobs.alerts import thresholds
 from relay.jobs.limits import load_limits
-from relay_tools import deploy_secrets
+from relay_tools import deploy_secrets, production
 from relay_tools.envfile import readable_by_others
 
 # Every object the relay writes to its bucket is a delivery log under this prefix (relay.outbox.delivery_log).
