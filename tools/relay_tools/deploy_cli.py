@@ -28,7 +28,9 @@ def read_source(args: argparse.Namespace) -> dict[str, str]:
     """The variables to choose from: an env file (``-``: standard input, as the workflow passes ``RELAY_ENV``),
     ``.env.local`` when neither is given, or a JSON object of names to values."""
     if args.json is None:
-        args.env_file = envfile.resolve(args.env_file)
+        given, args.env_file = args.env_file, envfile.resolve(args.env_file)
+        if given is None and args.env_file is not None and args.func is _secrets:
+            print(f"relay secrets: read {args.env_file}", file=sys.stderr)
         if args.env_file is None:
             raise ConfigError(f"nothing to check: pass --env-file PATH (there is no {envfile.DEFAULT} here), or "
                               "--env-file - to read the variables on standard input")
