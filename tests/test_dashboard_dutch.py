@@ -253,8 +253,13 @@ def test_the_sign_in_page_and_its_refusals_read_in_dutch(relay):
     assert_dutch(answers[-1].text, "too many attempts")
 
 
-@pytest.mark.parametrize("admin, says", [(None, "ADMIN_TOKEN is niet ingesteld"),
-                                         ("short", "ADMIN_TOKEN is korter dan 16 tekens")])
+@pytest.mark.parametrize("admin, says", [
+    (None, "ADMIN_TOKEN is niet ingesteld"),
+    ("short", "ADMIN_TOKEN is te makkelijk te raden: hij telt 5 tekens; er zijn er minstens 32 nodig"),
+    ("ab" * 20, "ADMIN_TOKEN is te makkelijk te raden: hij gebruikt maar 2 verschillende tekens"),
+    ("abcdefghijklmnopqrstuvwxyz0123456789", "ADMIN_TOKEN is te makkelijk te raden: hij is een herhaald of "
+                                             "opeenvolgend patroon"),
+])
 def test_a_closed_sign_in_page_says_why_in_dutch(relay, admin, says):
     relay.relay.env.pop("ADMIN_TOKEN")
     if admin:

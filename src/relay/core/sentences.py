@@ -21,8 +21,7 @@ SENTENCES: dict[str, tuple[str, str]] = {
     "how_to_set": (
         "change {var} where your deploy reads it (.env.local, and the RELAY_ENV GitHub secret for the workflow) "
         "and deploy again",
-        "wijzig {var} waar je deploy hem leest (.env.local, en het GitHub-secret RELAY_ENV voor de workflow) en "
-        "deploy opnieuw"),
+        "wijzig {var} waar je deploy hem leest (.env.local, en het GitHub-secret RELAY_ENV) en deploy opnieuw"),
     "shop_url_unset": (
         "{prefix}SHOP_URL is not set: website events go without event_source_url, which Meta asks for on website "
         "events; set it to the shop's https:// address",
@@ -147,8 +146,8 @@ SENTENCES: dict[str, tuple[str, str]] = {
                     "hij telt {n} tekens; er zijn er minstens {min} nodig"),
     "token_few": ("it uses only {n} different characters", "hij gebruikt maar {n} verschillende tekens"),
     "token_pattern": (
-        "it is a repeated or sequential pattern (runs like abcd or 1234, or a part repeated)",
-        "hij is een herhaald of opeenvolgend patroon (reeksen als abcd of 1234, of een stuk dat terugkomt)"),
+        "it is a repeated or sequential pattern (runs like `abcd` or `1234`, or a part repeated)",
+        "hij is een herhaald of opeenvolgend patroon (reeksen als `abcd` of `1234`, of een stuk dat terugkomt)"),
     "token_fix": ("generate one with {cmd} (or {alt})", "maak er een met {cmd} (of {alt})"),
     "admin_closed": (
         "{problem}. Until then the status routes stay closed: {how} (for relay serve: ADMIN_TOKEN=... in .env.local)",
