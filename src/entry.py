@@ -6,13 +6,14 @@ core in ``relay`` imports and runs unchanged on CPython.
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import js
-from workers import Response, WorkerEntrypoint, fetch
+from pyodide.ffi import JsException, to_js
+from workers import Response, WorkerEntrypoint
 
 from relay.core import warm
 from relay.core.ports import HttpRequest, HttpResponse, QueryResult
@@ -24,56 +25,77 @@ from relay.web.http import Request
 # the first webhook's lazy work (imports, tables, compiled patterns, first-call caches) is done now.
 warm.warm_up()
 
+# The JS built-ins used per call, looked up once (each ``js.X`` is a lookup across the bridge); like the SDK's own
+# ``from js import Object``, they are globals, which the memory snapshot restores by name.
+_JSON, _Object, _Reflect, _AbortSignal, _Response = js.JSON, js.Object, js.Reflect, js.AbortSignal, js.Response
+_fromEntries = _Object.fromEntries
 
-def _py(value: Any) -> Any:
-    """JS values to plain Python (``to_py`` where the SDK left a proxy; JS null to ``None``)."""
-    if hasattr(value, "to_py"):
-        value = value.to_py()
-    if type(value).__name__ == "JsNull":
-        return None
-    if isinstance(value, dict):
-        return {k: _py(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_py(v) for v in value]
-    return value
+
+def _plain(value: Any) -> Any:
+    """A JS value as plain Python, converted in one crossing: ``JSON.stringify`` in JS, one ``json.loads`` here.
+
+    Pyodide's ``to_py`` (and the SDK's ``python_from_rpc`` on top of it) walks a result value by value,
+    each step a call across the JS/Python bridge; one string and a C-speed parse cost a fraction of it.
+    D1 rows are plain JSON (text, numbers, null), so nothing is lost.
+    """
+    return json.loads(_JSON.stringify(value))
+
+
+def _options(value: dict[str, Any]) -> Any:
+    """A Python dict as a plain JS object (fetch's and R2's option bags), in one ``to_js`` call."""
+    return to_js(value, dict_converter=_fromEntries)
 
 
 class D1:
-    """The ``Database`` port over a D1 binding."""
+    """The ``Database`` port over a D1 binding, on the raw JS binding under the SDK's wrapper.
+
+    The SDK's wrapper converts every argument and every result value by value (``python_to_rpc`` /
+    ``python_from_rpc``); here a statement's parameters cross as one JSON string, parsed by JS into the
+    argument list of ``bind``, and a call's results come back as one JSON string. Prepared statements
+    are reused within the invocation (``bind`` returns a new statement; the prepared one is unchanged).
+    """
 
     def __init__(self, binding: Any) -> None:
-        self.binding = binding
+        self.binding = getattr(binding, "_binding", binding)   # the SDK's _BindingWrapper holds the JS binding
+        self._prepared: dict[str, Any] = {}
 
     def _statement(self, sql: str, params: Sequence[Any]) -> Any:
-        statement = self.binding.prepare(sql)
-        return statement.bind(*params) if params else statement
+        statement = self._prepared.get(sql)
+        if statement is None:
+            statement = self._prepared[sql] = self.binding.prepare(sql)
+        if not params:
+            return statement
+        return _Reflect.apply(statement.bind, statement, _JSON.parse(json.dumps(list(params))))
 
     @staticmethod
-    def _result(raw: Any) -> QueryResult:
-        result = _py(raw)
+    def _result(result: dict[str, Any]) -> QueryResult:
         meta = result.get("meta") or {}
-        return QueryResult(list(result.get("results") or []), int(meta.get("changes") or 0))
+        return QueryResult(result.get("results") or [], int(meta.get("changes") or 0))
 
     async def run(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
-        return self._result(await self._statement(sql, params).all())
+        return self._result(_plain(await self._statement(sql, params).all()))
 
     async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[QueryResult]:
-        results = await self.binding.batch([self._statement(sql, params) for sql, params in statements])
-        return [self._result(r) for r in results]
+        results = await self.binding.batch(to_js([self._statement(sql, params) for sql, params in statements]))
+        return [self._result(r) for r in _plain(results)]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or type(value).__name__ == "JsNull"
 
 
 class R2:
-    """The ``Blobs`` port over an R2 binding."""
+    """The ``Blobs`` port over an R2 binding (the raw JS binding, options as plain JS objects)."""
 
     def __init__(self, binding: Any) -> None:
-        self.binding = binding
+        self.binding = getattr(binding, "_binding", binding)
 
     async def put(self, key: str, data: bytes, content_type: str = "application/x-ndjson") -> None:
-        await self.binding.put(key, data.decode("utf-8"), httpMetadata={"contentType": content_type})
+        await self.binding.put(key, data.decode("utf-8"), _options({"httpMetadata": {"contentType": content_type}}))
 
     async def get(self, key: str) -> bytes | None:
         obj = await self.binding.get(key)
-        if obj is None or type(obj).__name__ == "JsNull":
+        if _missing(obj):
             return None
         text: str = await obj.text()
         return text.encode("utf-8")
@@ -82,70 +104,85 @@ class R2:
         keys: list[str] = []
         cursor = None
         while True:
-            options = {"prefix": prefix, "limit": 1000}
+            options: dict[str, Any] = {"prefix": prefix, "limit": 1000}
             if cursor:
                 options["cursor"] = cursor
-            listing = await self.binding.list(**options)
-            keys += [obj.key for obj in listing.objects]
-            if not listing.truncated:
+            listing = _plain(await self.binding.list(_options(options)))
+            keys += [obj["key"] for obj in listing.get("objects") or []]
+            if not listing.get("truncated"):
                 return keys
-            cursor = listing.cursor
+            cursor = listing.get("cursor")
+
+
+def _headers(js_headers: Any) -> dict[str, str]:
+    """A JS ``Headers`` as a dict in one crossing (names come lower-case; repeated ones joined by ", ")."""
+    headers: dict[str, str] = _plain(_Object.fromEntries(js_headers))
+    return headers
 
 
 class FetchHttp:
-    """The ``Http`` port over ``workers.fetch`` (JS fetch); fetch has no timeout, so ``wait_for`` gives one."""
+    """The ``Http`` port over the runtime's JS ``fetch``.
+
+    The timeout is JS's own (``AbortSignal.timeout``), covering the answer and its body: no asyncio
+    timer per request, and one options object, one body and one headers object across the bridge.
+    """
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        options: dict[str, Any] = {"method": request.method, "headers": request.headers}
+        options: dict[str, Any] = {"method": request.method, "headers": request.headers,
+                                   "signal": _AbortSignal.timeout(max(int(request.timeout * 1000), 1))}
         if request.body is not None:
             options["body"] = request.body.decode("utf-8")
         try:
-            response = await asyncio.wait_for(fetch(request.url, **options), request.timeout)
-            body = await asyncio.wait_for(response.bytes(), request.timeout)
-        except TimeoutError:
-            raise
-        except Exception as exc:  # JsException from a failed fetch: no answer came
-            raise ConnectionError(type(exc).__name__) from exc
-        headers = {str(k).lower(): str(v) for k, v in response.headers.items()}
-        return HttpResponse(int(response.status), headers, bytes(body))
+            response = await js.fetch(request.url, _options(options))
+            body = await response.arrayBuffer()
+        except JsException as exc:
+            if getattr(exc, "name", "") in ("TimeoutError", "AbortError"):
+                raise TimeoutError(f"no answer in {request.timeout:g} s") from None
+            raise ConnectionError(type(exc).__name__) from exc   # a failed fetch: no answer came
+        return HttpResponse(int(response.status), _headers(response.headers), body.to_bytes())
 
 
 class Env(Mapping[str, str]):
-    """The Worker's vars and secrets as a read-only mapping; names come from the raw JS env's keys."""
+    """The Worker's vars and secrets as a read-only mapping, read once per invocation in one crossing.
+
+    ``JSON.stringify(env, Object.keys(env))`` serializes the string values; the allowlist keeps it from
+    walking into a binding (a binding becomes ``{}`` and is left out: only strings are vars).
+    """
 
     def __init__(self, env: Any) -> None:
-        self.env = env
-        self._names: list[str] | None = None
+        raw = getattr(env, "_env", env)
+        keys = _Object.keys(raw)
+        self._names: list[str] = _plain(keys)
+        try:
+            values = json.loads(_JSON.stringify(raw, keys))
+        except JsException:   # a binding that cannot be serialized: read the names one by one instead
+            values = {name: getattr(raw, name, None) for name in self._names}
+        self._vars: dict[str, str] = {k: v for k, v in values.items() if isinstance(v, str)}
 
     def __getitem__(self, name: str) -> str:
-        value = getattr(self.env, name, None)
-        if not isinstance(value, str):
-            raise KeyError(name)
-        return value
+        return self._vars[name]
 
     def names(self) -> list[str]:
-        if self._names is None:
-            raw = getattr(self.env, "_env", self.env)
-            self._names = [str(k) for k in js.Object.keys(raw)]
         return self._names
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
+        return iter(self._names)
 
     def __len__(self) -> int:
-        return len(self.names())
+        return len(self._names)
 
 
 class Default(WorkerEntrypoint):
     def runtime(self) -> runtime.Runtime:
-        env = Env(self.env)
-        logs = getattr(self.env, "LOGS", None)
-        return runtime.Runtime(env=env, db=D1(self.env.DB), http=FetchHttp(), blobs=R2(logs) if logs else None,
+        raw: Any = getattr(self.env, "_env", self.env)   # the JS env under the SDK's wrapper: no wrapper per binding
+        env = Env(raw)
+        logs = getattr(raw, "LOGS", None)
+        return runtime.Runtime(env=env, db=D1(raw.DB), http=FetchHttp(), blobs=None if _missing(logs) else R2(logs),
                                env_names=env.names())
 
     async def fetch(self, request: Any) -> Response:
         url = urlsplit(str(request.url))
-        headers = {str(k).lower(): str(v) for k, v in request.headers.items()}
+        headers = _headers(request.js_object.headers)
         headers.setdefault("host", url.netloc)   # what a form's Origin is compared with (relay.web.auth)
         plain = Request(
             method=str(request.method).upper(), path=url.path, query=dict(parse_qsl(url.query)),
@@ -153,9 +190,9 @@ class Default(WorkerEntrypoint):
         response = await routes.handle(self.runtime(), plain)
         for work in response.after:
             self.ctx.waitUntil(work)
-        body = None if response.status in (204, 304) else response.encoded()   # a 204 must have no body
-        return Response(body, status=response.status,
-                        headers={"content-type": response.content_type, **response.headers})
+        body = None if response.status in (204, 304) else to_js(response.encoded())   # a 204 must have no body
+        options = {"status": response.status, "headers": {"content-type": response.content_type, **response.headers}}
+        return Response(_Response.new(body, _options(options)))
 
     async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
         rt = self.runtime()
