@@ -46,7 +46,8 @@ def test_the_cron_statements_use_indexes_not_table_scans():
     db.migrate()
     for sql in (ledger._FORGET_BROWSER, ledger._DELETE_OLD, cron_ledger._DUE_BY_SHOP, cron_ledger._EXPIRE_ALL,
                 ledger._CLAIM_DUE,
-                ledger._CLAIM_ORDER, ledger._CLAIM_ORDER_UNHELD, ledger._EXPIRE, ledger._FINISH):
+                ledger._CLAIM_ORDER, ledger._CLAIM_ORDER_UNHELD, ledger._EXPIRE, ledger._FINISH_MANY,
+                ledger._RECORD_MANY):
         plan = [row[3] for row in db.conn.execute("EXPLAIN QUERY PLAN " + sql, [None] * sql.count("?"))]
         scans = [step for step in plan if step.startswith("SCAN outbox")]
         assert not scans, f"{' '.join(sql.split())[:60]}… scans the outbox: {plan}"

@@ -14,17 +14,20 @@ from typing import Any
 
 from relay.core.bridge import KEEP
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
-from relay.core.ports import Database
+from relay.core.ports import Database, QueryResult
 from relay.outbox import bridge, cancellations
 from relay.outbox.ledger import (
     _BROWSER_FIELDS,
     _CLAIM_DUE,
     _DELETE_OLD,
     _FORGET_BROWSER,
+    _RECORD_MANY,
     RETENTION,
     Ledger,
     claimed_rows,
     finish_statements,
+    json_chunks,
+    record_params,
     record_statements,
     shop_state,
 )
@@ -153,25 +156,37 @@ class CronLedger(Ledger):
 
     async def record_page(self, rows: Sequence[NewRow], now: int, progress: Progress,
                           skipped: Sequence[tuple[int | None, str]] = ()) -> list[str | None]:
-        """A page's orders (``record``'s UPSERT, row by row) and the listing's new position, in one transaction.
+        """A page's orders (``record``'s UPSERT, all rows in one statement) and the listing's new position, in
+        one transaction.
 
         So the position can never move past an order that was not stored. Each entry of the answer is
         what ``record`` answers for that row. ``skipped`` are the page's unreadable orders (id, reason):
-        kept in ``unreadable`` for /status, while the readable ones leave it.
+        kept in ``unreadable`` for /status, while the readable ones leave it. A cancelled order's own
+        statements (``relay.outbox.cancellations``) follow the UPSERT; they touch only that order's rows.
         """
         p = progress
-        statements: list[tuple[str, Sequence[Any]]] = []
-        spans = []
-        for row in rows:
-            first = len(statements)
-            statements += record_statements(row, now)
-            spans.append((first, len(statements)))
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (_RECORD_MANY, (chunk,)) for chunk in json_chunks([record_params(row, now) for row in rows])]
+        upserts = len(statements)
+        spans: dict[int, tuple[int, int]] = {}
+        for i, row in enumerate(rows):
+            if row.cancelled_at is not None:
+                first = len(statements)
+                statements += record_statements(row, now)[1:]
+                spans[i] = (first, len(statements))
         statements += unreadable_statements(p.shop, [row.order_id for row in rows], skipped, now)
         statements.append((_SAVE_LISTING, (p.shop, p.cursor, p.completed_at, p.run_since, p.run_filter,
                                            p.run_started, p.run_page, p.utc_offset, now)))
         results = await self.db.batch(statements)
-        return [(results[a].rows[0]["state"] if results[a].rows else None) if b - a == 1
-                else cancellations.outcome(results[a], results[a + 1:b]) for a, b in spans]
+        changed = {(r["order_id"], r["event_name"]): r["state"] for result in results[:upserts] for r in result.rows}
+        answer: list[str | None] = []
+        for i, row in enumerate(rows):
+            state = changed.get((row.order_id, row.event_name))
+            if i in spans:
+                a, b = spans[i]
+                state = cancellations.outcome(QueryResult([{"state": state}] if state else []), results[a:b])
+            answer.append(state)
+        return answer
 
     async def save_turns(self, turns: Sequence[tuple[Progress, int]], now: int) -> None:
         """What a pass changed besides the listing: pauses, rotation, errors, and the Meta requests it made

@@ -14,6 +14,7 @@ Why each statement looks the way it does:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,11 +24,10 @@ from relay.outbox import cancellations
 from relay.outbox.bridge import CLAIM_COLUMN
 from relay.outbox.rows import Claimed, Finished, NewRow, ShopState
 
-_RECORD = """
-INSERT INTO outbox (shop, order_id, event_name, order_number, event_id, event_time, state, payment_status,
+_RECORD_COLUMNS = """shop, order_id, event_name, order_number, event_id, event_time, state, payment_status,
                     order_updated_at, payload, match_keys, needs_lines, source, attempts, next_attempt_at,
-                    last_error, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+                    last_error, created_at, updated_at"""
+_RECORD_UPSERT = """
 ON CONFLICT (shop, order_id, event_name) DO UPDATE SET
     state = CASE WHEN outbox.state = 'retry' AND excluded.state = 'due' THEN 'retry' ELSE excluded.state END,
     next_attempt_at = CASE WHEN outbox.state IN ('due', 'retry') AND excluded.state = 'due'
@@ -44,7 +44,24 @@ WHERE outbox.state IN ('waiting', 'due', 'retry', 'skipped')
   AND (excluded.order_updated_at IS NULL OR outbox.order_updated_at IS NULL
        OR excluded.order_updated_at >= outbox.order_updated_at)
   AND (outbox.state <> excluded.state OR outbox.payload <> excluded.payload)
+"""
+_RECORD = f"""
+INSERT INTO outbox ({_RECORD_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+{_RECORD_UPSERT}
 RETURNING state
+"""
+# The same UPSERT for many rows in one statement: each row is a JSON array of ``record_params`` in the one
+# parameter (``json_each``), so a listed page of 250 orders is one statement, not 250. ``WHERE true`` tells
+# SQLite that ``ON CONFLICT`` belongs to the UPSERT, not to a join. RETURNING's order is unspecified, so each
+# changed row says which it is.
+_RECORD_MANY = f"""
+INSERT INTO outbox ({_RECORD_COLUMNS})
+SELECT {", ".join(f"json_extract(value, '$[{i}]')" for i in range(13))}, 0,
+       {", ".join(f"json_extract(value, '$[{i}]')" for i in range(13, 17))}
+FROM json_each(?) WHERE true
+{_RECORD_UPSERT}
+RETURNING order_id, event_name, state
 """
 
 _CLAIM = """
@@ -72,14 +89,45 @@ _CLAIM_ORDER_UNHELD = _CLAIM_ORDER.replace("\n)\nRETURNING", """
 ) AND NOT EXISTS (SELECT 1 FROM shops WHERE shops.shop = ? AND shops.held_until > ? AND shops.held_token = ?)
 RETURNING""")
 
-_FINISH = """
+# Every outcome of a send in one statement: the outcomes are rows of a JSON array (``json_each``), joined to
+# the ledger on its primary key; only rows whose lease still holds are written.
+_FINISH_FIELDS = ("order_id", "event_name", "state", "payload", "lines", "next_attempt_at", "status", "code",
+                  "subcode", "fbtrace_id", "error", "sent_at", "consent", "consent_source")
+_FINISH_MANY = f"""
 UPDATE outbox
-SET state = ?, payload = ?, needs_lines = CASE WHEN ? THEN 0 ELSE needs_lines END, next_attempt_at = ?,
-    last_status = ?, last_code = ?, last_subcode = ?,
-    last_fbtrace_id = ?, last_error = ?, sent_at = ?, lease_token = NULL, lease_until = NULL, updated_at = ?,
-    consent = COALESCE(?, consent), consent_source = COALESCE(?, consent_source)
-WHERE shop = ? AND order_id = ? AND event_name = ? AND lease_token = ?
+SET state = f.state, payload = f.payload, needs_lines = CASE WHEN f.lines THEN 0 ELSE outbox.needs_lines END,
+    next_attempt_at = f.next_attempt_at, last_status = f.status, last_code = f.code, last_subcode = f.subcode,
+    last_fbtrace_id = f.fbtrace_id, last_error = f.error, sent_at = f.sent_at, lease_token = NULL,
+    lease_until = NULL, updated_at = ?,
+    consent = COALESCE(f.consent, outbox.consent), consent_source = COALESCE(f.consent_source, outbox.consent_source)
+FROM (SELECT {", ".join(f"json_extract(value, '$[{i}]') AS {name}" for i, name in enumerate(_FINISH_FIELDS))}
+      FROM json_each(?)) AS f
+WHERE outbox.shop = ? AND outbox.order_id = f.order_id AND outbox.event_name = f.event_name
+  AND outbox.lease_token = ?
 """
+
+JSON_PARAM_LIMIT = 500_000   # characters of one JSON parameter (D1 caps a string value at 2 MB)
+
+
+def json_chunks(rows: Sequence[Sequence[Any]], limit: int = JSON_PARAM_LIMIT) -> list[str]:
+    """``rows`` as JSON arrays of arrays, each under ``limit`` characters (one row over it goes alone).
+
+    ASCII only (``json.dumps``' default), so characters are bytes; ``json_extract`` unescapes them.
+    """
+    chunks: list[str] = []
+    part: list[str] = []
+    size = 0
+    for row in rows:
+        item = json.dumps(list(row), separators=(",", ":"))
+        if part and size + len(item) + 1 > limit:
+            chunks.append("[" + ",".join(part) + "]")
+            part, size = [], 0
+        part.append(item)
+        size += len(item) + 1
+    if part:
+        chunks.append("[" + ",".join(part) + "]")
+    return chunks
+
 
 RETENTION = 90 * 24 * 3600   # how long the outbox keeps an order, by its event_time (as long as the R2 logs)
 
@@ -239,13 +287,11 @@ def claimed_rows(rows: list[dict[str, Any]]) -> list[Claimed]:
 
 def finish_statements(shop: str, token: str, now: int, results: Sequence[Finished],
                       also: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[tuple[str, Sequence[Any]]]:
-    """One shop's outcomes, where its lease still holds, then ``also`` (one transaction with them)."""
-    return [
-        (_FINISH, (f.state, f.payload, f.lines_fetched, f.next_attempt_at, f.status, f.code, f.subcode,
-                   f.fbtrace_id, f.error, f.sent_at, now, f.consent, f.consent_source, shop, f.order_id,
-                   f.event_name, token))
-        for f in results
-    ] + [(cancellations.NOT_RETRIED, (shop,)), *also]
+    """One shop's outcomes, where its lease still holds (one statement), then ``also`` (one transaction)."""
+    rows = [(f.order_id, f.event_name, f.state, f.payload, f.lines_fetched, f.next_attempt_at, f.status, f.code,
+             f.subcode, f.fbtrace_id, f.error, f.sent_at, f.consent, f.consent_source) for f in results]
+    return [(_FINISH_MANY, (now, chunk, shop, token)) for chunk in json_chunks(rows)] + [
+        (cancellations.NOT_RETRIED, (shop,)), *also]
 
 
 def shop_state(r: dict[str, Any]) -> ShopState:
