@@ -83,7 +83,8 @@ class DeliveryLog:
         if order is not None and line.get("state") in _LEDGER_STATES:
             self._states[(shop, order)] = line["state"]
         self.lines.setdefault(shop, []).append(line)
-        logger.info("%s", json.dumps(line, sort_keys=True, ensure_ascii=False))
+        if logger.isEnabledFor(logging.INFO):   # the Worker logs no INFO: serialize the line once, at flush
+            logger.info("%s", json.dumps(line, sort_keys=True, ensure_ascii=False))
 
     def _transition(self, line: dict[str, Any]) -> None:
         """Fill ``from_state`` and ``state`` on an attempt line from what this invocation already knows.
