@@ -103,6 +103,21 @@ async def _progress_rows(db: Database) -> dict[str, Progress]:
     return _progress((await db.run("SELECT * FROM backfill")).rows)
 
 
+def _distinct_runs(rows: Sequence[NewRow]) -> list[list[NewRow]]:
+    """``rows`` in order, cut wherever a row repeats an earlier one of its run: within a run each row is
+    one RETURNING row at most, and a repeat is written after the row it repeats, as row by row."""
+    runs: list[list[NewRow]] = []
+    keys: set[tuple[int, str]] = set()
+    for row in rows:
+        key = (row.order_id, row.event_name)
+        if not runs or key in keys:
+            runs.append([])
+            keys = set()
+        runs[-1].append(row)
+        keys.add(key)
+    return runs
+
+
 class CronLedger(Ledger):
     """The statements only the cron pass needs; each costs one D1 call, however many rows it touches."""
 
@@ -162,29 +177,35 @@ class CronLedger(Ledger):
         So the position can never move past an order that was not stored. Each entry of the answer is
         what ``record`` answers for that row. ``skipped`` are the page's unreadable orders (id, reason):
         kept in ``unreadable`` for /status, while the readable ones leave it. A cancelled order's own
-        statements (``relay.outbox.cancellations``) follow the UPSERT; they touch only that order's rows.
+        statements (``relay.outbox.cancellations``) follow the UPSERT; they touch only that order's rows. A
+        page that holds an order twice is cut before the repeat, so both are written and answered as row by
+        row (tests/test_ledger_bulk.py holds the two ways to the same rows and answers).
         """
         p = progress
-        statements: list[tuple[str, Sequence[Any]]] = [
-            (_RECORD_MANY, (chunk,)) for chunk in json_chunks([record_params(row, now) for row in rows])]
-        upserts = len(statements)
-        spans: dict[int, tuple[int, int]] = {}
-        for i, row in enumerate(rows):
-            if row.cancelled_at is not None:
-                first = len(statements)
-                statements += record_statements(row, now)[1:]
-                spans[i] = (first, len(statements))
+        statements: list[tuple[str, Sequence[Any]]] = []
+        spans: list[tuple[int, int, int, int]] = []   # per row: its UPSERTs' results, its cancellation's results
+        for group in _distinct_runs(rows):
+            first = len(statements)
+            statements += [(_RECORD_MANY, (chunk,)) for chunk in json_chunks([record_params(r, now) for r in group])]
+            upserts = len(statements)
+            for r in group:
+                start = len(statements)
+                if r.cancelled_at is not None:
+                    statements += record_statements(r, now)[1:]
+                spans.append((first, upserts, start, len(statements)))
         statements += unreadable_statements(p.shop, [row.order_id for row in rows], skipped, now)
         statements.append((_SAVE_LISTING, (p.shop, p.cursor, p.completed_at, p.run_since, p.run_filter,
                                            p.run_started, p.run_page, p.utc_offset, now)))
         results = await self.db.batch(statements)
-        changed = {(r["order_id"], r["event_name"]): r["state"] for result in results[:upserts] for r in result.rows}
         answer: list[str | None] = []
-        for i, row in enumerate(rows):
-            state = changed.get((row.order_id, row.event_name))
-            if i in spans:
-                a, b = spans[i]
-                state = cancellations.outcome(QueryResult([{"state": state}] if state else []), results[a:b])
+        changed: dict[int, dict[tuple[Any, Any], str]] = {}   # per run (its first statement): what RETURNING said
+        for row, (first, upserts, start, end) in zip(rows, spans, strict=True):
+            if first not in changed:
+                changed[first] = {(r["order_id"], r["event_name"]): r["state"] for res in results[first:upserts]
+                                  for r in res.rows}
+            state = changed[first].get((row.order_id, row.event_name))
+            if end > start:
+                state = cancellations.outcome(QueryResult([{"state": state}] if state else []), results[start:end])
             answer.append(state)
         return answer
 
