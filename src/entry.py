@@ -13,6 +13,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import js
 from pyodide.ffi import JsException, to_js
+
+try:
+    from pyodide.ffi import jsnull as _null  # JS null: Pyodide passes None as undefined
+except ImportError:  # pragma: no cover - Pyodide before 0.27
+    _null = None
 from workers import Response, WorkerEntrypoint
 
 from relay.core import warm
@@ -65,7 +70,9 @@ class D1:
             statement = self._prepared[sql] = self.binding.prepare(sql)
         if not params:
             return statement
-        return _Reflect.apply(statement.bind, statement, _JSON.parse(json.dumps(list(params))))
+        if _null is None:   # a Pyodide without jsnull: None would become undefined, which D1 refuses
+            return _Reflect.apply(statement.bind, statement, _JSON.parse(json.dumps(list(params))))
+        return statement.bind(*[_null if p is None else p for p in params])
 
     @staticmethod
     def _result(result: dict[str, Any]) -> QueryResult:
@@ -143,21 +150,35 @@ class FetchHttp:
 
 
 class Env(Mapping[str, str]):
-    """The Worker's vars and secrets as a read-only mapping, read once per invocation in one crossing.
+    """The Worker's vars and secrets as a read-only mapping, read in one crossing.
 
     ``JSON.stringify(env, Object.keys(env))`` serializes the string values; the allowlist keeps it from
-    walking into a binding (a binding becomes ``{}`` and is left out: only strings are vars).
+    walking into a binding (a binding becomes ``{}`` and is left out: only strings are vars). ``memo``
+    keeps what the relay derives from them (``relay.core.config``: each shop's checked configuration)
+    for as long as this object is reused, which ``Env.of`` does only while every value is the same.
     """
 
-    def __init__(self, env: Any) -> None:
-        raw = getattr(env, "_env", env)
-        keys = _Object.keys(raw)
-        self._names: list[str] = _plain(keys)
-        try:
-            values = json.loads(_JSON.stringify(raw, keys))
-        except JsException:   # a binding that cannot be serialized: read the names one by one instead
-            values = {name: getattr(raw, name, None) for name in self._names}
+    _last: Env | None = None
+
+    def __init__(self, names: list[str], values: dict[str, Any], text: str = "") -> None:
+        self._names = names
         self._vars: dict[str, str] = {k: v for k, v in values.items() if isinstance(v, str)}
+        self._text = text
+        self.memo: dict[Any, Any] = {}
+
+    @classmethod
+    def of(cls, raw: Any) -> Env:
+        keys = _Object.keys(raw)
+        names: list[str] = _plain(keys)
+        try:
+            text: str = _JSON.stringify(raw, keys)
+        except JsException:   # a binding that cannot be serialized: read the names one by one instead
+            return cls(names, {name: getattr(raw, name, None) for name in names})
+        last = cls._last
+        if last is not None and last._text == text and last._names == names:
+            return last
+        env = cls._last = cls(names, json.loads(text), text)
+        return env
 
     def __getitem__(self, name: str) -> str:
         return self._vars[name]
@@ -175,7 +196,7 @@ class Env(Mapping[str, str]):
 class Default(WorkerEntrypoint):
     def runtime(self) -> runtime.Runtime:
         raw: Any = getattr(self.env, "_env", self.env)   # the JS env under the SDK's wrapper: no wrapper per binding
-        env = Env(raw)
+        env = Env.of(raw)
         logs = getattr(raw, "LOGS", None)
         return runtime.Runtime(env=env, db=D1(raw.DB), http=FetchHttp(), blobs=None if _missing(logs) else R2(logs),
                                env_names=env.names())

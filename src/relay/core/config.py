@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from relay.core.errors import ConfigError, UnknownShopError
 from relay.core.sentences import Said
@@ -159,8 +160,30 @@ def missing_variables(env: Mapping[str, str], shop: str) -> list[str]:
     return [prefix + key for key in REQUIRED if _get(env, prefix + key) is None]
 
 
+def _memo(env: Mapping[str, str]) -> dict[Any, Any] | None:
+    """Where results read from ``env`` may be kept: an env that cannot change offers a ``memo`` dict.
+
+    The Worker's env (``src/entry.py``) does: its vars and secrets are fixed for an isolate's life (a
+    deploy or a new secret starts new isolates), and entry reuses one only while its values are
+    identical, so each webhook and cron pass need not read and check every variable again.
+    """
+    memo = getattr(env, "memo", None)
+    return memo if isinstance(memo, dict) else None
+
+
 def load_shop(env: Mapping[str, str], shop: str) -> Shop:
     """The shop's configuration, or an error that names what is missing or wrong."""
+    memo = _memo(env)
+    if memo is None:
+        return _load_shop(env, shop)
+    key = ("shop", shop)
+    if key not in memo:
+        memo[key] = _load_shop(env, shop)   # an error is raised, not kept: it says the same every time
+    loaded: Shop = memo[key]
+    return loaded
+
+
+def _load_shop(env: Mapping[str, str], shop: str) -> Shop:
     shop = canonical_name(shop)
     prefix = prefix_of(shop)
     missing = missing_variables(env, shop)
@@ -265,6 +288,11 @@ def discover_shops(env: Mapping[str, str], names: Iterable[str] | None = None) -
 
 def scan_shops(env: Mapping[str, str], names: Iterable[str] | None = None) -> tuple[list[Shop], dict[str, str]]:
     """Every discovered shop: the complete ones, and an error message for each that is not."""
+    memo = _memo(env)
+    key = ("scan", None if names is None else tuple(names))
+    if memo is not None and key in memo:
+        kept, found = memo[key]
+        return list(kept), dict(found)
     shops: list[Shop] = []
     problems: dict[str, str] = {}
     for name in discover_shops(env, names):
@@ -272,6 +300,8 @@ def scan_shops(env: Mapping[str, str], names: Iterable[str] | None = None) -> tu
             shops.append(load_shop(env, name))
         except ConfigError as exc:
             problems[name] = exc.args[0] if exc.args and isinstance(exc.args[0], Said) else str(exc)
+    if memo is not None:
+        memo[key] = (list(shops), dict(problems))
     return shops, problems
 
 
