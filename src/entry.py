@@ -114,11 +114,11 @@ class R2:
             options: dict[str, Any] = {"prefix": prefix, "limit": 1000}
             if cursor:
                 options["cursor"] = cursor
-            listing = _plain(await self.binding.list(_options(options)))
-            keys += [obj["key"] for obj in listing.get("objects") or []]
-            if not listing.get("truncated"):
+            listing = await self.binding.list(_options(options))   # R2Objects: getters, not JSON (read each key)
+            keys += [str(obj.key) for obj in listing.objects]
+            if not listing.truncated:
                 return keys
-            cursor = listing.get("cursor")
+            cursor = listing.cursor
 
 
 def _headers(js_headers: Any) -> dict[str, str]:
