@@ -1,0 +1,854 @@
+#!/usr/bin/env node
+// CPU per invocation of the Worker's own Python: src/entry.py's `entry.Default` in Pyodide 0.28.2 with the real
+// workers-runtime-sdk, driven as workerd drives it, for every kind of invocation the relay serves.
+//
+//   uv run node bench/bench_worker_cpu.mjs [--quick] [--repo PATH] [--profile KIND | --py-profile KIND]
+//                                          [--env NAME=VALUE ...]
+//                                          [--orders N] [--embedded] [--kinds a,b,...] [--json OUT]
+//   (or: uv run python bench/bench_worker_cpu.py with the same options)
+//
+// How it measures (issue 19, part 1):
+// - One Node process (this one) runs Pyodide, the SDK and the relay; `fetch(request)` gets a JS Request through
+//   workers.python_from_rpc, `scheduled(controller)` the raw controller, each with a fresh ExecutionContext whose
+//   waitUntil promises are awaited, as workerd does after answering.
+// - D1, R2 and outbound fetch are NOT in this process: a child process (this file with --store) holds miniflare
+//   (D1 + R2 on workerd) and does the HTTP to the fakes; the Worker gets thin bindings named and shaped like
+//   workerd's (D1Database.prepare → D1PreparedStatement with bind returning a new statement, all/run/first/raw,
+//   batch; R2Bucket put/get/head/list/delete; globalThis.fetch → a Response) that forward each call over Node's
+//   IPC channel. Only that shim's own cost lands here; it is measured per call and printed (not subtracted).
+//   Meta and Lightspeed are relay_tools.fakes in a CPython process (bench/bench_worker_cpu.py --serve).
+// - CPU per invocation is process.cpuUsage() (user + system, all threads: V8's GC and compiler threads
+//   included, so it errs high) around the call and all of its waitUntil work, after warm-up; "thread" is the
+//   main thread alone (/proc/self/task/<pid>/schedstat). Figures only: nothing here is asserted on time.
+//
+// Kinds (in this order; "first" is the first invocation of the kind in this process):
+//   webhook        a signed paid-order webhook for a new order (accept + the waitUntil send), 30 orders
+//   bridge         POST /bridge: a thank-you post (204), a new order number and address each time
+//   cron-idle      scheduled() with nothing to list or send (3 shops, after their daily checks)
+//   cron-busy      scheduled() over 3 shops x 300 orders no webhook delivered, pass after pass until drained;
+//                  the first pass (daily checks + a 250-order page) is shown apart
+//   dashboard      GET /dashboard (bearer) over the drained ledger: 900 orders, 3 shops
+//   status         GET /status over the same ledger
+//   orders         GET /orders?shop=… (50 rows)
+//
+// --py-profile KIND runs that kind's measured invocations under Python's cProfile (inside Pyodide) and prints
+// the top functions by own time and by cumulative time: which Python (ours, the SDK's, asyncio) the CPU is in.
+//
+// --profile KIND runs that kind under V8's sampling profiler (the inspector, in-process), prints the top frames
+// by self time and a grouping (Python interpreter / Pyodide's JS<->Python bridge / GC / Node + the bench's
+// shim / other), and writes the .cpuprofile (open it in Chrome DevTools) to a temporary path.
+
+import { fork, spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const HOME = resolve(dirname(fileURLToPath(import.meta.url)), "..");   // node_modules, the SDK, fixtures, fakes
+const PYODIDE_VERSION = "0.28.2";
+const SDK_VERSION = "1.9.5";
+const SDK_DIR = join(HOME, "conformance", ".cache", `workers-runtime-sdk-${SDK_VERSION}`);
+const KINDS = ["webhook", "bridge", "cron-idle", "cron-busy", "dashboard", "status", "orders"];
+const ADMIN = "bench-admin-token-0123456789abcdef";
+const BASE = "https://relay.example.workers.dev";
+
+
+// =====================================================================================================
+// The store process: miniflare's D1 and R2, and outbound fetch, answering the measured process over IPC.
+// =====================================================================================================
+
+async function storeMain() {
+  const { Miniflare } = await import(join(HOME, "node_modules", "miniflare", "dist", "src", "index.js"));
+  const mf = new Miniflare({
+    modules: true,
+    script: "export default { fetch() { return new Response('bench') } }",
+    compatibilityDate: "2026-04-20",
+    d1Databases: { A: "bench-worker-cpu-a", B: "bench-worker-cpu-b" },
+    r2Buckets: { LOGS: "bench-worker-cpu-logs" },
+  });
+  const dbs = { A: await mf.getD1Database("A"), B: await mf.getD1Database("B") };
+  const bucket = await mf.getR2Bucket("LOGS");
+  const plain = (value) => (value === undefined ? null : JSON.parse(JSON.stringify(value)));
+  const objectFields = (o) => (o ? { key: o.key, version: o.version, size: o.size, etag: o.etag, httpEtag: o.httpEtag,
+    uploaded: o.uploaded?.toISOString?.() ?? null, httpMetadata: plain(o.httpMetadata), customMetadata: plain(o.customMetadata) } : null);
+  const statement = (db, { sql, params }) => (params?.length ? db.prepare(sql).bind(...params) : db.prepare(sql));
+  const handlers = {
+    async d1({ db, kind, sql, params, arg }) {
+      const s = statement(dbs[db], { sql, params });
+      if (kind === "first") return plain(await (arg === undefined ? s.first() : s.first(arg)));
+      return plain(await s[kind](arg));
+    },
+    async d1batch({ db, statements }) {
+      return plain(await dbs[db].batch(statements.map((s) => statement(dbs[db], s))));
+    },
+    async d1exec({ db, sql }) { return plain(await dbs[db].exec(sql)); },
+    async migrate({ db, files }) {
+      for (const sql of files) await dbs[db].batch(splitStatements(sql).map((s) => dbs[db].prepare(s)));
+      return files.length;
+    },
+    async r2({ method, args }) {
+      if (method === "put") return objectFields(await bucket.put(...args));
+      if (method === "head") return objectFields(await bucket.head(...args));
+      if (method === "delete") { await bucket.delete(...args); return null; }
+      if (method === "list") {
+        const l = await bucket.list(...args);
+        return { objects: l.objects.map(objectFields), truncated: l.truncated, cursor: l.cursor ?? null,
+          delimitedPrefixes: l.delimitedPrefixes ?? [] };
+      }
+      const o = await bucket.get(...args);
+      return o ? { ...objectFields(o), body: new Uint8Array(await o.arrayBuffer()) } : null;
+    },
+    async fetch({ url, method, headers, body }) {
+      const r = await fetch(url, { method, headers, body: body ?? undefined });
+      return { status: r.status, statusText: r.statusText, headers: [...r.headers],
+        body: new Uint8Array(await r.arrayBuffer()) };
+    },
+    async ping() { return null; },
+  };
+  process.on("message", async (m) => {
+    try {
+      process.send({ id: m.id, ok: true, value: await handlers[m.op](m) });
+    } catch (error) {
+      process.send({ id: m.id, ok: false, error: String(error?.message ?? error) });
+    }
+  });
+  process.on("disconnect", async () => { await mf.dispose(); process.exit(0); });
+  process.send({ ready: true });
+}
+
+function splitStatements(sql) {
+  // A migration file's statements: ";" ends one, "--" starts a comment, both outside '...' only.
+  const out = [];
+  let current = "";
+  let quoted = false;
+  for (let i = 0; i < sql.length; i += 1) {
+    const c = sql[i];
+    if (quoted) {
+      current += c;
+      if (c === "'") quoted = false;
+    } else if (c === "'") {
+      current += c;
+      quoted = true;
+    } else if (c === "-" && sql[i + 1] === "-") {
+      while (i < sql.length && sql[i] !== "\n") i += 1;
+      current += "\n";
+    } else if (c === ";") {
+      if (current.trim()) out.push(current.trim());
+      current = "";
+    } else {
+      current += c;
+    }
+  }
+  if (current.trim()) out.push(current.trim());
+  return out;
+}
+
+// =====================================================================================================
+// The measured process: the shim bindings.
+// =====================================================================================================
+
+const calls = { fetch: 0, d1: 0, r2: 0 };
+
+class Store {
+  async start() {
+    this.child = fork(fileURLToPath(import.meta.url), ["--store"], { serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    this.pending = new Map();
+    this.next = 0;
+    await new Promise((ready, failed) => {
+      this.child.once("exit", (code) => failed(new Error(`the store process (miniflare) exited ${code}`)));
+      this.child.on("message", (m) => {
+        if (m.ready) return ready();
+        const waiting = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (m.ok) waiting.resolve(m.value); else waiting.reject(new Error(m.error));
+      });
+    });
+    return this;
+  }
+  call(message) {
+    const id = (this.next += 1);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.child.send({ ...message, id });
+    });
+  }
+  stop() {
+    this.child?.disconnect();
+  }
+}
+
+// Named as workerd names them: the SDK picks its binding wrapper by JS constructor name.
+class D1PreparedStatement {
+  constructor(db, sql, params = []) { this.db = db; this.sql = sql; this.params = params; }
+  bind(...values) { return new D1PreparedStatement(this.db, this.sql, values); }
+  _call(kind, arg) {
+    calls.d1 += 1;
+    return this.db.store.call({ op: "d1", db: this.db.name, kind, sql: this.sql, params: this.params, arg });
+  }
+  all() { return this._call("all"); }
+  run() { return this._call("run"); }
+  first(column) { return this._call("first", column); }
+  raw(options) { return this._call("raw", options); }
+}
+
+class D1Database {
+  constructor(store, name) { this.store = store; this.name = name; }
+  prepare(sql) { return new D1PreparedStatement(this, sql); }
+  batch(statements) {
+    calls.d1 += 1;
+    return this.store.call({ op: "d1batch", db: this.name, statements: [...statements].map((s) => ({ sql: s.sql, params: s.params })) });
+  }
+  exec(sql) { calls.d1 += 1; return this.store.call({ op: "d1exec", db: this.name, sql }); }
+}
+
+class R2ObjectBody {
+  constructor(fields) { Object.assign(this, fields); }
+  async text() { return new TextDecoder().decode(this.body); }
+  async arrayBuffer() { return this.body.buffer.slice(this.body.byteOffset, this.body.byteOffset + this.body.byteLength); }
+  async bytes() { return this.body; }
+  async json() { return JSON.parse(await this.text()); }
+}
+
+class R2Bucket {
+  constructor(store) { this.store = store; }
+  _call(method, args) { calls.r2 += 1; return this.store.call({ op: "r2", method, args }); }
+  async put(key, value, options) {
+    const body = typeof value === "string" || value == null ? value : new Uint8Array(value.buffer ?? value);
+    return this._call("put", options === undefined ? [key, body] : [key, body, options]);
+  }
+  async get(key, options) {
+    const o = await this._call("get", options === undefined ? [key] : [key, options]);
+    return o ? new R2ObjectBody(o) : null;
+  }
+  head(key) { return this._call("head", [key]); }
+  list(options) { return this._call("list", options === undefined ? [] : [options]); }
+  delete(keys) { return this._call("delete", [keys]); }
+}
+
+function shimFetch(store) {
+  // globalThis.fetch in the measured process: the request goes to the store process, the answer comes back as
+  // a Response built here (in workerd the runtime's C++ builds it; here undici's JS does, a little dearer).
+  return async function fetch(resource, init = {}) {
+    calls.fetch += 1;
+    let url = resource;
+    let method = init.method ?? "GET";
+    let headers = init.headers;
+    let body = init.body;
+    if (typeof resource === "object" && resource instanceof Request) {
+      url = resource.url;
+      method = resource.method;
+      headers = resource.headers;
+      body = method === "GET" || method === "HEAD" ? undefined : new Uint8Array(await resource.arrayBuffer());
+    }
+    const plainHeaders = headers === undefined ? {} : Object.fromEntries(new Headers(headers));
+    if (body !== undefined && body !== null && typeof body !== "string") body = new Uint8Array(body.buffer ?? body);
+    const sent = store.call({ op: "fetch", url: String(url), method, headers: plainHeaders, body });
+    const signal = init.signal;
+    const answer = signal ? await Promise.race([sent, new Promise((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    })]) : await sent;
+    const empty = [101, 204, 205, 304].includes(answer.status);
+    return new Response(empty ? null : answer.body, { status: answer.status, statusText: answer.statusText, headers: answer.headers });
+  };
+}
+
+// =====================================================================================================
+// The measured process: Pyodide as workerd sets it up, the fakes, the scenarios.
+// =====================================================================================================
+
+function fail(message) {
+  throw new Error(message);
+}
+
+function run(cmd, args, what, cwd = HOME) {
+  const result = spawnSync(cmd, args, { cwd, maxBuffer: 64 * 1024 * 1024 });
+  if (result.error) fail(`${what}: could not start ${cmd} (${result.error.code ?? result.error.message})`);
+  if (result.status !== 0) fail(`${what}: ${cmd} ${args.join(" ")} exited ${result.status}\n${result.stderr}`);
+  return result.stdout.toString();
+}
+
+function ensureSdk(python) {
+  // The Workers SDK as pywrangler vendors it, pinned by hash (as conformance/check.mjs installs it).
+  if (existsSync(join(SDK_DIR, "workers", "__init__.py"))) return SDK_DIR;
+  const partial = `${SDK_DIR}.partial-${process.pid}`;
+  mkdirSync(dirname(SDK_DIR), { recursive: true });
+  try {
+    run("uv", ["pip", "install", "--quiet", "--no-deps", "--require-hashes", "--python", python, "--target", partial,
+      "-r", join(HOME, "conformance", "sdk-requirements.txt")], "installing workers-runtime-sdk (needs uv and PyPI)");
+    try {
+      renameSync(partial, SDK_DIR);
+    } catch (error) {
+      if (!existsSync(join(SDK_DIR, "workers", "__init__.py"))) throw error;
+    }
+  } finally {
+    rmSync(partial, { recursive: true, force: true });
+  }
+  return SDK_DIR;
+}
+
+function compatFlags(repo) {
+  // What the SDK's `_cloudflare_compat_flags` answers in the runtime for wrangler.toml's date; the rest is off.
+  const date = /^compatibility_date\s*=\s*"([\d-]+)"/m.exec(readFileSync(join(repo, "wrangler.toml"), "utf8"))?.[1] ?? "";
+  return { python_request_headers_preserve_commas: date >= "2026-02-17" };
+}
+
+const HARNESS = `
+"""workerd's calls into the Worker: Default(ctx, env).fetch(python_from_rpc(request)) and .scheduled()."""
+from workers import python_from_rpc
+import entry
+
+
+async def fetch(js_ctx, js_env, js_request):
+    response = await entry.Default(js_ctx, js_env).fetch(python_from_rpc(js_request))
+    return response.js_object
+
+
+async def scheduled(js_ctx, js_env, js_controller):
+    await entry.Default(js_ctx, js_env).scheduled(js_controller, js_env, js_ctx)
+
+
+_profile = None
+
+
+def py_profile_start():
+    """--py-profile: Python's own profiler over the measured invocations (it slows them: shares only)."""
+    global _profile
+    import cProfile
+    _profile = cProfile.Profile()
+    _profile.enable()
+
+
+def py_profile_stop(limit):
+    _profile.disable()
+    import io
+    import pstats
+    out = io.StringIO()
+    stats = pstats.Stats(_profile, stream=out)
+    stats.sort_stats("tottime").print_stats(limit)
+    stats.sort_stats("cumulative").print_stats(limit)
+    return out.getvalue().replace("/repo/src/", "").replace("/sdk/", "sdk:")
+`;
+
+async function startPyodide(repo, sdkDir, store) {
+  const indexURL = join(HOME, "node_modules", "pyodide") + "/";
+  if (!existsSync(join(indexURL, "pyodide.mjs"))) fail("node_modules/pyodide is missing: run `npm ci` in " + HOME);
+  const { loadPyodide } = await import(join(indexURL, "pyodide.mjs"));
+  const pyodide = await loadPyodide({ indexURL });
+  if (pyodide.version !== PYODIDE_VERSION) fail(`node_modules/pyodide is ${pyodide.version}, the Workers runtime uses ${PYODIDE_VERSION}`);
+  globalThis.fetch = shimFetch(store);        // before pyodide.http binds `from js import fetch`
+  pyodide.FS.mkdirTree("/repo");
+  pyodide.mountNodeFS("/repo", repo);
+  pyodide.FS.mkdirTree("/sdk");
+  pyodide.mountNodeFS("/sdk", sdkDir);
+  pyodide.FS.mkdirTree("/runtime");
+  pyodide.FS.writeFile("/runtime/_cloudflare_compat_flags.py",
+    Object.entries(compatFlags(repo)).map(([k, v]) => `${k} = ${v ? "True" : "False"}\n`).join("") +
+    "\n\ndef __getattr__(name):\n    return False\n");
+  pyodide.FS.writeFile("/runtime/bench_harness.py", HARNESS);
+  pyodide.registerJsModule("_pyodide_entrypoint_helper", {
+    patchWaitUntil(ctx) {
+      const original = ctx.waitUntil.bind(ctx);
+      ctx.waitUntil = (work) => original(typeof work?.copy === "function" ? work.copy() : work);
+    },
+    cloudflareWorkersModule: {},
+    cloudflareSocketsModule: {},
+    doAnImport: (name) => import(name),
+  });
+  pyodide.runPython(`
+import sys
+sys.dont_write_bytecode = True
+sys.path[:0] = ["/repo/src", "/sdk", "/runtime"]
+import bench_harness   # imports entry: its warm-up runs now, as in the snapshot workerd starts isolates from
+`);
+  return pyodide;
+}
+
+class Fakes {
+  // bench/bench_worker_cpu.py --serve: FakeMeta and FakeLightspeed under CPython, in their own process.
+  async start(python, spec) {
+    this.proc = spawn(python, [join(HOME, "bench", "bench_worker_cpu.py"), "--serve", JSON.stringify(spec)], { cwd: HOME });
+    this.stderr = "";
+    this.proc.stderr.on("data", (d) => { this.stderr += d; });
+    this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
+    this.urls = await this.next("starting bench/bench_worker_cpu.py --serve");
+    return this;
+  }
+  async next(what) {
+    const line = await Promise.race([this.lines.next(), new Promise((_, reject) =>
+      setTimeout(() => reject(new Error("no answer in 60 s")), 60_000).unref())]).catch((e) => fail(`${what}: ${e.message}\n${this.stderr}`));
+    if (line.done) fail(`${what}: the fakes exited\n${this.stderr}`);
+    return JSON.parse(line.value);
+  }
+  async count() {
+    this.proc.stdin.write("count\n");
+    return this.next("counting Meta's events");
+  }
+  stop() {
+    this.proc?.stdin.end();
+  }
+}
+
+// --- CPU -----------------------------------------------------------------------------------------------
+
+const cpuMicros = () => { const u = process.cpuUsage(); return u.user + u.system; };
+const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
+const threadNanos = () => { try { return Number(readFileSync(SCHEDSTAT, "utf8").split(" ")[0]); } catch { return NaN; } };
+
+async function measured(work) {
+  const before = { ...calls };
+  const t0 = threadNanos();
+  const c0 = cpuMicros();
+  const value = await work();
+  const cpu = (cpuMicros() - c0) / 1000;
+  const thread = (threadNanos() - t0) / 1e6;
+  const spent = { fetch: calls.fetch - before.fetch, d1: calls.d1 - before.d1, r2: calls.r2 - before.r2 };
+  return { cpu, thread, calls: spent, value };
+}
+
+function context() {
+  const pending = [];
+  return { pending, ctx: { waitUntil: (work) => pending.push(Promise.resolve(work)), passThroughOnException() {} } };
+}
+
+async function settle(pending) {
+  const failures = (await Promise.allSettled(pending)).filter((s) => s.status === "rejected").map((s) => String(s.reason));
+  if (failures.length) fail(`waitUntil work failed:\n${failures.join("\n")}`);
+}
+
+async function invokeFetch(harness, env, makeRequest) {
+  const request = makeRequest();             // built by "workerd", outside the measurement
+  const { pending, ctx } = context();
+  const m = await measured(async () => {
+    const response = await harness.fetch(ctx, env, request);
+    await settle(pending);
+    return response;
+  });
+  const response = m.value;
+  m.status = response.status;
+  m.body = await response.text();
+  return m;
+}
+
+async function invokeScheduled(harness, env) {
+  const { pending, ctx } = context();
+  const controller = { cron: "*/10 * * * *", scheduledTime: Date.now(), type: "scheduled", noRetry() {} };
+  return measured(async () => {
+    await harness.scheduled(ctx, env, controller);
+    await settle(pending);
+  });
+}
+
+// --- the scenarios -------------------------------------------------------------------------------------
+
+function fixture(name) {
+  return readFileSync(join(HOME, "tests", "fixtures", "lightspeed", name), "utf8");
+}
+
+function shopVars(prefix, key, secret, pixel) {
+  return { [`${prefix}_LIGHTSPEED_API_KEY`]: key, [`${prefix}_LIGHTSPEED_API_SECRET`]: secret,
+    [`${prefix}_LIGHTSPEED_SHOP_ID`]: "318842", [`${prefix}_META_ACCESS_TOKEN`]: `EAAbench${prefix}token`,
+    [`${prefix}_META_PIXEL_ID`]: pixel, [`${prefix}_SHOP_URL`]: `https://${prefix.toLowerCase()}.example` };
+}
+
+function webhookMaker(secret) {
+  // The shared paid fixture as a new order each time (id, number, times inside Meta's window), signed as
+  // Lightspeed signs: md5(body + secret).
+  const template = JSON.parse(fixture("webhook-order-paid.raw.json"));
+  const delivery = JSON.parse(fixture("webhook-order-paid.headers.json")).headers;
+  let n = 0;
+  return () => {
+    n += 1;
+    const body = structuredClone(template);
+    const now = Date.now();
+    body.order.id = 500_000_000 + n;
+    body.order.number = `WEB${String(n).padStart(5, "0")}`;
+    body.order.createdAt = new Date(now - 10 * 60_000).toISOString().replace(/\.\d{3}Z$/, "+00:00");
+    body.order.updatedAt = new Date(now - 9 * 60_000).toISOString().replace(/\.\d{3}Z$/, "+00:00");
+    const bytes = Buffer.from(JSON.stringify(body), "utf8");
+    const signature = createHash("md5").update(Buffer.concat([bytes, Buffer.from(secret)])).digest("hex");
+    return new Request(`${BASE}/?shop=vik`, { method: "POST", body: bytes,
+      headers: { "Content-Type": "application/json", "X-Shop-Id": delivery["X-Shop-Id"], "X-Signature": signature,
+        "X-Event": "orders/paid" } });
+  };
+}
+
+function bridgeMaker() {
+  let n = 0;
+  return () => {
+    n += 1;
+    const post = { order_number: `BRG${String(n).padStart(5, "0")}`, consent: "granted",
+      fbp: `fb.1.${Date.now() - 60_000}.${1_000_000_000 + n}`, fbclid: `IwAR0bench${n}` };
+    return new Request(`${BASE}/bridge?shop=vik`, { method: "POST", body: JSON.stringify(post),
+      headers: { "Content-Type": "text/plain", "CF-Connecting-IP": `2001:db8::${n.toString(16)}`,
+        "User-Agent": "Mozilla/5.0 (bench) Safari/605.1.15", Origin: "https://vik.example" } });
+  };
+}
+
+const admin = (path) => () => new Request(`${BASE}${path}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+
+function stats(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+  return { n: sorted.length, median, p95: at(0.95), max: sorted[sorted.length - 1] };
+}
+
+function expectOk(kind, m, wanted) {
+  if (m.status !== undefined && !wanted.includes(m.status)) fail(`${kind}: answered ${m.status}: ${m.body.slice(0, 400)}`);
+}
+
+// =====================================================================================================
+// main
+// =====================================================================================================
+
+async function main() {
+  const { values: opts } = parseArgs({
+    options: {
+      repo: { type: "string", default: HOME },
+      python: { type: "string", default: process.env.PYTHON || "python" },
+      quick: { type: "boolean", default: false },
+      profile: { type: "string" },
+      "py-profile": { type: "string" },
+      env: { type: "string", multiple: true, default: [] },
+      orders: { type: "string" },
+      embedded: { type: "boolean", default: false },
+      kinds: { type: "string" },
+      n: { type: "string" },
+      json: { type: "string" },
+    },
+  });
+  const repo = resolve(opts.repo);
+  if (!existsSync(join(repo, "src", "entry.py"))) fail(`--repo ${repo} has no src/entry.py`);
+  for (const o of ["profile", "py-profile"]) if (opts[o] && !KINDS.includes(opts[o])) fail(`--${o} takes one of ${KINDS.join(", ")}`);
+  const only = opts.profile ?? opts["py-profile"];
+  const wanted = only ? [only] : opts.kinds ? opts.kinds.split(",") : KINDS;
+  for (const k of wanted) if (!KINDS.includes(k)) fail(`unknown kind ${k}; kinds: ${KINDS.join(", ")}`);
+  const n = Number(opts.n ?? (opts.quick ? 2 : 30));
+  const warm = opts.quick ? 1 : 5;
+  const perShop = Number(opts.orders ?? (opts.quick ? 20 : 300));
+  const extra = Object.fromEntries(opts.env.map((kv) => { const i = kv.indexOf("="); return [kv.slice(0, i), kv.slice(i + 1)]; }));
+
+  const loadStart = os.loadavg();
+  const started = new Date();
+  const secret = JSON.parse(fixture("webhook-order-paid.headers.json")).secret_used_for_signature;
+  const accountsA = ["VIK", "ANN", "BOB"].map((p) => ({ prefix: p, key: `bench-${p.toLowerCase()}-key`, secret, orders: 0 }));
+  const accountsB = ["SHOP0", "SHOP1", "SHOP2"].map((p, i) => ({ prefix: p, key: `bench-busy${i}-key`,
+    secret: `bench-busy${i}-secret`, orders: perShop }));
+  const sdk = ensureSdk(opts.python);
+  const [store, fakes] = await Promise.all([new Store().start(),
+    new Fakes().start(opts.python, { accounts: [...accountsB, ...accountsA], embedded: opts.embedded })]);
+  const out = { rows: [], machine: {}, profile: null };
+  try {
+    const migrations = readdirSync(join(repo, "migrations")).filter((f) => f.endsWith(".sql")).sort()
+      .map((f) => readFileSync(join(repo, "migrations", f), "utf8"));
+    await store.call({ op: "migrate", db: "A", files: migrations });
+    await store.call({ op: "migrate", db: "B", files: migrations });
+    const pyodide = await startPyodide(repo, sdk, store);
+    const harness = pyodide.pyimport("bench_harness");
+    const common = { META_GRAPH_URL: fakes.urls.meta, LIGHTSPEED_API_URL: fakes.urls.lightspeed, ADMIN_TOKEN: ADMIN };
+    const vars = (accounts) => Object.assign({}, ...accounts.map((a, i) => shopVars(a.prefix, a.key, a.secret, String(900_000_000_000_000 + i))));
+    const logs = new R2Bucket(store);
+    const envA = { ...common, ...vars(accountsA), ...extra, DB: new D1Database(store, "A"), LOGS: logs };
+    const envB = { ...common, ...vars(accountsB), ...extra, DB: new D1Database(store, "B"), LOGS: logs };
+
+    const shim = await shimCost(store, fakes.urls.meta, opts.quick ? 20 : 200);
+    out.shim = shim;
+
+    const rows = [];
+    const record = (label, kind, first, ms, extraInfo = "") => {
+      const s = stats(ms.map((m) => m.cpu));
+      const t = stats(ms.map((m) => m.thread));
+      const sub = stats(ms.map((m) => m.calls.fetch + m.calls.d1 + m.calls.r2));
+      const part = (k) => stats(ms.map((m) => m.calls[k])).median;
+      const shimMs = (part("d1") * shim.d1 + part("r2") * shim.r2 + part("fetch") * shim.fetch) / 1000;
+      const row = { label, kind, n: s.n, median: s.median, p95: s.p95, max: s.max, thread_median: t.median,
+        first: first?.cpu ?? null, first_calls: first ? first.calls : null,
+        subrequests: { median: sub.median, max: sub.max, fetch: part("fetch"), d1: part("d1"), r2: part("r2") },
+        shim_ms: shimMs, note: extraInfo };
+      rows.push(row);
+      console.error(`  ${label}: median ${s.median.toFixed(1)} ms, p95 ${s.p95.toFixed(1)} ms (n ${s.n})${extraInfo ? "; " + extraInfo : ""}`);
+    };
+
+    let profiler = null;
+    const profiled = async (kind, body) => {
+      if (opts["py-profile"] === kind) {
+        harness.py_profile_start();
+        try { return await body(); } finally { out.py_profile = harness.py_profile_stop(30); }
+      }
+      if (opts.profile !== kind) return body();
+      profiler = await startProfiler();
+      try { return await body(); } finally { out.profile = await stopProfiler(profiler, kind, repo); }
+    };
+
+    const repeat = async (kind, label, invoke, wantedStatus) => {
+      const first = await invoke();
+      expectOk(kind, first, wantedStatus);
+      for (let i = 0; i < warm; i += 1) expectOk(kind, await invoke(), wantedStatus);
+      const ms = await profiled(kind, async () => {
+        const list = [];
+        for (let i = 0; i < n; i += 1) {
+          const m = await invoke();
+          expectOk(kind, m, wantedStatus);
+          list.push(m);
+        }
+        return list;
+      });
+      record(label, kind, first, ms);
+    };
+
+    const has = (k) => wanted.includes(k);
+    if (has("webhook")) {
+      const make = webhookMaker(secret);
+      const before = await fakes.count();
+      await repeat("webhook", `webhook (accept + waitUntil send), ${n} orders`, () => invokeFetch(harness, envA, make), [200]);
+      const after = await fakes.count();
+      const sent = after.distinct - before.distinct;
+      if (sent !== n + warm + 1) fail(`webhook: Meta got ${sent} new events for ${n + warm + 1} webhooks`);
+    }
+    if (has("bridge")) {
+      const make = bridgeMaker();
+      await repeat("bridge", "POST /bridge", () => invokeFetch(harness, envA, make), [204]);
+    }
+    if (has("cron-idle")) {
+      for (let i = 0; i < 2; i += 1) await invokeScheduled(harness, envA);     // the daily checks, the first listing
+      await repeat("cron-idle", "cron, nothing to do (3 shops)", () => invokeScheduled(harness, envA), []);
+    }
+    const busyWanted = ["cron-busy", "dashboard", "status", "orders"].some(has);
+    if (busyWanted) {
+      const passes = [];
+      let last = await fakes.count();
+      const events = [];
+      const drain = async (most = opts.quick ? 60 : 400) => {
+        for (let i = 0; i < most; i += 1) {
+          const m = await invokeScheduled(harness, envB);
+          const now = await fakes.count();
+          events.push(now.events - last.events);
+          last = now;
+          passes.push(m);
+          const left = await store.call({ op: "d1", db: "B", kind: "first", sql:
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE state IN ('due', 'retry', 'sending')) AS open, " +
+            "(SELECT COUNT(*) FROM backfill WHERE cursor IS NOT NULL AND run_page IS NULL) AS listed, " +
+            "(SELECT COUNT(*) FROM outbox WHERE event_name = 'Purchase') AS orders", params: [] });
+          if (left.open === 0 && left.listed === 3 && left.orders >= 3 * perShop) return;
+        }
+        if (most === 1) return;
+        fail(`cron-busy: not drained after ${passes.length} passes`);
+      };
+      if (only === "cron-busy") {
+        // The profile is of the steady passes (2 to the last); the first pass is shown apart.
+        await drain(1);
+        await profiled("cron-busy", () => drain());
+      } else {
+        await drain();
+      }
+      const final = await fakes.count();
+      if (final.twice) fail(`cron-busy: Meta got ${final.twice} event(s) twice`);
+      const steady = passes.slice(1);
+      const perPass = stats(events.slice(1).filter((e) => e > 0));
+      if (has("cron-busy")) {
+        record(`cron, 3 shops x ${perShop} missed orders, passes 2-${passes.length}`, "cron-busy", passes[0],
+          steady.length ? steady : passes,
+          `${passes.length} passes, median ${perPass.median ?? 0} events per sending pass, ${final.twice} sent twice`);
+        const f = passes[0];
+        out.first_pass = { cpu: f.cpu, thread: f.thread, calls: f.calls, events: events[0] };
+      }
+    }
+    if (has("dashboard")) await repeat("dashboard", `GET /dashboard (${3 * perShop} orders, 3 shops)`, () => invokeFetch(harness, envB, admin("/dashboard")), [200]);
+    if (has("status")) await repeat("status", "GET /status", () => invokeFetch(harness, envB, admin("/status")), [200]);
+    if (has("orders")) await repeat("orders", "GET /orders (50 rows)", () => invokeFetch(harness, envB, admin("/orders?shop=shop0")), [200]);
+
+    out.rows = rows;
+    out.machine = machine(repo, pyodide.version, started, loadStart);
+    print(out);
+    if (opts.json) writeFileSync(opts.json, JSON.stringify(out, null, 1));
+  } finally {
+    fakes.stop();
+    store.stop();
+  }
+  process.exit(0);
+}
+
+async function shimCost(store, metaUrl, rounds) {
+  // CPU this process spends per forwarded call, with no Python around it: what the shim adds to each subrequest.
+  const db = new D1Database(store, "A");
+  const bucket = new R2Bucket(store);
+  const per = async (fn) => {
+    for (let i = 0; i < 5; i += 1) await fn(i);
+    const c0 = cpuMicros();
+    for (let i = 0; i < rounds; i += 1) await fn(i);
+    return (cpuMicros() - c0) / rounds;
+  };
+  const saved = { ...calls };
+  const d1 = await per(() => db.prepare("SELECT shop, state, COUNT(*) AS n FROM outbox WHERE shop = ? GROUP BY shop, state").bind("vik").all());
+  const r2 = await per((i) => bucket.put(`shim/${i}`, "{\"a\": 1}\n", { httpMetadata: { contentType: "application/x-ndjson" } }));
+  const fetch = await per(async () => (await globalThis.fetch(`${metaUrl}/v0/shim-cost`, { method: "GET" })).arrayBuffer());
+  Object.assign(calls, saved);
+  return { d1, r2, fetch };
+}
+
+function machine(repo, pyodideVersion, started, loadStart) {
+  const git = (args) => { try { return run("git", args, "git", repo).trim(); } catch { return "?"; } };
+  const sdkInfo = readdirSync(SDK_DIR).find((f) => f.startsWith("workers_runtime_sdk-") && f.endsWith(".dist-info")) ?? `workers-runtime-sdk ${SDK_VERSION}`;
+  const mfVersion = JSON.parse(readFileSync(join(HOME, "node_modules", "miniflare", "package.json"), "utf8")).version;
+  return {
+    cpu: os.cpus()[0]?.model ?? "?", cores: os.cpus().length, date: started.toISOString(),
+    load: { start: loadStart.map((x) => x.toFixed(2)).join(" "), end: os.loadavg().map((x) => x.toFixed(2)).join(" ") },
+    node: process.version, pyodide: pyodideVersion, sdk: sdkInfo.replace(/\.dist-info$/, "").replace("workers_runtime_sdk-", "workers-runtime-sdk "),
+    miniflare: mfVersion, repo, commit: `${git(["rev-parse", "--short", "HEAD"])} (${git(["rev-parse", "--abbrev-ref", "HEAD"])})`,
+  };
+}
+
+function print(out) {
+  const m = out.machine;
+  const f = (x) => (x === null || x === undefined ? "-" : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+  console.log(`Worker CPU per invocation (bench/bench_worker_cpu.mjs)`);
+  console.log(`machine: ${m.cpu}, ${m.cores} cores; ${m.date}; load average ${m.load.start} (start), ${m.load.end} (end)`);
+  console.log(`Node ${m.node}, Pyodide ${m.pyodide}, ${m.sdk}, miniflare ${m.miniflare} (D1/R2 in another process)`);
+  console.log(`worker: ${m.repo} at ${m.commit}`);
+  console.log(`shim cost in this process per forwarded call (included below, not subtracted): ` +
+    `D1 ${(out.shim.d1 / 1000).toFixed(2)} ms, R2 ${(out.shim.r2 / 1000).toFixed(2)} ms, fetch ${(out.shim.fetch / 1000).toFixed(2)} ms`);
+  console.log("");
+  console.log("| invocation | n | median ms | p95 ms | max ms | first ms | subrequests (fetch + D1 + R2) | thread median ms | shim ms |");
+  console.log("|---|---|---|---|---|---|---|---|---|");
+  for (const r of out.rows) {
+    const s = r.subrequests;
+    const subs = `${s.median} (${s.fetch} + ${s.d1} + ${s.r2})` + (s.max !== s.median ? `, max ${s.max}` : "");
+    console.log(`| ${r.label} | ${r.n} | ${f(r.median)} | ${f(r.p95)} | ${f(r.max)} | ${f(r.first)} | ${subs} | ${f(r.thread_median)} | ${r.shim_ms.toFixed(2)} |`);
+  }
+  if (out.first_pass) {
+    const p = out.first_pass;
+    console.log(`\ncron-busy first pass: ${f(p.cpu)} ms CPU (thread ${f(p.thread)} ms), ` +
+      `${p.calls.fetch} fetch + ${p.calls.d1} D1 + ${p.calls.r2} R2, ${p.events} events sent`);
+  }
+  for (const r of out.rows) if (r.note) console.log(`${r.kind}: ${r.note}`);
+  if (out.profile) printProfile(out.profile);
+  if (out.py_profile) console.log(`\nPython's cProfile over the measured invocations (slowed by it; read shares):\n${out.py_profile}`);
+}
+
+// --- the profiler --------------------------------------------------------------------------------------
+
+async function startProfiler() {
+  const { Session } = await import("node:inspector/promises");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: 500 });   // µs; finer doubles the CPU
+  await session.post("Profiler.start");
+  return session;
+}
+
+let wasmNames = null;
+
+function wasmFunctionNames() {
+  // pyodide.asm.wasm has no name section, but exports almost every function (it is a dynamic-linking main
+  // module): function index -> export name, read from the binary's export section.
+  if (wasmNames) return wasmNames;
+  wasmNames = new Map();
+  const b = readFileSync(join(HOME, "node_modules", "pyodide", "pyodide.asm.wasm"));
+  let at = 8;
+  const leb = () => { let v = 0; let shift = 0; let byte; do { byte = b[at++]; v += (byte & 0x7f) * 2 ** shift; shift += 7; } while (byte & 0x80); return v; };
+  while (at < b.length) {
+    const id = b[at++];
+    const size = leb();
+    const end = at + size;
+    if (id === 7) {
+      for (let count = leb(); count > 0; count -= 1) {
+        const len = leb();
+        const name = b.toString("utf8", at, at + len);
+        at += len;
+        const kind = b[at++];
+        const index = leb();
+        if (kind === 0 && !wasmNames.has(index)) wasmNames.set(index, name);
+      }
+      break;
+    }
+    at = end;
+  }
+  return wasmNames;
+}
+
+function frameName(frame) {
+  const name = frame.functionName || "(anonymous)";
+  const index = /^wasm-function\[(\d+)\]$/.exec(name)?.[1];
+  return index === undefined ? name : wasmFunctionNames().get(Number(index)) ?? name;
+}
+
+const BRIDGE = /hiwire|jsproxy|pyproxy|js2python|python2js|jsref|jsv_|jsvobject|jsbuffer|jsexception|jsarray|jsmap|jsstring|_pyodide|pyodide_|to_js|to_py|emval|wrap_|js_|_js|^Js|^js|jslib|create_proxy|destroy_proxies|convert|emscripten/i;
+
+function category(frame) {
+  const name = frameName(frame);
+  const url = frame.url || "";
+  if (name === "(garbage collector)") return "V8 GC";
+  if (name === "(idle)") return "idle";
+  if (name === "(program)" || name === "(root)") return "V8 other (program)";
+  if (/^(wasm-to-js|js-to-wasm)/.test(name)) return "Pyodide JS<->Python bridge";
+  if (url.startsWith("wasm://") || url.includes(".wasm")) {
+    if (BRIDGE.test(name)) return "Pyodide JS<->Python bridge";
+    if (/^(gc_|_PyObject_GC|PyObject_GC|_PyGC|collect|deduce_unreachable|move_unreachable|visit_)/.test(name)) return "Python GC";
+    return "Python interpreter";
+  }
+  if (url.includes("pyodide.asm.js") || url.includes("pyodide.mjs") || url.includes("/pyodide/")) return "Pyodide JS<->Python bridge";
+  if (url.includes("bench_worker_cpu") || /child_process|serialization/.test(url) ||
+      /^(writeBuffer|writeUtf8String|writeChannelMessage|readChannelMessage|channel)/.test(name)) {
+    return "bench shim (bindings + IPC; wall time, so inflated on a loaded machine)";
+  }
+  if (url.startsWith("node:") || url === "") return "Node: Response, Headers, timers, promises";
+  return "other JS";
+}
+
+async function stopProfiler(session, kind, repo) {
+  const { profile } = await session.post("Profiler.stop");
+  session.disconnect();
+  const dir = mkdtempSync(join(os.tmpdir(), "bench-worker-cpu-"));
+  const path = join(dir, `${kind}.cpuprofile`);
+  writeFileSync(path, JSON.stringify(profile));
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map();
+  const deltas = profile.timeDeltas;
+  for (let i = 0; i < profile.samples.length; i += 1) {
+    const dt = i + 1 < deltas.length ? deltas[i + 1] : 0;
+    const id = profile.samples[i];
+    self.set(id, (self.get(id) ?? 0) + dt);
+  }
+  const frames = new Map();
+  const groups = new Map();
+  for (const [id, us] of self) {
+    const node = byId.get(id);
+    const cf = node.callFrame;
+    const cat = category(cf);
+    groups.set(cat, (groups.get(cat) ?? 0) + us);
+    const file = (cf.url || "").startsWith("wasm://") ? "" : (cf.url || "").split("/").pop() || "";
+    const key = `${frameName(cf)} ${file}${cf.lineNumber >= 0 && file ? ":" + (cf.lineNumber + 1) : ""}`;
+    const f = frames.get(key) ?? { key, us: 0, cat };
+    f.us += us;
+    frames.set(key, f);
+  }
+  const busy = [...groups].filter(([cat]) => cat !== "idle").reduce((a, [, us]) => a + us, 0);
+  return {
+    kind, path, busy_ms: busy / 1000, idle_ms: (groups.get("idle") ?? 0) / 1000,
+    top: [...frames.values()].filter((f) => f.cat !== "idle").sort((a, b) => b.us - a.us).slice(0, 15)
+      .map((f) => ({ frame: f.key, ms: f.us / 1000, share: f.us / busy, category: f.cat })),
+    groups: [...groups].filter(([cat]) => cat !== "idle").sort((a, b) => b[1] - a[1])
+      .map(([cat, us]) => ({ category: cat, ms: us / 1000, share: us / busy })),
+  };
+}
+
+function printProfile(p) {
+  console.log(`\nV8 profile of ${p.kind} (${p.busy_ms.toFixed(0)} ms sampled busy, ${p.idle_ms.toFixed(0)} ms idle), written to ${p.path}`);
+  console.log("top frames by self time:");
+  for (const t of p.top) console.log(`  ${(t.share * 100).toFixed(1).padStart(5)} %  ${t.ms.toFixed(1).padStart(8)} ms  ${t.frame}  [${t.category}]`);
+  console.log("grouped:");
+  for (const g of p.groups) console.log(`  ${(g.share * 100).toFixed(1).padStart(5)} %  ${g.ms.toFixed(1).padStart(8)} ms  ${g.category}`);
+}
+
+// --- run (last: the classes and constants above are defined by now) ---------------------------------------
+
+if (process.argv[2] === "--store") {
+  await storeMain();
+} else {
+  await main();
+}

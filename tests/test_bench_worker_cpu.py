@@ -1,0 +1,62 @@
+"""``bench/bench_worker_cpu.mjs`` keeps running: its ``--quick`` mode (a couple of invocations per kind) prints a row
+for every kind of Worker invocation, with the subrequests each one made. Not timed: the CPU figures are printed
+by the benchmark, never asserted (about 15 s: Pyodide, miniflare and the fakes start once).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import node_packages
+
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = ["webhook", "bridge", "cron-idle", "cron-busy", "dashboard", "status", "orders"]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: the Worker CPU benchmark needs Node 20 or newer")
+    node_packages.install()
+    path = tmp_path_factory.mktemp("bench") / "cpu.json"
+    proc = subprocess.run([node, "bench/bench_worker_cpu.mjs", "--quick", "--python", sys.executable, "--json",
+                           str(path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and path.is_file(), f"exit {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    data: dict[str, Any] = json.loads(path.read_text())
+    data["output"] = proc.stdout
+    return data
+
+
+def test_every_kind_has_a_row_in_the_printed_table(quick: dict[str, Any]) -> None:
+    assert [r["kind"] for r in quick["rows"]] == KINDS
+    table = [line for line in quick["output"].splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + len(KINDS), quick["output"]
+    for row in quick["rows"]:
+        assert f"| {row['label']} | {row['n']} |" in quick["output"]
+        assert row["n"] >= 1 and row["median"] > 0 and row["first"] > 0
+
+
+def test_each_kind_did_its_work_through_the_forwarded_bindings(quick: dict[str, Any]) -> None:
+    rows = {r["kind"]: r["subrequests"] for r in quick["rows"]}
+    assert rows["webhook"]["fetch"] >= 1 and rows["webhook"]["d1"] >= 1 and rows["webhook"]["r2"] >= 1
+    assert rows["cron-busy"]["fetch"] >= 1           # listing pages and Meta posts went through the fetch shim
+    assert all(rows[k]["d1"] >= 1 for k in ("bridge", "cron-idle", "dashboard", "status", "orders"))
+    assert quick["first_pass"]["calls"]["d1"] >= 1
+    busy = next(r for r in quick["rows"] if r["kind"] == "cron-busy")
+    assert ", 0 sent twice" in busy["note"]
+
+
+def test_the_machine_and_versions_are_printed(quick: dict[str, Any]) -> None:
+    machine = quick["machine"]
+    assert machine["pyodide"] == "0.28.2" and machine["node"].startswith("v")
+    assert machine["sdk"].startswith("workers-runtime-sdk ")
+    for text in ("machine:", "load average", "Pyodide 0.28.2", "shim cost in this process per forwarded call"):
+        assert text in quick["output"]
