@@ -1,5 +1,6 @@
-"""The dashboard's own reads, all in one D1 call: the orders that need attention, a search by order
-number, and each shop's time zone as its orders show it.
+"""The dashboard's own reads: the orders that need attention, a search by order number, and each shop's
+time zone as its orders show it. They go out in the one D1 call that /status's figures go in
+(relay.outbox.one_call), the order rows as one JSON text rather than a value per column per row.
 
 Rows carry delivery facts only, never ``payload`` (no customer data, not even hashed). "Needs
 attention" is every event touched in the last 7 days that is not sent and not cancelled: failed,
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.core.ports import Database
+from relay.outbox.one_call import json_rows, rows_of
 
 ATTENTION = ("failed", "expired", "retry", "waiting", "due", "sending")
 LIMIT = 400                    # rows read for the page, all shops; each shop shows at most SHOW_PER_SHOP
@@ -37,17 +39,19 @@ async def read(db: Database, shops: Sequence[str], now: int, number: str | None 
     marks = ", ".join("?" for _ in shops)
     states = ", ".join(f"'{s}'" for s in ATTENTION)
     statements: list[tuple[str, Sequence[Any]]] = [
-        (f"SELECT {COLUMNS} FROM outbox WHERE state IN ({states}) AND updated_at >= ? AND shop IN ({marks}) "
-         "ORDER BY event_time DESC, order_id DESC LIMIT ?", (now - 7 * DAY, *shops, LIMIT)),
+        (json_rows(f"SELECT {COLUMNS} FROM outbox WHERE state IN ({states}) AND updated_at >= ? "
+                   f"AND shop IN ({marks}) ORDER BY event_time DESC, order_id DESC LIMIT ?", COLUMNS),
+         (now - 7 * DAY, *shops, LIMIT)),
         ("SELECT shop, utc_offset FROM backfill WHERE utc_offset IS NOT NULL", ()),
     ]
     if number:
-        statements.append((f"SELECT {COLUMNS} FROM outbox WHERE shop IN ({marks}) AND order_number = ? "
-                           "COLLATE NOCASE ORDER BY event_time DESC LIMIT ?", (*shops, number, SEARCH_LIMIT)))
+        statements.append((json_rows(f"SELECT {COLUMNS} FROM outbox WHERE shop IN ({marks}) AND order_number = ? "
+                                     "COLLATE NOCASE ORDER BY event_time DESC LIMIT ?", COLUMNS),
+                           (*shops, number, SEARCH_LIMIT)))
     results = await db.batch(statements)
     reads = Reads(utc_offsets={str(r["shop"]): int(r["utc_offset"]) for r in results[1].rows})
-    for row in results[0].rows:
+    for row in rows_of(results[0]):
         reads.attention.setdefault(str(row["shop"]), []).append(row)
     if number:
-        reads.found = results[2].rows
+        reads.found = rows_of(results[2])
     return reads

@@ -17,6 +17,7 @@ from typing import Any
 
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.ports import Database
+from relay.outbox.one_call import json_rows, rows_of
 
 COLUMNS = ("order_id, event_name, order_number, event_id, event_time, state, payment_status, attempts, "
            "next_attempt_at, last_status, last_code, last_subcode, last_fbtrace_id, last_error, sent_at, source, "
@@ -98,7 +99,7 @@ class OrderRows:
             params += [after.event_time, after.order_id, after.event_name]
         sql = (f"SELECT {COLUMNS} FROM outbox WHERE {' AND '.join(where)} "
                "ORDER BY event_time DESC, order_id DESC, event_name DESC LIMIT ?")
-        return (await self.db.run(sql, (*params, limit))).rows
+        return rows_of(await self.db.run(json_rows(sql, COLUMNS), (*params, limit)))   # one value, not 23 a row
 
     async def by_number(self, shop: str, number: str) -> list[dict[str, Any]]:
         return await self.page(shop, number=number, limit=20)

@@ -50,9 +50,10 @@ def statements(shop: str, readable: Sequence[int], unreadable: Sequence[tuple[in
 async def summary(db: Database, now: int) -> dict[str, dict[str, Any]]:
     """Per shop: how many listed orders could not be read in the last week, and the latest with its reason."""
     since = now - KEEP
-    counts = {r["shop"]: int(r["n"]) for r in (await db.run(_SUMMARY, (since,))).rows}
+    summary, latest = await db.batch([(_SUMMARY, (since,)), (_LATEST, (since,))])
+    counts = {r["shop"]: int(r["n"]) for r in summary.rows}
     out: dict[str, dict[str, Any]] = {}
-    for r in (await db.run(_LATEST, (since,))).rows:
+    for r in latest.rows:
         if r["shop"] in out:
             continue
         out[r["shop"]] = {"orders": counts.get(r["shop"], 1), "latest_order_id": int(r["order_id"]) or None,

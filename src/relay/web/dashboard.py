@@ -1,12 +1,12 @@
 """``/dashboard``: "did Meta get my orders, and if not, which ones and why?", per shop, on a phone.
 
-GET renders the page from the same figures as ``GET /status`` (relay.web.status.collect) plus one D1
-call of its own (relay.outbox.attention: the orders that need attention, a search by number, each
-shop's time zone). POST takes the login and sign-out forms (relay.web.auth) and the Replay button,
-which re-queues through relay.jobs.replay, the same decision as ``POST /orders/replay``, sends at once
-within the request's subrequest budget, and redirects to the order so the page shows what happened.
-Who may look and the CSRF field every form carries are relay.web.auth's; the HTML is
-relay.web.dashboard_html's.
+GET renders the page from the same figures as ``GET /status`` (relay.web.status.collect) plus reads
+of its own (relay.outbox.attention: the orders that need attention, a search by number, each shop's
+time zone), all in the one D1 call that status.collect_with sends. POST takes the login and sign-out
+forms (relay.web.auth) and the Replay button, which re-queues through relay.jobs.replay, the same
+decision as ``POST /orders/replay``, sends at once within the request's subrequest budget, and
+redirects to the order so the page shows what happened. Who may look and the CSRF field every form
+carries are relay.web.auth's; the HTML is relay.web.dashboard_html's.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from relay.core.config import load_shop, scan_shops
+from relay.core.config import Shop, load_shop, scan_shops
 from relay.core.sentences import Said
 from relay.jobs import limits, replay, runtime
 from relay.outbox import attention
@@ -46,11 +46,13 @@ async def respond(rt: runtime.Runtime, request: Request) -> Response:
     if who is None:
         return _page(401, login_page(auth.admin_problem(rt.settings.admin_token), lang, "lang" in request.query))
     number = (request.query.get("q") or "").strip()[:64]
-    report = await status.collect(rt)
+    scanned = scan_shops(rt.env, rt.env_names)
+    report, found = await status.collect_with(
+        rt, also=lambda db, names, now: attention.read(db, names, now, number or None), scanned=scanned)
+    reads = found or attention.Reads()
     names = [s["shop"] for s in report["shops"]]
     now = rt.now()
-    reads = await attention.read(rt.db, names, now, number or None)
-    page = Page(report, reads, who, lang, _offsets(rt, names, reads.utc_offsets), _pixels(rt), now, number,
+    page = Page(report, reads, who, lang, _offsets(rt, names, reads.utc_offsets), _pixels(scanned[0]), now, number,
                 _notice(request.query, lang, number))
     return _page(200, page.render())
 
@@ -64,8 +66,7 @@ def _offsets(rt: runtime.Runtime, names: list[str], learned: dict[str, int]) -> 
     return out
 
 
-def _pixels(rt: runtime.Runtime) -> dict[str, str]:
-    shops, _ = scan_shops(rt.env, rt.env_names)
+def _pixels(shops: list[Shop]) -> dict[str, str]:
     return {s.name: s.pixel_id for s in shops}
 
 

@@ -1,0 +1,99 @@
+"""Many independent reads, one D1 call: the statements asked for together go out as one ``batch``.
+
+An admin page reads a dozen small things (counts, the oldest waiting order, token checks, revenue, the
+thank-you script's coverage, ...), each from the module that owns it. Asked one by one, that is a dozen D1
+subrequests, each paying the runtime's per-call conversion; on the Workers Free plan (10 ms of CPU per
+invocation) that alone is over budget. The page runs its readers concurrently (``asyncio.gather``) over
+one ``OneCall`` port: every ``run`` and ``batch`` they make before the event loop turns is queued, and the
+queue is sent as one ``batch`` (D1 runs it in one round trip, in order, as one transaction), its results
+handed back to each reader. A reader that reads again after its first answer (it should not) simply makes a second call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from relay.core.ports import Database, QueryResult
+
+Statement = tuple[str, Sequence[Any]]
+
+
+class OneCall:
+    """A ``Database`` that sends what is asked for in the same event-loop turn as one ``batch``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.calls = 0                                  # batches sent: what the page cost in D1 calls
+        self._queue: list[tuple[list[Statement], asyncio.Future[list[QueryResult]]]] = []
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        return (await self._ask([(sql, params)]))[0]
+
+    async def batch(self, statements: Sequence[Statement]) -> list[QueryResult]:
+        return await self._ask(list(statements))
+
+    async def _ask(self, statements: list[Statement]) -> list[QueryResult]:
+        if not statements:
+            return []
+        future: asyncio.Future[list[QueryResult]] = asyncio.get_running_loop().create_future()
+        self._queue.append((statements, future))
+        if len(self._queue) == 1:
+            asyncio.get_running_loop().call_soon(self._send, 1)   # after the other readers have asked
+        return await future
+
+    def _send(self, seen: int) -> None:
+        if len(self._queue) > seen:          # readers still asking (a reader gathering readers): one more turn
+            asyncio.get_running_loop().call_soon(self._send, len(self._queue))
+            return
+        queued, self._queue = self._queue, []
+        self.calls += 1
+        task = asyncio.ensure_future(self.db.batch([s for statements, _ in queued for s in statements]))
+
+        def hand_out(done: asyncio.Future[list[QueryResult]]) -> None:
+            error = None if done.cancelled() else done.exception()
+            at = 0
+            for statements, future in queued:
+                if future.done():
+                    continue
+                if done.cancelled():
+                    future.cancel()
+                elif error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(done.result()[at:at + len(statements)])
+                at += len(statements)
+
+        task.add_done_callback(hand_out)
+
+
+
+def json_tables(parts: Sequence[tuple[str, str, str]]) -> str:
+    """Several selects as one statement returning one row: a column per ``(name, select, columns)``, each
+    holding that select's rows as ``json_rows`` does. Its parameters are the selects' ``?``, in order."""
+    return "SELECT " + ", ".join(f"({json_rows(select, columns)}) AS {name}" for name, select, columns in parts)
+
+
+def tables_of(result: QueryResult) -> dict[str, list[dict[str, Any]]]:
+    """The tables a ``json_tables`` statement returned, by name."""
+    row = result.rows[0] if result.rows else {}
+    return {name: json.loads(text or "[]") for name, text in row.items()}
+
+
+def json_rows(select: str, columns: str) -> str:
+    """``select`` as one row with one column, ``rows``: its rows as one JSON array of objects, in its order.
+
+    ``columns`` is the select's column list (``"a, b, c"``, plain names). One text value crosses from D1 to
+    Python instead of a value per column per row, each converted on its own; ``rows_of`` decodes it. Only
+    for integer, text and null columns (JSON has no blobs, and a real would come back as a float anyway).
+    """
+    fields = ", ".join(f"'{c}', {c}" for c in (name.strip() for name in columns.split(",")))
+    return f"SELECT json_group_array(json_object({fields})) AS rows FROM ({select})"
+
+
+def rows_of(result: QueryResult) -> list[dict[str, Any]]:
+    """The rows a ``json_rows`` statement returned."""
+    found: list[dict[str, Any]] = json.loads(result.rows[0]["rows"]) if result.rows else []
+    return found
