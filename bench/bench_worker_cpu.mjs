@@ -483,7 +483,7 @@ function bridgeMaker() {
     const post = { order_number: `BRG${String(n).padStart(5, "0")}`, consent: "granted",
       fbp: `fb.1.${Date.now() - 60_000}.${1_000_000_000 + n}`, fbclid: `IwAR0bench${n}` };
     return new Request(`${BASE}/bridge?shop=vik`, { method: "POST", body: JSON.stringify(post),
-      headers: { "Content-Type": "text/plain", "CF-Connecting-IP": `2001:db8::${n.toString(16)}`,
+      headers: { "Content-Type": "text/plain", "CF-Connecting-IP": `2001:db8:${n.toString(16)}::7`,
         "User-Agent": "Mozilla/5.0 (bench) Safari/605.1.15", Origin: "https://vik.example" } });
   };
 }
