@@ -13,6 +13,7 @@ import pytest
 
 from conftest import PAID_HEADERS, PAID_RAW, TOKEN
 from relay.outbox.delivery_log import DeliveryLog, log_key
+from relay_tools import logs_cli
 from relay_tools.cli import main
 from relay_tools.edges import FolderBlobs
 from relay_tools.fakes import graph_error
@@ -134,7 +135,7 @@ def test_relay_logs_prints_a_table_of_the_day(relay, meta, capsys):
     root = relay.relay.blobs.root
     assert main(["logs", "--shop", "vik", "--date", "2025-11-18", "--root", str(root)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split()[:5] == ["time", "kind", "order", "event_id", "transition"]
+    assert out[0].split()[:6] == ["time", "kind", "order", "id", "event_id", "transition"]
     attempt = next(line for line in out if " attempt " in line)
     for expected in ("384271665", "purchase_ORD04217", "due → sent", "200", "FakeTrace000001", "em"):
         assert expected in attempt
@@ -166,6 +167,37 @@ def test_relay_logs_says_where_it_looked_when_the_day_is_empty(relay, meta, caps
     assert main(["logs", "--shop", "vik", "--date", "2025-11-17", "--root", str(root)]) == 1
     err = capsys.readouterr().err
     assert "no delivery log lines for shop 'vik' on 2025-11-17" in err and str(root) in err
+
+
+def test_relay_logs_takes_the_order_number_or_the_id(relay, meta, capsys):
+    webhook(relay)
+    root = str(relay.relay.blobs.root)
+    for order in ("ORD04217", "ord04217", "384271665"):
+        assert main(["logs", "--shop", "vik", "--date", "2025-11-18", "--root", root, "--order", order]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].split()[:4] == ["time", "kind", "order", "id"]
+        assert len(out) == 3 and all("ORD04217" in line and "384271665" in line for line in out[1:])
+
+
+def test_relay_logs_names_the_folder_it_was_given_and_the_orders_it_has(relay, meta, tmp_path, capsys):
+    webhook(relay)
+    root = relay.relay.blobs.root
+    assert main(["logs", "--shop", "vik", "--date", "2025-11-18", "--root", str(root), "--order", "ORD99999"]) == 1
+    err = capsys.readouterr().err
+    assert f"under {root} has 2 line(s), none for order ORD99999; orders in it: ORD04217 (id 384271665)" in err
+    fresh = tmp_path / ".relay" / "logs"                # relay serve's default folder, before it logged anything
+    assert main(["logs", "--shop", "vik", "--root", str(fresh), "--order", "ORD04217"]) == 1
+    err = capsys.readouterr().err
+    assert f"under {fresh}: relay serve and relay backfill write there" in err and "logs/logs" not in err
+
+
+def test_the_objects_of_one_second_are_read_in_the_order_they_were_written(tmp_path):
+    log = DeliveryLog()
+    for n in range(20):                                   # twenty invocations within one second
+        log.add("vik", 1763498829, kind="decision", order_id=n, state="due")
+        asyncio.run(log.flush(FolderBlobs(tmp_path), 1763498829 + n / 25))
+    read = [line["order_id"] for _, line in logs_cli.read_lines(tmp_path / "logs" / "vik" / "2025" / "11" / "18")]
+    assert read == list(range(20))
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -61,17 +61,17 @@ def test_each_request_hold_failure_and_recovery_is_one_line(said, meta, clock):
     post(server, order_body(id=700_002, number="S2"))
     request, retry = new(lines, mark)
     assert request.startswith("POST / shop=vik 200 accepted")
-    assert retry.startswith("RETRY vik order 700002 (attempt 1) (503/2): ")
+    assert retry.startswith("RETRY vik order S2 (id 700002) (attempt 1) (503/2): ")
     clock.advance(3600)
     mark = len(lines)
     sweep(server)
-    assert new(lines, mark) == ["RECOVERED vik order 700002: sent after 2 attempts"]
+    assert new(lines, mark) == ["RECOVERED vik order S2 (id 700002): sent after 2 attempts"]
 
     meta.reject_event_ids.add("purchase_S3")
     mark = len(lines)
     post(server, order_body(id=700_003, number="S3"))
     (failed,) = [line for line in new(lines, mark) if not line.startswith("POST")]
-    assert failed.startswith("FAILED vik order 700003: Meta refused it (400/100/2804050): ")
+    assert failed.startswith("FAILED vik order S3 (id 700003): Meta refused it (400/100/2804050): ")
     assert "relay orders --shop vik" in failed
 
     meta.valid_tokens = {"EAAthe-replacement-token"}
@@ -83,7 +83,7 @@ def test_each_request_hold_failure_and_recovery_is_one_line(said, meta, clock):
     mark = len(lines)
     sweep(server)
     assert new(lines, mark) == ["RECOVERED vik: hold lifted, Meta token replaced; resending",
-                                "RECOVERED vik order 700004: sent after 2 attempts"]
+                                "RECOVERED vik order S4 (id 700004): sent after 2 attempts"]
 
     mark = len(lines)
     assert httpx.post(f"{server.url}/?shop=nope", content=b"{}").status_code == 404
@@ -100,6 +100,15 @@ def test_the_serve_lines_carry_no_query_beyond_the_shop(said):
     httpx.get(f"{server.url}/orders?shop=vik&number=ORD04217&cursor=1.2.Purchase&token=secret-in-url")
     (line,) = new(lines, 0)
     assert line.startswith("GET /orders shop=vik 401") and "ORD04217" not in line and "secret-in-url" not in line
+
+
+def test_a_browsers_favicon_request_is_204_and_not_a_console_line(said):
+    server, lines = said
+    answer = httpx.get(f"{server.url}/favicon.ico")
+    assert answer.status_code == 204 and answer.content == b""
+    httpx.get(f"{server.url}/health")
+    assert [line.split(" ", 2)[1:] for line in lines] == [["GET", "/health 200 ok " + lines[-1].rsplit(" ", 2)[1]
+                                                                   + " ms"]]
 
 
 # --- the real command ---------------------------------------------------------------------------------------
@@ -207,7 +216,7 @@ def test_an_address_or_token_in_a_graph_error_is_neither_said_nor_stored(said, m
     meta.script.append(graph_error(400, 100, "Invalid parameter for marielle.vandenbroek@example.nl EAAabcdefghijkl"))
     post(server, order_body(id=700_020, number="S20"))
     text = "\n".join(lines)
-    assert "FAILED vik order 700020" in text and "marielle" not in text and "EAAabcdefghijkl" not in text
+    assert "FAILED vik order S20 (id 700020)" in text and "marielle" not in text and "EAAabcdefghijkl" not in text
     stored = server.call(server.relay.db.run("SELECT last_error FROM outbox WHERE order_id = 700020")).rows
     assert stored == [{"last_error": "Invalid parameter for [email] [token]"}]     # the ledger keeps neither
 

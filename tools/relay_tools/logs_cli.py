@@ -17,11 +17,13 @@ from typing import Any, TextIO
 
 from relay.core.config import prefix_of
 from relay.core.errors import ConfigError
+from relay_tools import serve_log
 from relay_tools.options import DEFAULT_LOGS
 
 # Every kind of line the relay writes (a test keeps this list in step with the code that writes them).
 KINDS = ("decision", "attempt", "hold", "health", "warning", "config", "listing", "bridge")
-COLUMNS = ("time", "kind", "order", "event_id", "transition", "meta", "recv", "fbtrace_id", "keys", "ms", "detail")
+COLUMNS = ("time", "kind", "order", "id", "event_id", "transition", "meta", "recv", "fbtrace_id", "keys", "ms",
+           "detail")
 DETAIL_WIDTH = 90
 
 
@@ -44,7 +46,7 @@ def day_folder(root: Path, shop: str, day: date) -> Path:
 
 
 def read_lines(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each line as it was stored and as a dict, in time order (file names start with HHMMSS)."""
+    """Each line as it was stored and as a dict, in time order (file names start with HHMMSS-mmm)."""
     for file in sorted(folder.glob("*.ndjson")):
         for number, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
             if not raw.strip():
@@ -67,7 +69,8 @@ def row(line: dict[str, Any]) -> tuple[str, ...]:
     detail = " ".join(str(line[k]) for k in ("reason", "error", "warning", "check") if line.get(k))
     if len(detail) > DETAIL_WIDTH:
         detail = detail[:DETAIL_WIDTH - 1] + "…"
-    return (t, str(line.get("kind", "")), str(line.get("order_id", "")), str(line.get("event_id", "")), transition,
+    return (t, str(line.get("kind", "")), str(line.get("order_number") or ""), str(line.get("order_id", "")),
+            str(line.get("event_id", "")), transition,
             meta, str(line.get("events_received", "")), str(line.get("fbtrace_id", "")),
             _short_keys(str(line.get("match_keys", ""))), str(line.get("ms", "")), detail)
 
@@ -84,18 +87,39 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def for_order(lines: list[tuple[str, dict[str, Any]]], order: str) -> list[tuple[str, dict[str, Any]]]:
+    """The lines about one order, given by its number (``ORD10001``, any case) or its Lightspeed id.
+
+    A line written before lines carried numbers still counts when its id is that of a numbered line.
+    """
+    wanted = order.strip().casefold()
+    ids = {str(line.get("order_id")) for _, line in lines if str(line.get("order_number") or "").casefold() == wanted}
+    ids.add(wanted)
+    return [(raw, line) for raw, line in lines if str(line.get("order_id")) in ids
+            or str(line.get("order_number") or "").casefold() == wanted]
+
+
+def orders_in(lines: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    seen: dict[str, str] = {}
+    for _, line in lines:
+        if line.get("order_id") is not None:
+            key = str(line["order_id"])
+            seen[key] = serve_log.order_label(line) if line.get("order_number") else seen.get(key, key)
+    return list(seen.values())
+
+
 def show(root: Path, shop: str, day: date, fmt: str = "table", order: str | None = None,
          kind: str | None = None, out: TextIO | None = None) -> int:
-    """Print the day's lines; 0 when there were some, 1 when there were none (and say where it looked)."""
+    """Print the day's lines; 0 when there were some, 1 when there were none (and say what it read)."""
     shop = shop.lower()
     prefix_of(shop)
     folder = day_folder(root, shop, day)
     out = out or sys.stdout
-    selected = [(raw, line) for raw, line in read_lines(folder)
-                if (order is None or str(line.get("order_id")) == order) and (kind is None or line.get("kind") == kind)]
+    day_lines = list(read_lines(folder))
+    selected = [(raw, line) for raw, line in (for_order(day_lines, order) if order is not None else day_lines)
+                if kind is None or line.get("kind") == kind]
     if not selected:
-        print(f"no delivery log lines for shop '{shop}' on {day.isoformat()} (UTC) in {folder}; the folder is "
-              "--root (default .relay/logs) or a downloaded bucket copy, see docs/OPERATIONS.md", file=sys.stderr)
+        print(nothing_found(root, shop, day, day_lines, order, kind), file=sys.stderr)
         return 1
     if fmt == "ndjson":
         for raw, _ in selected:
@@ -103,6 +127,21 @@ def show(root: Path, shop: str, day: date, fmt: str = "table", order: str | None
     else:
         print(table([row(line) for _, line in selected]), file=out)
     return 0
+
+
+def nothing_found(root: Path, shop: str, day: date, day_lines: list[tuple[str, dict[str, Any]]],
+                  order: str | None, kind: str | None) -> str:
+    """Why nothing printed, naming the folder the user gave (--root), never a path made up from it."""
+    when = f"on {day.isoformat()} (UTC)"
+    if not day_lines:
+        return (f"no delivery log lines for shop '{shop}' {when} under {root}: relay serve and relay backfill write "
+                f"there (their --logs) once they handle an order of that shop; for the Worker's log, download the "
+                f"bucket and pass its folder as --root (docs/OPERATIONS.md); another day: --date YYYY-MM-DD")
+    which = " and ".join(x for x in (f"order {order}" if order else "", f"kind {kind}" if kind else "") if x)
+    known = orders_in(day_lines)
+    listed = f"; orders in it: {', '.join(known[:8])}{', …' if len(known) > 8 else ''}" if known else ""
+    return (f"the delivery log of shop '{shop}' {when} under {root} has {len(day_lines)} line(s), none for {which}"
+            f"{listed}; another day: --date YYYY-MM-DD")
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -120,6 +159,6 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
                       help=f"relay serve/backfill's --logs folder, or a downloaded bucket (default {DEFAULT_LOGS})")
     logs.add_argument("--format", choices=("table", "ndjson"), default="table",
                       help="a table, or the stored NDJSON lines unchanged (for jq)")
-    logs.add_argument("--order", help="only this order id")
+    logs.add_argument("--order", help="only this order: its number (ORD10001) or its Lightspeed id")
     logs.add_argument("--kind", help=f"only this kind of line: {', '.join(KINDS)}")
     logs.set_defaults(func=_logs)

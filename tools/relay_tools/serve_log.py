@@ -45,6 +45,14 @@ def _short(text: Any) -> str:
     return text if len(text) <= SHORT else text[:SHORT - 1] + "…"
 
 
+# A browser asks for these on every dashboard visit: answered 204, and not worth a console line each.
+QUIET_PATHS = frozenset({"/favicon.ico"})
+
+
+def worth_a_line(path: str) -> bool:
+    return path not in QUIET_PATHS
+
+
 def decision(response: Response) -> str:
     """The relay's answer in a few words: the webhook's status, a replay's count, or the error."""
     body = response.body
@@ -83,10 +91,16 @@ class EchoLog(DeliveryLog):
             self.say(clean(f"{_clock()} {text}"))
 
 
+def order_label(line: Mapping[str, Any]) -> str:
+    """``ORD10005 (id 500000005)``: the number the shop owner knows, the Lightspeed id beside it."""
+    number, ident = line.get("order_number"), line.get("order_id")
+    return f"{number} (id {ident})" if number else str(ident)
+
+
 def event_line(line: Mapping[str, Any]) -> str | None:
     """A hold, a failed or retried attempt, a recovery, or a warning; ``None`` for routine lines."""
     shop, kind = line.get("shop"), line.get("kind")
-    order = f" order {line['order_id']}" if line.get("order_id") is not None else ""
+    order = f" order {order_label(line)}" if line.get("order_id") is not None else ""
     meta = "/".join(str(line[k]) for k in ("status", "code", "subcode") if line.get(k) is not None)
     why = f" ({meta})" if meta else ""
     if kind == "hold":

@@ -92,7 +92,8 @@ class LocalRelay:
         response = await routes.handle(self.runtime(), request)
         body = b"" if response.status == 204 else response.encoded()
         length = [] if response.status == 204 else [(b"content-length", str(len(body)).encode())]
-        if self.say is not None:           # said before the answer leaves, so the line never trails the client
+        if self.say is not None and serve_log.worth_a_line(request.path):   # said before the answer leaves,
+            # so the line never trails the client
             self.say(serve_log.request_line(request.method, request.path, request.query, response,
                                             (time.monotonic() - started) * 1000))
         await send({"type": "http.response.start", "status": response.status,

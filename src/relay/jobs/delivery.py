@@ -122,8 +122,8 @@ async def deliver(rt: Runtime, shop: Shop, claimed: list[Claimed], state: ShopSt
             stored = json.loads(row.payload)
             p = prepared[row.order_id] = consent.prepare(shop, row, stored)
             if p.records or shop.consent_mode != "off":
-                rt.log.add(shop.name, now, kind="decision", order_id=row.order_id, event_id=row.event_id,
-                           **consent.log_fields(p))
+                rt.log.add(shop.name, now, kind="decision", order_id=row.order_id, order_number=row.order_number,
+                           event_id=row.event_id, **consent.log_fields(p))
             if not p.consent.send:
                 finished.append(consent.skipped(row, p))
                 continue
@@ -139,7 +139,7 @@ async def deliver(rt: Runtime, shop: Shop, claimed: list[Claimed], state: ShopSt
                     if exc.retryable:
                         finished.append(_retry(rt, row, Outcome(Verdict.RETRY, message=str(exc)), now))
                         continue
-                    rt.log.add(shop.name, now, kind="warning", order_id=row.order_id,
+                    rt.log.add(shop.name, now, kind="warning", order_id=row.order_id, order_number=row.order_number,
                                error=f"sending without contents: {exc}")
                 else:
                     event = capi.with_lines(event, lines, shop.net_revenue)
@@ -188,7 +188,8 @@ async def _post(rt: Runtime, shop: Shop, batch: list[tuple[Claimed, dict[str, An
         report.held = True
     results = []
     for row, event in batch:
-        rt.log.add(shop.name, now, kind="attempt", order_id=row.order_id, event_id=row.event_id,
+        rt.log.add(shop.name, now, kind="attempt", order_id=row.order_id, order_number=row.order_number,
+                   event_id=row.event_id,
                    verdict=outcome.verdict.value, status=outcome.status, code=outcome.code, subcode=outcome.subcode,
                    fbtrace_id=outcome.fbtrace_id, events_received=outcome.events_received, error=outcome.message,
                    attempts=row.attempts, events=len(batch), ms=ms, match_keys=row.match_keys)

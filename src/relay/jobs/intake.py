@@ -103,7 +103,8 @@ async def record_order(rt: Runtime, shop: Shop, order: Order, source: str) -> st
     now = rt.now()
     row = row_for(order, shop, now, source, await bridge.hold_until(rt, shop, order, now))
     state = await rt.ledger.record(row, now)
-    rt.log.add(shop.name, now, kind="decision", source=source, order_id=order.id, event_id=row.event_id,
+    rt.log.add(shop.name, now, kind="decision", source=source, order_id=order.id, order_number=order.number,
+               event_id=row.event_id,
                state=state or "unchanged", reason=decision_reason(row, state), match_keys=row.match_keys)
     return state
 

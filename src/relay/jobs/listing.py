@@ -90,8 +90,8 @@ async def list_page(work: PassContext, s: ShopTurn, room: int) -> bool:
             s.due += 1
             s.needs_lines += row.needs_lines and state == "due"
         work.rt.log.add(shop.name, now, kind="decision", source="backfill", order_id=row.order_id,
-                        event_id=row.event_id, state=state, reason=intake.decision_reason(row, state),
-                        match_keys=row.match_keys)
+                        order_number=row.order_number, event_id=row.event_id, state=state,
+                        reason=intake.decision_reason(row, state), match_keys=row.match_keys)
     for order_id, problem in unreadable:
         work.rt.log.add(shop.name, now, kind="warning", source="backfill", order_id=order_id,
                         error=f"listed order could not be read, not stored (shown on /status): {problem}")

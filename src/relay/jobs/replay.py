@@ -144,7 +144,8 @@ async def requeue(rt: Runtime, shop: str, *, number: str | None = None, order_id
                 result.refused.append(refused(shop, "sending", label, ready[0]))
         result.refused_total = len(result.refused)
     for r in result.requeued:
-        rt.log.add(shop, now, kind="decision", source="replay", order_id=int(r["order_id"]), state="due",
+        rt.log.add(shop, now, kind="decision", source="replay", order_id=int(r["order_id"]),
+                   order_number=r.get("order_number"), state="due",
                    reason="re-queued by a replay")
     return result
 

@@ -9,7 +9,9 @@ Lines carry decisions and attempts only. Three rules keep customer data and secr
 
 Each attempt line carries its state transition (``from_state`` → ``state``), so a reader can follow
 an order without the ledger. The key is ``logs/<shop>/YYYY/MM/DD/HHMMSS-<id>.ndjson`` (UTC), so an R2
-lifecycle rule on ``logs/`` expires whole days (docs/OPERATIONS.md).
+lifecycle rule on ``logs/`` expires whole days (docs/OPERATIONS.md); the id starts with the milliseconds, so
+the keys of one second sort in the order they were written, and a reader shows the lines in time order.
+Lines about an order carry its number beside its id: the number is what the shop owner knows.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from relay.core.ports import Blobs
 from relay.core.redact import redact
 
 FIELDS = frozenset({
-    "kind", "source", "order_id", "event_id", "from_state", "state", "verdict", "status", "code", "subcode",
-    "fbtrace_id", "events_received", "error", "match_keys", "attempts", "events", "reason", "ms", "next_attempt_at",
+    "kind", "source", "order_id", "order_number", "event_id", "from_state", "state", "verdict", "status", "code",
+    "subcode", "fbtrace_id", "events_received", "error", "match_keys", "attempts", "events", "reason", "ms", "next_attempt_at",
     # token and configuration health (relay.jobs.health)
     "check", "expires_at", "scopes", "warning", "version",
     # the identity bridge and consent (relay.jobs.consent): decisions and verdicts, never values
@@ -115,7 +117,7 @@ class DeliveryLog:
             return []
         keys = []
         for shop, entries in lines.items():
-            key = log_key(shop, now, uuid.uuid4().hex[:12])
+            key = log_key(shop, now, f"{int(now * 1000) % 1000:03d}{uuid.uuid4().hex[:9]}")
             data = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
             try:
                 await blobs.put(key, data.encode("utf-8"))

@@ -55,6 +55,8 @@ async def _route(rt: Runtime, request: Request) -> Response:
         return await orders.respond_replay(rt, request)
     if path == "/dashboard":
         return await dashboard.respond(rt, request)
+    if path == "/favicon.ico":       # every browser visit to /dashboard asks: no icon, and no error either
+        return Response(204, {}, {"Cache-Control": "max-age=86400"})
     if path == "/bridge.js":
         return await bridge.script(rt, request)
     if path == "/bridge":
