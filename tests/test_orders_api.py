@@ -184,9 +184,11 @@ def test_relay_orders_and_status_print_the_same_locally_and_from_the_server(serv
     assert cli.main(["orders", "--shop", "vik", "--limit", "2", *remote]) == 0
     assert capsys.readouterr().out == local_out
     lines = local_out.splitlines()
-    assert [line.split()[0] for line in lines[:2]] == ["ORDL0", "ORDL1"] and lines[2].startswith("more: ")
+    assert lines[0].split()[:5] == ["order", "id", "state", "attempts", "when"] and lines[0].endswith("Meta's answer")
+    assert [line.split()[0] for line in lines[1:3]] == ["ORDL0", "ORDL1"] and lines[3].startswith("more: ")
+    assert all(line.endswith("  200") and "None" not in line for line in lines[1:3])
     assert cli.main(["orders", "--shop", "vik", "--all", *remote]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert len(capsys.readouterr().out.splitlines()) == 4
 
     assert cli.main(["status", "--shop", "vik", *local]) in (0, 1)
     local_status = capsys.readouterr().out.splitlines()[1:]       # the first line carries the time

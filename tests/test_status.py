@@ -8,6 +8,7 @@ import pytest
 from conftest import FIXTURE_CREATED, FIXTURE_NOW, order_body, shop_env, signed_headers
 from relay.jobs import health
 from relay.web.status import iso
+from relay_tools.cli import main
 from relay_tools.fakes import Reply, graph_error
 
 ADMIN = "admin-token-for-tests-7c1f0a9e2b"
@@ -98,7 +99,7 @@ def test_a_sent_order_shows_in_counts_last_success_coverage_and_the_daily_chart(
     answer = status(relay)
     assert answer.headers["cache-control"] == "no-store"
     report = answer.json()
-    assert report["status"] == "attention"                     # never health-checked yet
+    assert report["status"] == "ok"                            # never health-checked yet: said, not alarmed
     assert report["graph_api_version"] == "v26.0"
     (shop,) = report["shops"]
     assert shop["counts"]["24h"]["sent"] == 2 and shop["counts"]["7d"]["sent"] == 2
@@ -112,7 +113,8 @@ def test_a_sent_order_shows_in_counts_last_success_coverage_and_the_daily_chart(
     assert len(shop["daily"]) == 14
     assert shop["graph_api_version"] == "v26.0"
     assert shop["health"] is None
-    assert "VIK_META_ACCESS_TOKEN has not been checked yet; the next cron run checks it" in shop["warnings"]
+    assert shop["ok"] and shop["warnings"] == []
+    assert shop["notes"] == ["VIK_META_ACCESS_TOKEN has not been checked yet; the next cron run checks it"]
 
 
 def test_after_the_health_check_a_quiet_shop_is_ok(relay, meta):
@@ -235,3 +237,33 @@ def test_settings_that_cost_match_quality_or_mark_test_events_are_warned(relay):
     assert any(w.startswith("VIK_SHOP_URL is not set") for w in warnings)
     assert any(w.startswith("VIK_META_TEST_EVENT_CODE is set") for w in warnings)
     assert not any("TEST4242" in w for w in warnings)
+
+
+# --- relay status, the command ------------------------------------------------------------------------------
+
+
+def relay_status(relay, tmp_path, capsys) -> tuple[int, list[str]]:
+    env_file = tmp_path / "status.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in relay.relay.env.items()))
+    code = main(["status", "--db", str(relay.relay.db.path), "--env-file", str(env_file)])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_relay_status_right_after_start_says_not_checked_yet_without_alarm(relay, meta, tmp_path, capsys):
+    send(relay, order_body())
+    code, lines = relay_status(relay, tmp_path, capsys)
+    assert code == 0, lines
+    assert lines[0].startswith("relay ok at ")
+    assert lines[1].startswith("vik: ok;") and "ATTENTION" not in "\n".join(lines)
+    assert "  VIK_META_ACCESS_TOKEN has not been checked yet; the next cron run checks it" in lines
+
+
+def test_relay_status_names_orders_by_their_number_with_the_id_beside_it(relay, meta, tmp_path, capsys):
+    send(relay, order_body(paymentStatus="not_paid"))
+    meta.reject_event_ids.add("purchase_ORD10005")
+    send(relay, order_body(id=500000005, number="ORD10005"))
+    _, lines = relay_status(relay, tmp_path, capsys)             # the command's clock is a year past these orders
+    assert any(line.startswith("  oldest waiting for payment: ORD04217 (id 384271665), placed ") for line in lines)
+    (error,) = [line for line in lines if line.startswith("  last error: ")]
+    assert error.startswith("  last error: ORD10005 (id 500000005), failed at ")
+    assert "Meta 400 code 100/2804050: " in error and "None" not in error

@@ -53,12 +53,29 @@ def _remote(args: argparse.Namespace) -> AdminClient:
 # --- relay orders ------------------------------------------------------------------------------------------
 
 
-def order_line(o: dict[str, Any]) -> str:
+ORDER_COLUMNS = ("order", "id", "state", "attempts", "when", "Meta's answer")
+
+
+def meta_answer(o: dict[str, Any]) -> str:
+    """``200``, ``400 code 100/2804050: Invalid parameter``, or ``-`` before any attempt; never ``None``."""
+    code = "/".join(str(o[k]) for k in ("last_code", "last_subcode") if o.get(k) is not None)
+    answer = " ".join(x for x in (str(o["last_status"] or ""), f"code {code}" if code else "") if x)
+    if o.get("last_error") and o["state"] != "sent":
+        answer = f"{answer}: {o['last_error']}" if answer else str(o["last_error"])
+    return answer or "-"
+
+
+def order_cells(o: dict[str, Any]) -> tuple[str, ...]:
     when = f"sent {o['sent_at']}" if o["sent_at"] else f"placed {o['event_time']}"
-    meta = f" Meta {o['last_status']}/{o['last_code']}" if o["last_status"] or o["last_code"] else ""
-    tail = f": {o['last_error']}" if o["last_error"] and o["state"] != "sent" else ""
     state = o["state"] + (" (cancelled)" if o["cancelled"] else "")
-    return f"{o['order_number']:<12} {o['order_id']:>10}  {state:<10} {o['attempts']} attempt(s)  {when}{meta}{tail}"
+    return (str(o["order_number"]), str(o["order_id"]), state, str(o["attempts"]), when, meta_answer(o))
+
+
+def order_table(rows: list[dict[str, Any]]) -> list[str]:
+    """A header row, then one row per order event; the last column (Meta's answer) is not padded."""
+    cells = [ORDER_COLUMNS, *(order_cells(o) for o in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(ORDER_COLUMNS) - 1)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in cells]
 
 
 def run_orders(args: argparse.Namespace) -> int:
@@ -85,9 +102,9 @@ def run_orders(args: argparse.Namespace) -> int:
         print(json.dumps(pages[0] if len(pages) == 1 else {"shop": args.shop, "pages": pages}, indent=1))
         return 0
     rows = [o for p in pages for o in p["orders"]]
-    for o in rows:
-        print(order_line(o))
-    if not rows:
+    if rows:
+        print("\n".join(order_table(rows)))
+    else:
         print(f"no orders in the ledger of shop '{args.shop}'" + (f" in state {args.state}" if args.state else "")
               + (f" with number {args.number}" if args.number else ""))
     if cursor:
@@ -166,8 +183,8 @@ def _watch(client: AdminClient, shop: str, number: str) -> int:
         if all(o["state"] not in ("due", "sending") for o in rows) or time.monotonic() > deadline:
             break
         time.sleep(POLL_EVERY)
-    for o in rows:
-        print(order_line(o))
+    if rows:
+        print("\n".join(order_table(rows)))
     if any(o["state"] in ("due", "sending") for o in rows):
         print("still queued: the next cron run sends it (relay orders --number shows its state)")
     return 0 if rows and all(o["state"] == "sent" for o in rows) else 1
@@ -183,8 +200,33 @@ def status_lines(report: dict[str, Any]) -> list[str]:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(day.items())) or "no orders"
         lines.append(f"{s['shop']}: {'ok' if s['ok'] else 'ATTENTION'}; last 24 h: {counts}; last sent "
                      f"{s['last_success_at'] or 'never'}")
+        lines += [f"  {note}" for note in s.get("notes") or []]
+        lines += order_facts(s)
         lines += [f"  ! {w}" for w in s["warnings"]]
     return lines
+
+
+def numbered(fact: dict[str, Any]) -> str:
+    """``ORD10003 (id 500000003)``: the number the owner knows first, the id beside it."""
+    number = fact.get("order_number")
+    return f"{number} (id {fact['order_id']})" if number else f"id {fact['order_id']}"
+
+
+def order_facts(s: dict[str, Any]) -> list[str]:
+    """The orders a shop owner may be asked about, by number: the oldest unpaid, the oldest retrying, the last error."""
+    out = []
+    if s.get("oldest_waiting"):
+        out.append(f"  oldest waiting for payment: {numbered(s['oldest_waiting'])}, placed "
+                   f"{s['oldest_waiting']['placed_at']}")
+    if s.get("oldest_retrying"):
+        out.append(f"  oldest retrying: {numbered(s['oldest_retrying'])}, placed {s['oldest_retrying']['placed_at']}")
+    error = s.get("last_error")
+    if error:
+        meta = meta_answer({"last_status": error.get("status"), "last_code": error.get("code"),
+                            "last_subcode": error.get("subcode"), "last_error": error.get("message"),
+                            "state": error.get("state")})
+        out.append(f"  last error: {numbered(error)}, {error['state']} at {error['at']}: Meta {meta}")
+    return out
 
 
 _NO_SHOP = ("no shop is configured on {where}, so there is nothing to report: set the five <SHOP>_* variables "

@@ -27,7 +27,8 @@ from relay.core.redact import redact
 
 FIELDS = frozenset({
     "kind", "source", "order_id", "order_number", "event_id", "from_state", "state", "verdict", "status", "code",
-    "subcode", "fbtrace_id", "events_received", "error", "match_keys", "attempts", "events", "reason", "ms", "next_attempt_at",
+    "subcode", "fbtrace_id", "events_received", "error", "match_keys", "attempts", "events", "reason", "ms",
+    "next_attempt_at",
     # token and configuration health (relay.jobs.health)
     "check", "expires_at", "scopes", "warning", "version",
     # the identity bridge and consent (relay.jobs.consent): decisions and verdicts, never values

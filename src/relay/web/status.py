@@ -243,14 +243,18 @@ def _shop_entry(shop: Shop, fig: dict[str, dict[str, Any]], now: int, version: s
     f = fig[shop.name]
     meta_quality = quality.view(quality_row, shop, iso)
     row = f.pop("health_row")
-    found = config_warnings(shop) + health.warnings(shop, row, now)
+    # Never checked yet (a fresh deployment, or relay serve just started) is said as a note, not a warning:
+    # nothing is wrong, and the next cron run checks. Any other finding of the check is a warning.
+    notes = health.warnings(shop, row, now) if row is None else []
+    found = config_warnings(shop) + (health.warnings(shop, row, now) if row is not None else [])
     served = row["served_version"] if row and row["graph_version"] == version else None
     version_note = health.version_warning(version, served, datetime.fromtimestamp(now, UTC).date())
     if version_note:
         found.append(version_note)
     found += _delivery_warnings(shop.name, f, now) + quality.warnings(meta_quality)
     f["revenue"]["profit_tracked"] = shop.net_revenue     # <SHOP>_NET_REVENUE=1: the dashboard shows the profit
-    return {"shop": shop.name, "ok": not found, "warnings": found, "config_error": None, **_finish(f),
+    return {"shop": shop.name, "ok": not found, "warnings": found, "notes": notes, "config_error": None,
+            **_finish(f),
             "graph_api_version": version, "health": _health_view(row, now), "meta_quality": meta_quality}
 
 
@@ -270,7 +274,7 @@ def _problem_entry(name: str, problem: str, fig: dict[str, dict[str, Any]], now:
     row = f.pop("health_row")
     said = problem if isinstance(problem, Said) else Foreign(problem)
     found = [Said("config_problem", problem=said), *_delivery_warnings(name, f, now)]
-    return {"shop": name, "ok": False, "warnings": found,
+    return {"shop": name, "ok": False, "warnings": found, "notes": [],
             "config_error": problem, **_finish(f), "graph_api_version": version, "health": _health_view(row, now),
             "meta_quality": None}
 
