@@ -45,7 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    return demo.run(args.db)
+    return demo.run(args.db, args.json)
 
 
 def _register_core(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +68,9 @@ def _register_core(sub: argparse._SubParsersAction) -> None:
     backfill.set_defaults(func=backfill_cli.run_backfill)
 
     demo = sub.add_parser("demo", help="a signed sample webhook through the relay, against loopback fakes")
-    demo.add_argument("--db", default=None, help="SQLite file (default: a fresh temporary one)")
+    demo.add_argument("--db", default=None, help="SQLite file to keep (default: a temporary one, removed at the end)")
+    demo.add_argument("--json", action="store_true", help="print the answers, Meta's request, the ledger row and "
+                                                          "the log lines in full")
     demo.set_defaults(func=_demo)
 
 

@@ -3,6 +3,9 @@
 No account, no internet: fake Meta and fake Lightspeed run on 127.0.0.1, the relay runs as
 ``relay serve`` does (uvicorn, SQLite, a log folder), and the sample order is the shared paid
 fixture with its times moved to now so that it is inside Meta's 7-day window.
+
+It ends with a few plain sentences for a shop owner (``--json`` prints the requests, the ledger row and
+the log lines in full, for a developer), and leaves nothing behind: its folder is temporary.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,8 @@ from typing import Any
 import httpx
 
 from relay.core.signature import sign
-from relay_tools.fakes import FakeLightspeed, FakeMeta
+from relay_tools import logs_cli
+from relay_tools.fakes import FakeLightspeed, FakeMeta, Recorded
 from relay_tools.server import LocalRelay, ServerThread
 
 SAMPLE = Path(__file__).with_name("sample_webhook.json")
@@ -50,13 +55,107 @@ def sample_body(now: float) -> bytes:
     return body
 
 
+def money(value: float, currency: str) -> str:
+    """``€ 140,40``: as the shop owner reads an amount (a comma before the cents, dots between thousands)."""
+    symbol = {"EUR": "€", "USD": "$", "GBP": "£"}.get(currency, currency)
+    text = f"{value:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    return f"{symbol} {text}"
+
+
 def _section(title: str, value: Any) -> None:
     print(f"\n== {title}")
     print(value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def run(db: str | None = None) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="relay-demo-"))
+@dataclass
+class Seen:
+    """What one demo run saw: the two answers, Meta's requests, the ledger row and the log lines in time order."""
+
+    size: int
+    first: httpx.Response
+    again: httpx.Response
+    posts: list[Recorded]
+    row: dict[str, Any]
+    log: list[tuple[str, dict[str, Any]]]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [event for post in self.posts for event in post.json()["data"]]
+
+    @property
+    def ok(self) -> bool:
+        return (len(self.events) == 1 and self.first.status_code == 200
+                and self.first.json().get("status") == "accepted" and self.again.json().get("status") == "duplicate")
+
+
+def summary(seen: Seen) -> list[str]:
+    """The demo in plain sentences, ending with the one line that says whether it did what the relay promises."""
+    number = seen.row["order_number"]
+    events = seen.events
+    data = events[0].get("custom_data", {}) if events else {}
+    amount = money(float(data.get("value") or 0), str(data.get("currency") or "EUR"))
+    keys = [k for k in str(seen.row.get("match_keys") or "").split(",") if k]
+    out = [
+        f"1. Lightspeed sent order {number} (paid, {amount}) to the relay, signed ({seen.size} bytes): "
+        f"{seen.first.status_code} {seen.first.json().get('status')}",
+        f"2. The same webhook again: {seen.again.status_code} {seen.again.json().get('status')}"
+        + (" (recognised: nothing is sent twice)" if seen.again.json().get("status") == "duplicate" else ""),
+        f"3. Meta received {len(seen.posts)} request(s) with {len(events)} event(s)"
+        + (f": {events[0]['event_name']} {events[0]['event_id']}, {amount}, {len(keys)} match keys, the customer's "
+           "details hashed (SHA-256)" if events else ""),
+        f"4. The ledger: {number} {seen.row['state']} after {seen.row['attempts']} attempt(s); only the hashed event "
+        "is kept, IP address and user agent dropped once sent",
+        "",
+        "Delivery log (the R2 stand-in), in time order:",
+        *(log_line(line) for _, line in seen.log),
+        "",
+    ]
+    if seen.ok:
+        out.append(f"Meta received 1 Purchase for {number}, {amount}, once; the repeat was recognised.")
+    else:
+        out.append(f"Something is off: Meta received {len(events)} event(s) for {number} (expected 1); "
+                   "run with --json to see every request and answer.")
+    out.append("(relay demo --json shows the answers, Meta's request, the ledger row and the log lines in full)")
+    return out
+
+
+def log_line(line: dict[str, Any]) -> str:
+    """A delivery log line in a few words: time, kind, order, state change, Meta's answer (``relay logs`` has all)."""
+    cells = dict(zip(logs_cli.COLUMNS, logs_cli.row(line), strict=True))
+    meta = f"Meta {cells['meta']}" + (f", {cells['recv']} received" if cells["recv"] else "") if cells["meta"] else ""
+    return "  ".join(x for x in (f"  {cells['time']}", f"{cells['kind']:<8}", cells["order"] or cells["id"],
+                                 cells["transition"], meta) if x)
+
+
+def details(seen: Seen) -> None:
+    """The developer's view (``--json``): each answer, Meta's requests, the ledger row and the raw log lines."""
+    _section(f"Lightspeed → relay: POST /?shop=demo ({seen.size} bytes, signed) → {seen.first.status_code}",
+             seen.first.json())
+    _section(f"Same webhook again → {seen.again.status_code}", seen.again.json())
+    _section(f"Meta received {len(seen.posts)} request(s)", "")
+    for post in seen.posts:
+        sent = post.json()
+        sent["access_token"] = "<redacted>"
+        print(f"POST {post.path}")
+        print(json.dumps(sent, indent=2, ensure_ascii=False))
+    _section("Ledger row (hashed payload only; IP and user agent dropped once sent)",
+             {k: (json.loads(v) if k == "payload" else v) for k, v in seen.row.items()})
+    _section("Delivery log (R2 stand-in), in time order", "\n".join(raw for raw, _ in seen.log))
+
+
+def run(db: str | None = None, as_json: bool = False) -> int:
+    with tempfile.TemporaryDirectory(prefix="relay-demo-") as folder:     # removed when the demo ends
+        seen = _run(Path(folder), db)
+    if as_json:
+        details(seen)
+    else:
+        print("relay demo: fake Meta and fake Lightspeed on 127.0.0.1, the relay as `relay serve` runs it "
+              "(no account, no internet)\n")
+        print("\n".join(summary(seen)))
+    return 0 if seen.ok else 1
+
+
+def _run(workdir: Path, db: str | None) -> Seen:
     with FakeMeta() as meta, FakeLightspeed(KEY, SECRET) as lightspeed:
         relay = LocalRelay(demo_env(meta.url, lightspeed.url), db or workdir / "relay.db", workdir / "logs",
                            sweep_interval=None)
@@ -70,22 +169,9 @@ def run(db: str | None = None) -> int:
             server.drain()
             again = httpx.post(url, content=body, headers=headers)
             server.drain()
-            _section(f"Lightspeed → relay: POST /?shop=demo ({len(body)} bytes, signed) → {first.status_code}",
-                     first.json())
-            _section(f"Same webhook again → {again.status_code}", again.json())
-            posts = meta.event_posts
-            _section(f"Meta received {len(posts)} request(s)", "")
-            for post in posts:
-                sent = post.json()
-                sent["access_token"] = "<redacted>"
-                print(f"POST {post.path}")
-                print(json.dumps(sent, indent=2, ensure_ascii=False))
             row = server.call(relay.runtime().ledger.get("demo", 384271665))
-            _section("Ledger row (hashed payload only; IP and user agent dropped once sent)",
-                     {k: (json.loads(v) if k == "payload" else v) for k, v in row.items()})
-            logs = sorted((workdir / "logs").rglob("*.ndjson"))
-            _section("Delivery log (R2 stand-in)", "\n".join(p.read_text().rstrip() for p in logs))
-            print(f"\nDatabase and logs are in {workdir}")
-            return 0 if len(posts) == 1 and first.status_code == 200 else 1
         finally:
             server.stop()
+        days = sorted({p.parent for p in (workdir / "logs").rglob("*.ndjson")})
+        log = [entry for day in days for entry in logs_cli.read_lines(day)]
+        return Seen(len(body), first, again, list(meta.event_posts), dict(row), log)
