@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import os
+import shlex
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import httpx
 from relay.core import admin_token, capi, lightspeed
 from relay.core.config import REQUIRED, Settings, Shop, load_settings, missing_variables, scan_shops
 from relay.core.errors import ConfigError, LightspeedError
-from relay.core.ports import Http, HttpRequest
+from relay.core.ports import Http, HttpRequest, HttpResponse
 from relay.jobs import health
 from relay_tools import admin_client, envfile, webhooks_api
 from relay_tools.edges import HttpxClient
@@ -42,7 +43,7 @@ DEFAULT_CURRENCY = "EUR"
 
 @dataclass(frozen=True)
 class Check:
-    ok: bool | None          # None: not checked (an earlier check failed)
+    ok: bool | None          # None: not run (an earlier check failed; ``detail`` says which)
     name: str
     detail: str
     fix: str = ""
@@ -84,20 +85,58 @@ async def _get(http: Http, request: HttpRequest) -> tuple[int | None, Any, str]:
         return response.status, None, f"answered {response.status} without JSON"
 
 
-async def lightspeed_checks(http: Http, shop: Shop, settings: Settings,
-                            url: str | None) -> tuple[list[Check], str]:
-    """The key, the shop id, reading orders, the webhooks; and the shop's currency for the test event."""
+class Watched:
+    """The HTTP port, remembering whether the network failed the last request: a check that got no answer
+    names the network and what to do now, instead of blaming a setting it could not test."""
+
+    def __init__(self, http: Http) -> None:
+        self.http = http
+        self.failed: str | None = None
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        self.failed = None
+        try:
+            return await self.http.send(request)
+        except (TimeoutError, OSError) as exc:
+            self.failed = request.url
+            self.why = "no answer in time" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+            raise
+
+    def check(self, name: str) -> Check:
+        """The failed request as a check: which server did not answer, and what to do about it now."""
+        parts = urlsplit(self.failed or "")
+        host = parts.hostname or "?"
+        if any(mark in parts.netloc for mark in LOOPBACK):
+            fix = (f"nothing answers at {parts.scheme}://{parts.netloc} on this machine: start the server that "
+                   f"address is for (a sandbox that was stopped?), or remove the {' or '.join(OVERRIDES)} that "
+                   "points there; then run relay doctor again")
+        else:
+            fix = (f"this machine cannot reach {host}: check its internet connection (a proxy or firewall?), "
+                   "then run relay doctor again; the settings were not tested")
+        return Check(False, name, f"network: {host} did not answer ({self.why})", fix)
+
+
+def not_run(name: str, why: str) -> Check:
+    return Check(None, name, f"not run: {why}")
+
+
+async def lightspeed_checks(http: Watched, shop: Shop, settings: Settings, url: str | None,
+                            again: str = "") -> tuple[list[Check], str]:
+    """The key, the shop id, reading orders, the webhooks; and the shop's currency for the test event.
+
+    When the key check fails the other three cannot run, and say so, with why."""
     name = f"{shop.name}: Lightspeed"
+    later = (f"{name} shop id", f"{name} orders", f"{shop.name}: webhooks")
     try:
         data = lightspeed.checked(await http.send(lightspeed.shop_request(shop, settings)), shop, "shop.json",
                                   "Settings (read)")
         key = Check(True, f"{name} key", f"shop.json answered ({shop.cluster}, {shop.language})")
-    except (TimeoutError, OSError) as exc:
-        return [Check(False, f"{name} key", f"shop.json did not answer ({type(exc).__name__})",
-                      f"check {shop.prefix}LIGHTSPEED_CLUSTER ({shop.cluster}) and the network")], DEFAULT_CURRENCY
+    except (TimeoutError, OSError):
+        return [http.check(f"{name} key"), *(not_run(n, "Lightspeed did not answer") for n in later)], \
+            DEFAULT_CURRENCY
     except LightspeedError as exc:
         return [Check(False, f"{name} key", str(exc), f"correct {shop.prefix}LIGHTSPEED_API_KEY and _API_SECRET"),
-                Check(None, f"{name} shop id", "not checked: needs a working key")], DEFAULT_CURRENCY
+                *(not_run(n, "the key check failed") for n in later)], DEFAULT_CURRENCY
     about = data.get("shop") if isinstance(data, dict) and isinstance(data.get("shop"), dict) else {}
     found = str(about.get("id", ""))
     currency = str((about.get("currency") or {}).get("shortcode") or DEFAULT_CURRENCY)
@@ -110,21 +149,44 @@ async def lightspeed_checks(http: Http, shop: Shop, settings: Settings,
         listing = lightspeed.request(shop, settings, "orders", {"limit": 1})
         lightspeed.checked(await http.send(listing), shop, "orders.json", "Orders (read)")
         out.append(Check(True, f"{name} orders", "orders.json answered"))
-    except (TimeoutError, OSError, LightspeedError) as exc:
-        out.append(Check(False, f"{name} orders", str(exc) or type(exc).__name__,
+    except (TimeoutError, OSError):
+        out.append(http.check(f"{name} orders"))
+    except LightspeedError as exc:
+        out.append(Check(False, f"{name} orders", str(exc),
                          "give the API key the 'Orders (read)' permission (Settings > Developers > API keys)"))
-    out.append(await webhook_check(http, shop, settings, url))
+    out.append(await webhook_check(http, shop, settings, url, again))
     return out, currency
 
 
-async def webhook_check(http: Http, shop: Shop, settings: Settings, url: str | None) -> Check:
+def register_fix(shop: str, url: str | None, again: str = "") -> str:
+    """A ``relay webhooks register`` line that runs as printed, or, without a usable address, what to do first.
+
+    ``register`` takes only an https:// address Lightspeed can reach; a loopback ``--url`` (a local
+    ``relay serve``) is not one, so it is never suggested."""
+    if url is None:
+        return (f"deploy the Worker, then run relay doctor again with --url and the Worker's https:// address: "
+                f"it prints the relay webhooks register command for shop {shop}")
+    address = f"{worker_base(url)}/?shop={shop}"
+    try:
+        webhooks_api.check_address(address, shop)
+    except ConfigError:
+        return (f"Lightspeed can only deliver to the Worker's public https:// address, not {worker_base(url)}; "
+                f"deploy (docs/DEPLOYMENT.md), then run relay doctor again with --url set to that address")
+    if any(mark in urlsplit(address).netloc for mark in LOOPBACK):
+        return (f"Lightspeed cannot reach {worker_base(url)} (this machine); deploy, then run relay doctor again "
+                "with --url set to the Worker's https:// address")
+    return shlex.join(["uv", "run", "relay", "webhooks", "register", "--shop", shop, "--url", address]) + again
+
+
+async def webhook_check(http: Watched, shop: Shop, settings: Settings, url: str | None, again: str = "") -> Check:
     name = f"{shop.name}: webhooks"
     address = f"{worker_base(url)}/?shop={shop.name}" if url else None
-    fix = (f"relay webhooks register --shop {shop.name} --url "
-           f"{address or 'https://<your-worker>.workers.dev/?shop=' + shop.name}")
+    fix = register_fix(shop.name, url, again)
     try:
         hooks = await list_webhooks(http, shop, settings)
     except LightspeedError as exc:
+        if http.failed:
+            return http.check(name)
         return Check(False, name, str(exc), fix)
     missing = []
     for group, action in webhooks_api.TOPICS:
@@ -168,14 +230,21 @@ def sample_event(shop: Shop, currency: str, now: int) -> dict[str, Any]:
     return event
 
 
-async def meta_checks(http: Http, shop: Shop, settings: Settings, now: int, currency: str) -> list[Check]:
+async def meta_checks(http: Watched, shop: Shop, settings: Settings, now: int, currency: str) -> list[Check]:
     name = f"{shop.name}: Meta"
     var = f"{shop.prefix}META_ACCESS_TOKEN"
     token = await health.check_token(http, shop, settings, now)
     fix = f"create a system-user token with {health.REQUIRED_SCOPE} for pixel {shop.pixel_id}, set {var}"
-    if token.state == "invalid" or token.state == "unknown":
+    if http.failed:
+        return [http.check(f"{name} token"), not_run(f"{name} pixel", "Meta did not answer")]
+    if token.state == "unknown":          # Meta answered, but not about the token (a 5xx, a transient code)
+        said = (token.error or "no verdict").split("; will check again")[0]
+        return [Check(False, f"{name} token", f"Meta could not check it just now: {said}",
+                      "this is on Meta's side, not the token's: run relay doctor again in a few minutes"),
+                not_run(f"{name} pixel", "the token could not be checked")]
+    if token.state == "invalid":
         return [Check(False, f"{name} token", token.error or token.state, fix),
-                Check(None, f"{name} pixel", "not checked: needs a valid token")]
+                not_run(f"{name} pixel", "the token check failed")]
     expiry = ("never expires" if token.expires_at == 0 else
               f"expires {health.iso_day(token.expires_at)}" if token.expires_at else "expiry not reported")
     scoped = not token.scopes or health.REQUIRED_SCOPE in token.scopes
@@ -186,6 +255,8 @@ async def meta_checks(http: Http, shop: Shop, settings: Settings, now: int, curr
         _, data, why = await _get(http, capi.events_request(shop, settings, [sample_event(shop, currency, now)]))
         got = data.get("events_received") if isinstance(data, dict) else None
         error = (data.get("error") or {}).get("message") if isinstance(data, dict) else None
+        if http.failed:
+            return [*out, http.check(f"{name} pixel")]
         out.append(Check(got == 1, f"{name} pixel",
                          f"Test Events post to {shop.pixel_id}: " + (
                              "received (see Events Manager > Test events)" if got == 1 else error or why or str(data)),
@@ -198,6 +269,8 @@ async def meta_checks(http: Http, shop: Shop, settings: Settings, now: int, curr
             timeout=health.TIMEOUT))
         ok = status == 200 and isinstance(data, dict) and str(data.get("id")) == shop.pixel_id
         error = (data.get("error") or {}).get("message") if isinstance(data, dict) else None
+        if http.failed:
+            return [*out, http.check(f"{name} pixel")]
         out.append(Check(ok, f"{name} pixel",
                          f"the token reads pixel {shop.pixel_id}" if ok else f"pixel {shop.pixel_id}: "
                          f"{error or why or status}",
@@ -224,12 +297,16 @@ def worker_checks(url: str, env: Mapping[str, str]) -> list[Check]:
                          "deploy with this ADMIN_TOKEN (./deploy.sh, or the Deploy workflow after changing the "
                          "RELAY_ENV secret), or use the one the Worker was deployed with"))
     except httpx.HTTPError as exc:
-        out.append(Check(False, "Worker", f"{base} did not answer ({type(exc).__name__})", "check --url"))
+        out.append(Check(False, "Worker", f"network: {base} did not answer ({type(exc).__name__})",
+                         "check --url (the Worker's https:// address) and this machine's connection, then run "
+                         "relay doctor again"))
     return out
 
 
 async def diagnose(env: Mapping[str, str], file_env: Mapping[str, str] | None, env_file: str | None,
                    only: str | None, url: str | None, http: Http) -> list[Check]:
+    watched = Watched(http)
+    again = f" --env-file {shlex.quote(env_file)}" if env_file else ""
     checks = env_checks(file_env, env, env_file)
     try:
         settings = load_settings(env)
@@ -247,9 +324,9 @@ async def diagnose(env: Mapping[str, str], file_env: Mapping[str, str] | None, e
     now = int(time.time())
     for shop in shops:
         checks.append(Check(True, f"{shop.name}: variables", "all five set"))
-        found, currency = await lightspeed_checks(http, shop, settings, url)
+        found, currency = await lightspeed_checks(watched, shop, settings, url, again)
         checks += found
-        checks += await meta_checks(http, shop, settings, now, currency)
+        checks += await meta_checks(watched, shop, settings, now, currency)
     return checks
 
 
