@@ -18,6 +18,7 @@ from relay_tools import (
     health_cli,
     logs_cli,
     orders_cli,
+    sandbox,
     serve_log,
     webhooks_cli,
 )
@@ -76,7 +77,7 @@ def _register_core(sub: argparse._SubParsersAction) -> None:
 
 COMMANDS: list[Register] = [_register_core, deploy_cli.register_commands, webhooks_cli.register_commands,
                             logs_cli.register_commands, health_cli.register_commands, orders_cli.register_commands,
-                            doctor.register_commands, bridge_cli.register_commands]
+                            doctor.register_commands, bridge_cli.register_commands, sandbox.register_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
