@@ -4,7 +4,8 @@ Fake Meta and fake Lightspeed (``relay_tools.fakes``) and ``relay serve`` with t
 127.0.0.1, behind an admin token made up for this run. Its state (the database, the log folder, an env file
 for the other commands, and ``sandbox.json`` for ``relay sandbox order``) lives in ``.relay/sandbox`` of the
 working directory, a place the other terminal finds without being told; Ctrl-C stops the three servers and
-removes that folder, so nothing is left behind. ``relay_tools.sandbox_order`` places the test orders.
+removes that folder, so nothing is left behind. ``relay_tools.sandbox_order`` places the test orders (and
+holds the names of that folder's files, which both sides use).
 """
 
 from __future__ import annotations
@@ -23,14 +24,10 @@ from types import FrameType
 from typing import Any
 
 from relay.core.errors import ConfigError
-from relay_tools import serve_log
+from relay_tools import sandbox_order, serve_log
 from relay_tools.fakes import FakeLightspeed, FakeMeta, Recorded, Reply
+from relay_tools.sandbox_order import ENV_FILE, REFUSE_PATH, STATE_DIR, STATE_FILE, pid_alive
 from relay_tools.server import LocalRelay, bind
-
-STATE_DIR = Path(".relay") / "sandbox"
-STATE_FILE = "sandbox.json"
-ENV_FILE = "sandbox.env"
-REFUSE_PATH = "/sandbox/refuse"          # fake Meta's one extra route: refuse this event id from now on
 
 
 @dataclass(frozen=True)
@@ -69,16 +66,6 @@ class SandboxMeta(FakeMeta):
                 self.reject_event_ids.add(str(request.json().get("event_id")))
             return Reply(200, {"ok": True})
         return super().answer(request)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def claim(state: Path) -> None:
@@ -127,9 +114,6 @@ def banner(url: str, token: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "action", None) == "order":
-        from relay_tools import sandbox_order
-        return sandbox_order.run(args)
     state, parent_existed = STATE_DIR, STATE_DIR.parent.exists()
     claim(state)
     signal.signal(signal.SIGTERM, _stop)
@@ -190,5 +174,5 @@ def register_commands(sub: argparse._SubParsersAction) -> None:
         kind.add_argument(f"--{name}", dest="kind", action="store_const", const=name, help=text)
     order.add_argument("--shop", default=SHOPS[0].name, choices=[s.name for s in SHOPS])
     order.add_argument("--number", help="an order placed before (e.g. ORD10002): send it again, e.g. now --paid")
-    order.set_defaults(kind="paid")
+    order.set_defaults(kind="paid", func=sandbox_order.run)
     sandbox.set_defaults(func=run)

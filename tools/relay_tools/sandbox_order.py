@@ -11,17 +11,23 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import shlex
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from relay.core.errors import ConfigError
 from relay.core.signature import sign
-from relay_tools import demo, sandbox
+from relay_tools import demo
 from relay_tools.orders_cli import meta_answer
-from relay_tools.sandbox import ENV_FILE, REFUSE_PATH, STATE_DIR, STATE_FILE
+
+STATE_DIR = Path(".relay") / "sandbox"  # the known place: relative to the folder both terminals work in
+STATE_FILE = "sandbox.json"
+ENV_FILE = "sandbox.env"
+REFUSE_PATH = "/sandbox/refuse"          # fake Meta's one extra route: refuse this event id from now on
 
 WATCH_SECONDS = 10.0
 # paymentStatus, status, and the webhook's X-Event for each kind of test order
@@ -33,6 +39,16 @@ KINDS = {
 }
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
 def load_state() -> dict[str, Any]:
     found = STATE_DIR / STATE_FILE
     try:
@@ -40,7 +56,7 @@ def load_state() -> dict[str, Any]:
     except (OSError, ValueError):
         raise ConfigError(f"no sandbox is running in this folder ({found} not found): start one with "
                           "`uv run relay sandbox` in another terminal, in this folder") from None
-    if not sandbox.pid_alive(int(state.get("pid") or 0)):
+    if not pid_alive(int(state.get("pid") or 0)):
         raise ConfigError(f"the sandbox that wrote {found} is gone: start it again with `uv run relay sandbox`")
     return state
 
