@@ -74,6 +74,12 @@ def test_the_sandbox_takes_every_kind_of_test_order_and_leaves_nothing_behind(sa
         assert placed.returncode == 0, placed.stdout + placed.stderr
         assert placed.stdout.startswith(f"ORD{number} (id {500000000 + number - 10000}, shop demo): ")
         assert says in placed.stdout
+    console = ""
+    while "FAILED demo order ORD10004 (id 500000004)" not in console:   # the sandbox's own console line
+        console = proc.stdout.readline()
+        assert console, "the sandbox ended"
+    suggested = run(tmp_path, as_printed(console.split("; see ", 1)[1].strip()))
+    assert suggested.returncode == 0 and "ORD10004  500000004  failed" in suggested.stdout, suggested.stderr
     paid_later = run(tmp_path, [*as_printed(order), "--number", "ORD10002"])
     assert paid_later.returncode == 0 and "Meta (fake) received its Purchase" in paid_later.stdout
 
@@ -93,9 +99,8 @@ def test_the_sandbox_takes_every_kind_of_test_order_and_leaves_nothing_behind(sa
     assert page.status_code == 200 and "demo2" in page.text
 
     proc.send_signal(signal.SIGINT)                      # Ctrl-C
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "FAILED demo order ORD10004 (id 500000004)" in out
     assert "Traceback" not in err and "removed" in err
     assert list(tmp_path.iterdir()) == [], "the sandbox must remove its folder"
     assert closed(port) and all(closed(p) for p in fakes)

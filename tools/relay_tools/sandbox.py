@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from relay.core.errors import ConfigError
+from relay.jobs import runtime
 from relay_tools import sandbox_order, serve_log
 from relay_tools.fakes import FakeLightspeed, FakeMeta, Recorded, Reply
 from relay_tools.sandbox_order import ENV_FILE, REFUSE_PATH, STATE_DIR, STATE_FILE, pid_alive
@@ -66,6 +67,17 @@ class SandboxMeta(FakeMeta):
                 self.reject_event_ids.add(str(request.json().get("event_id")))
             return Reply(200, {"ok": True})
         return super().answer(request)
+
+
+class SandboxRelay(LocalRelay):
+    """``relay serve`` as the sandbox runs it: a FAILED line points at a ``relay orders`` that runs as printed."""
+
+    def runtime(self) -> runtime.Runtime:
+        rt = super().runtime()
+        if isinstance(rt.log, serve_log.EchoLog):
+            rt.log.orders = ("uv run relay orders --shop {shop} "
+                             f"--env-file {STATE_DIR / ENV_FILE} --db {STATE_DIR / 'relay.db'}")
+        return rt
 
 
 def claim(state: Path) -> None:
@@ -137,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         sandbox: dict[str, Any] = {"pid": os.getpid(), "relay": url, "meta": meta.url, "lightspeed": lightspeed.url,
                                    "token": token, "shops": [asdict(s) for s in SHOPS]}
         _write_private(state / STATE_FILE, json.dumps(sandbox, indent=1))
-        relay = LocalRelay(env, state / "relay.db", state / "logs", sweep_interval=args.sweep_interval,
+        relay = SandboxRelay(env, state / "relay.db", state / "logs", sweep_interval=args.sweep_interval,
                            say=serve_log.say)
         print("\n".join(banner(url, token)), flush=True)
         asyncio.run(relay.serve(sock))

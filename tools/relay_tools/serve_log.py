@@ -79,6 +79,8 @@ def request_line(method: str, path: str, query: Mapping[str, str], response: Res
 class EchoLog(DeliveryLog):
     """The delivery log, also said on the console for the lines an operator must see as they happen."""
 
+    orders = "relay orders --shop {shop}"     # the command a FAILED line points at (relay sandbox adds its files)
+
     def __init__(self, say: Say) -> None:
         super().__init__()
         self.say = say
@@ -86,7 +88,7 @@ class EchoLog(DeliveryLog):
     def add(self, shop: str, at: float, **fields: Any) -> None:
         super().add(shop, at, **fields)
         line = self.lines[shop][-1]
-        text = event_line(line)
+        text = event_line(line, self.orders)
         if text is not None:
             self.say(clean(f"{_clock()} {text}"))
 
@@ -97,7 +99,7 @@ def order_label(line: Mapping[str, Any]) -> str:
     return f"{number} (id {ident})" if number else str(ident)
 
 
-def event_line(line: Mapping[str, Any]) -> str | None:
+def event_line(line: Mapping[str, Any], orders: str = "relay orders --shop {shop}") -> str | None:
     """A hold, a failed or retried attempt, a recovery, or a warning; ``None`` for routine lines."""
     shop, kind = line.get("shop"), line.get("kind")
     order = f" order {order_label(line)}" if line.get("order_id") is not None else ""
@@ -110,7 +112,7 @@ def event_line(line: Mapping[str, Any]) -> str | None:
     if kind == "attempt":
         verdict = line.get("verdict")
         if verdict == "failed":
-            return f"FAILED {shop}{order}: Meta refused it{why}: {line.get('error')}; see relay orders --shop {shop}"
+            return f"FAILED {shop}{order}: Meta refused it{why}: {line.get('error')}; see {orders.format(shop=shop)}"
         if verdict == "retry":
             return f"RETRY {shop}{order} (attempt {line.get('attempts')}){why}: {line.get('error')}"
         if verdict == "sent" and line.get("from_state") == "retry":
