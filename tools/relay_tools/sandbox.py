@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                                    "token": token, "shops": [asdict(s) for s in SHOPS]}
         _write_private(state / STATE_FILE, json.dumps(sandbox, indent=1))
         relay = SandboxRelay(env, state / "relay.db", state / "logs", sweep_interval=args.sweep_interval,
-                           say=serve_log.say)
+                             say=serve_log.say)
         print("\n".join(banner(url, token)), flush=True)
         asyncio.run(relay.serve(sock))
     except KeyboardInterrupt:
@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         for server in (meta, lightspeed):
             if server is not None and server.thread.is_alive():
                 server.stop()
+            elif server is not None:                   # made but never started: only its socket to close
+                server.server.server_close()
         if relay is not None:
             relay.close()
         if sock is not None:
