@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import KEY, PIXEL, SECRET, SHOP_ID, TOKEN
-from relay_tools import cli
-from relay_tools import doctor as doctor_module
+from relay_tools import cli, doctor_advice
 from relay_tools.fakes import Reply
 from relay_tools.server import LocalRelay, ServerThread
 
@@ -224,7 +223,7 @@ def test_meta_failing_to_check_the_token_is_not_blamed_on_the_token(tmp_path, wo
 
 
 def test_an_unreachable_internet_host_says_to_check_the_connection():
-    watched = doctor_module.Watched(None)
+    watched = doctor_advice.Watched(None)
     watched.failed, watched.why = "https://api.webshopapp.com/nl/shop.json", "ConnectError"
     line = watched.check("vik: Lightspeed key").line()
     assert line.startswith("FAIL  vik: Lightspeed key: network: api.webshopapp.com did not answer (ConnectError)")
@@ -235,12 +234,12 @@ def test_the_register_command_it_suggests_runs_as_printed(tmp_path, lightspeed, 
     monkeypatch.setenv("LIGHTSPEED_API_URL", lightspeed.url)
     env_file = tmp_path / "shops.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in shop_vars().items()))
-    fix = doctor_module.register_fix("vik", "https://relay.example.workers.dev", f" --env-file {env_file}")
+    fix = doctor_advice.register_fix("vik", "https://relay.example.workers.dev", f" --env-file {env_file}")
     argv = shlex.split(fix)
     assert argv[:3] == ["uv", "run", "relay"]
     assert cli.main(argv[3:]) == 0, capsys.readouterr()
     assert sorted(h["itemAction"] for h in lightspeed.webhooks.values()) == ["created", "paid", "updated"]
     assert {h["address"] for h in lightspeed.webhooks.values()} == {"https://relay.example.workers.dev/?shop=vik"}
     for url in (None, "http://127.0.0.1:8787", "http://relay.example.workers.dev"):
-        fix = doctor_module.register_fix("vik", url)
+        fix = doctor_advice.register_fix("vik", url)
         assert not fix.startswith("uv run") and "--url http" not in fix and "deploy" in fix

@@ -8,7 +8,8 @@ Events post when ``META_TEST_EVENT_CODE`` is set, else a read of the pixel with 
 ``--url`` it also asks the Worker for ``/health`` and ``/status`` with ``ADMIN_TOKEN``.
 
 Nothing here changes anything, and the Test Events post is the only event it sends: Events Manager
-shows it under Test events only, never in the pixel's figures.
+shows it under Test events only, never in the pixel's figures. How a line reads when a server does not
+answer, when a check cannot run, and which fix may be a command is ``relay_tools.doctor_advice``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import os
 import shlex
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,27 +30,22 @@ import httpx
 from relay.core import admin_token, capi, lightspeed
 from relay.core.config import REQUIRED, Settings, Shop, load_settings, missing_variables, scan_shops
 from relay.core.errors import ConfigError, LightspeedError
-from relay.core.ports import Http, HttpRequest, HttpResponse
+from relay.core.ports import Http, HttpRequest
 from relay.jobs import health
 from relay_tools import admin_client, envfile, webhooks_api
+from relay_tools.doctor_advice import (
+    LOOPBACK,
+    OVERRIDES,
+    Check,
+    Watched,
+    not_run,
+    register_fix,
+    worker_base,
+)
 from relay_tools.edges import HttpxClient
 from relay_tools.webhooks_cli import list_webhooks
 
-OVERRIDES = ("META_GRAPH_URL", "LIGHTSPEED_API_URL")
-LOOPBACK = ("127.", "localhost", "[::1]", "0.0.0.0")
 DEFAULT_CURRENCY = "EUR"
-
-
-@dataclass(frozen=True)
-class Check:
-    ok: bool | None          # None: not run (an earlier check failed; ``detail`` says which)
-    name: str
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        mark = {True: "ok  ", False: "FAIL", None: "--  "}[self.ok]
-        return f"{mark}  {self.name}: {self.detail}" + (f"; fix: {self.fix}" if self.fix and self.ok is False else "")
 
 
 def env_checks(file_env: Mapping[str, str] | None, env: Mapping[str, str], env_file: str | None) -> list[Check]:
@@ -83,41 +78,6 @@ async def _get(http: Http, request: HttpRequest) -> tuple[int | None, Any, str]:
         return response.status, json.loads(response.body), ""
     except (UnicodeDecodeError, ValueError):
         return response.status, None, f"answered {response.status} without JSON"
-
-
-class Watched:
-    """The HTTP port, remembering whether the network failed the last request: a check that got no answer
-    names the network and what to do now, instead of blaming a setting it could not test."""
-
-    def __init__(self, http: Http) -> None:
-        self.http = http
-        self.failed: str | None = None
-
-    async def send(self, request: HttpRequest) -> HttpResponse:
-        self.failed = None
-        try:
-            return await self.http.send(request)
-        except (TimeoutError, OSError) as exc:
-            self.failed = request.url
-            self.why = "no answer in time" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
-            raise
-
-    def check(self, name: str) -> Check:
-        """The failed request as a check: which server did not answer, and what to do about it now."""
-        parts = urlsplit(self.failed or "")
-        host = parts.hostname or "?"
-        if any(mark in parts.netloc for mark in LOOPBACK):
-            fix = (f"nothing answers at {parts.scheme}://{parts.netloc} on this machine: start the server that "
-                   f"address is for (a sandbox that was stopped?), or remove the {' or '.join(OVERRIDES)} that "
-                   "points there; then run relay doctor again")
-        else:
-            fix = (f"this machine cannot reach {host}: check its internet connection (a proxy or firewall?), "
-                   "then run relay doctor again; the settings were not tested")
-        return Check(False, name, f"network: {host} did not answer ({self.why})", fix)
-
-
-def not_run(name: str, why: str) -> Check:
-    return Check(None, name, f"not run: {why}")
 
 
 async def lightspeed_checks(http: Watched, shop: Shop, settings: Settings, url: str | None,
@@ -158,26 +118,6 @@ async def lightspeed_checks(http: Watched, shop: Shop, settings: Settings, url: 
     return out, currency
 
 
-def register_fix(shop: str, url: str | None, again: str = "") -> str:
-    """A ``relay webhooks register`` line that runs as printed, or, without a usable address, what to do first.
-
-    ``register`` takes only an https:// address Lightspeed can reach; a loopback ``--url`` (a local
-    ``relay serve``) is not one, so it is never suggested."""
-    if url is None:
-        return (f"deploy the Worker, then run relay doctor again with --url and the Worker's https:// address: "
-                f"it prints the relay webhooks register command for shop {shop}")
-    address = f"{worker_base(url)}/?shop={shop}"
-    try:
-        webhooks_api.check_address(address, shop)
-    except ConfigError:
-        return (f"Lightspeed can only deliver to the Worker's public https:// address, not {worker_base(url)}; "
-                f"deploy (docs/DEPLOYMENT.md), then run relay doctor again with --url set to that address")
-    if any(mark in urlsplit(address).netloc for mark in LOOPBACK):
-        return (f"Lightspeed cannot reach {worker_base(url)} (this machine); deploy, then run relay doctor again "
-                "with --url set to the Worker's https:// address")
-    return shlex.join(["uv", "run", "relay", "webhooks", "register", "--shop", shop, "--url", address]) + again
-
-
 async def webhook_check(http: Watched, shop: Shop, settings: Settings, url: str | None, again: str = "") -> Check:
     name = f"{shop.name}: webhooks"
     address = f"{worker_base(url)}/?shop={shop.name}" if url else None
@@ -199,12 +139,6 @@ async def webhook_check(http: Watched, shop: Shop, settings: Settings, url: str 
         return Check(False, name, f"missing or off: {'; '.join(missing)}", fix)
     where = address or f"an address with ?shop={shop.name} (pass --url to check it is this Worker)"
     return Check(True, name, f"orders/paid, created and updated go to {where}")
-
-
-def worker_base(url: str) -> str:
-    """``https://relay.example.workers.dev/?shop=vik`` → ``https://relay.example.workers.dev``."""
-    parts = urlsplit(url.strip())
-    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 def shop_of(address: str) -> str | None:
