@@ -513,7 +513,7 @@ def test_budget_and_batch_size_settings_are_checked(env):
     with pytest.raises(ConfigError, match="at most 1,000 events"):
         limits.load_limits(env)
     env["RELAY_BATCH_SIZE"] = "500"
-    assert limits.load_limits(env) == limits.Limits(budget=1000, batch_size=500)
+    assert limits.load_limits(env) == limits.for_plan(limits.PAID, budget=1000, batch_size=500)
 
 
 def test_a_page_and_the_listing_position_are_one_transaction(harness, clock):

@@ -1,7 +1,19 @@
-"""How much one cron pass may do: the subrequest budget, Meta's per-shop allowance, Lightspeed's limits.
+"""How much one cron pass may do: the plan's limits, Meta's per-shop allowance, Lightspeed's limits.
 
 Every number a pass plans with lives here, with the reason for its value, so a change of plan is
-one place to read.
+one place to read. ``RELAY_PLAN`` names the Cloudflare plan the Worker runs on (docs/PLANS.md):
+
+- ``free`` (the default): 10 ms of CPU per invocation, HTTP and Cron Triggers alike, error 1102 past it;
+  50 subrequests per invocation, D1, R2 and fetch together
+  (https://developers.cloudflare.com/workers/platform/limits/); 50 D1 queries per invocation
+  (https://developers.cloudflare.com/d1/platform/limits/). A pass sizes its work with the CPU cost
+  model (``relay.core.cpu_model``) and lists pages small enough to parse inside it.
+- ``paid``: 30 s of CPU per invocation by default (a cron that runs more often than hourly), 10,000
+  subrequests, 1,000 D1 queries (the same two pages). Lightspeed's 300 calls per 5 minutes per key is
+  what brakes a drain.
+
+``RELAY_SUBREQUEST_BUDGET`` overrides the plan's subrequests (a budget above the free plan's 50 without
+``RELAY_PLAN`` means paid: only a paid plan allows it).
 """
 
 from __future__ import annotations
@@ -9,10 +21,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from relay.core.config import how_to_set
+from relay.core.cpu_model import MODEL, TARGET, CpuModel
 from relay.core.errors import ConfigError
+from relay.core.lightspeed import PAGE_LIMIT
 from relay.jobs.delivery import BATCH_SIZE
 
-DEFAULT_BUDGET = 50            # the Workers free plan's subrequests per invocation
+
+@dataclass(frozen=True)
+class Plan:
+    """A Cloudflare plan's per-invocation limits, as the two pages above state them."""
+
+    name: str
+    cpu_ms: float          # CPU per invocation
+    subrequests: int       # fetch, D1 and R2 calls per invocation
+    d1_queries: int        # D1 queries per invocation
+
+
+FREE = Plan("free", cpu_ms=10.0, subrequests=50, d1_queries=50)
+PAID = Plan("paid", cpu_ms=30_000.0, subrequests=10_000, d1_queries=1_000)
+PLANS = {plan.name: plan for plan in (FREE, PAID)}
+
+DEFAULT_BUDGET = FREE.subrequests
 MIN_BUDGET = 20                # below this a pass cannot both list a page and send a batch
 OVERLAP = 2 * 3600             # each listing re-reads this much before the last one started
 UNKNOWN_OFFSET = -12 * 3600    # until a shop's orders show its UTC offset, assume the far west
@@ -36,23 +66,58 @@ HEALTH_SHOPS = 2               # relay.jobs.health checks per cron run, before t
 UNLIMITED = 10**9
 
 
+# The subrequests of a free-plan invocation that lists one page and nothing else: the daily jobs' reads (health,
+# Dataset Quality), the pass's start, the page and its D1 batch, the turns' save and one log object.
+LISTING_PASS_CALLS = 7
+
+
 @dataclass(frozen=True)
 class Limits:
-    budget: int | None = DEFAULT_BUDGET       # None: no limit (the local retry sweep)
+    budget: int | None = DEFAULT_BUDGET       # subrequests; None: no limit (the local retry sweep)
     batch_size: int = BATCH_SIZE
     meta_per_minute: int = META_PER_MINUTE
+    plan: str = FREE.name
+    d1_budget: int | None = FREE.d1_queries   # D1 queries; None: no limit
+    cpu_ms: float | None = None               # the plan's CPU per invocation; None: not modeled (CPython)
+    cpu_spent: float | None = None            # modeled CPU this invocation spent before the pass (None: none yet)
+    cpu_model: CpuModel = MODEL
+    page_size: int = PAGE_LIMIT               # orders.json's ``limit`` for a new listing
+
+
+def page_size(model: CpuModel, cpu_ms: float) -> int:
+    """The largest orders.json page an invocation can parse and store besides its fixed work, within the
+    model's target share of ``cpu_ms`` (at least 1 order, at most Lightspeed's 250)."""
+    left = cpu_ms * TARGET - model.cost(subrequests=LISTING_PASS_CALLS)
+    return max(1, min(PAGE_LIMIT, model.orders_within(left)))
+
+
+def for_plan(plan: Plan, budget: int | None = None, batch_size: int = BATCH_SIZE,
+             model: CpuModel = MODEL) -> Limits:
+    """A pass's limits on ``plan`` (``budget`` overrides its subrequests)."""
+    budget = plan.subrequests if budget is None else budget
+    return Limits(budget=budget, batch_size=batch_size, plan=plan.name, d1_budget=min(plan.d1_queries, budget),
+                  cpu_ms=plan.cpu_ms, cpu_model=model,
+                  page_size=PAGE_LIMIT if plan is PAID else page_size(model, plan.cpu_ms))
 
 
 def load_limits(env: Mapping[str, str]) -> Limits:
-    return Limits(
-        budget=_whole(env, "RELAY_SUBREQUEST_BUDGET", DEFAULT_BUDGET, MIN_BUDGET, 1_000_000,
-                      "the Workers free plan allows 50 subrequests per invocation, paid plans 1,000 or more"),
-        batch_size=_whole(env, "RELAY_BATCH_SIZE", BATCH_SIZE, 1, 1000,
-                          "Meta takes at most 1,000 events per request"),
-    )
+    override = _whole(env, "RELAY_SUBREQUEST_BUDGET", None, MIN_BUDGET, 1_000_000,
+                      "the Workers free plan allows 50 subrequests per invocation, the paid plan 10,000")
+    name = (env.get("RELAY_PLAN") or "").strip().lower()
+    if not name:
+        name = PAID.name if override is not None and override > FREE.subrequests else FREE.name
+    plan = PLANS.get(name)
+    if plan is None:
+        raise ConfigError(f"RELAY_PLAN must be free or paid, the Cloudflare Workers plan this Worker runs on; "
+                          f"{how_to_set('RELAY_PLAN')}")
+    if plan is FREE and override is not None and override > FREE.subrequests:
+        raise ConfigError(f"RELAY_SUBREQUEST_BUDGET above 50 needs RELAY_PLAN=paid: the Workers free plan stops an "
+                          f"invocation at its 51st subrequest; {how_to_set('RELAY_PLAN')}")
+    batch = _whole(env, "RELAY_BATCH_SIZE", BATCH_SIZE, 1, 1000, "Meta takes at most 1,000 events per request")
+    return for_plan(plan, override, batch or BATCH_SIZE)
 
 
-def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int, why: str) -> int:
+def _whole(env: Mapping[str, str], name: str, default: int | None, low: int, high: int, why: str) -> int | None:
     raw = (env.get(name) or "").strip()
     if not raw:
         return default

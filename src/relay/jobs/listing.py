@@ -1,9 +1,14 @@
 """Listing a shop's orders from Lightspeed, one page a turn, resumable across passes.
 
 A page's orders and the listing's next position are stored in one D1 batch, so the position never
-passes an order that is not stored. The filter's time zone is not documented by Lightspeed: the
-filter is written in UTC and moved back by the shop's UTC offset when that is west of UTC (learned
-from its order timestamps), so that either reading covers the window.
+passes an order that is not stored: a pass stopped (or killed) after any page resumes at the next one.
+A run asks for pages of one size (``run_limit``, the plan's: on the free plan as many orders as its CPU
+model lets one invocation parse), since ``page`` counts in pages of that size; a run that finds the
+plan's size changed converts its page number, re-reading a few orders rather than skipping any.
+
+The filter's time zone is not documented by Lightspeed: the filter is written in UTC and moved back by
+the shop's UTC offset when that is west of UTC (learned from its order timestamps), so that either
+reading covers the window.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ from relay.outbox import cancellations
 from relay.outbox.rows import Progress
 
 
-async def list_page(work: PassContext, s: ShopTurn, room: int) -> bool:
-    if room < LIST_COST:
-        return False
+async def list_page(work: PassContext, s: ShopTurn) -> bool:
     p, shop = s.progress, s.shop
-    request = lightspeed.orders_request(shop, work.settings, p.run_filter or "", p.run_page or 1)
+    resize(p, work.limits.page_size)
+    size = p.run_limit or lightspeed.PAGE_LIMIT
+    if not work.may_list(size):
+        return False
+    request = lightspeed.orders_request(shop, work.settings, p.run_filter or "", p.run_page or 1, limit=size)
     page: lightspeed.OrdersPage | None = None
     for attempt in (1, 2):
         try:
@@ -53,6 +60,7 @@ async def list_page(work: PassContext, s: ShopTurn, room: int) -> bool:
             return pause(work, s, ERROR_PAUSE if exc.retryable else REFUSED_PAUSE, str(exc))
     if page is None:
         return False
+    work.meter.charge(page.size * work.limits.cpu_model.per_listed_order)
     now = work.rt.now()
     rows, unreadable = [], list(page.unreadable)
     for order in page.orders:          # one order that cannot become an event must not stop the listing
@@ -66,9 +74,9 @@ async def list_page(work: PassContext, s: ShopTurn, room: int) -> bool:
         offset = stamp.utcoffset()
         if offset is not None:
             after.utc_offset = int(offset.total_seconds())
-    if page.size < lightspeed.PAGE_LIMIT:     # a short page: the listing is complete
+    if page.size < size:     # a short page: the listing is complete
         after.cursor, after.completed_at = after.run_started, now
-        after.run_since = after.run_filter = after.run_started = after.run_page = None
+        after.run_since = after.run_filter = after.run_started = after.run_page = after.run_limit = None
     else:
         after.run_page = (p.run_page or 1) + 1
     states = await work.ledger.record_page(rows, now, after, unreadable)
@@ -114,7 +122,17 @@ def pause(work: PassContext, s: ShopTurn, wait: float, error: str, rate_limited:
     return True
 
 
-def start_listing(p: Progress, now: int, since: int | None, spaced: bool = True, backlog: bool = False) -> bool:
+def resize(p: Progress, size: int) -> None:
+    """Pages of ``size`` from here on: the run's page number becomes the page of the new size holding its
+    first unread order (rounded down, so some orders may be read twice, none skipped)."""
+    if p.run_page is None or p.run_limit == size:
+        return
+    read = (p.run_page - 1) * (p.run_limit or lightspeed.PAGE_LIMIT)
+    p.run_page, p.run_limit = read // size + 1, size
+
+
+def start_listing(p: Progress, now: int, since: int | None, spaced: bool = True, backlog: bool = False,
+                  size: int = lightspeed.PAGE_LIMIT) -> bool:
     """Whether this pass lists the shop's orders, and from when (set on ``p`` when a listing starts).
 
     ``spaced``: the cron trigger's passes leave ``LISTING_INTERVAL`` between complete listings, or
@@ -131,6 +149,6 @@ def start_listing(p: Progress, now: int, since: int | None, spaced: bool = True,
             return False
         since = now - WINDOW if p.cursor is None else max(p.cursor - OVERLAP, now - WINDOW)
     offset = UNKNOWN_OFFSET if p.utc_offset is None else p.utc_offset
-    p.run_since, p.run_started, p.run_page = since, now, 1
+    p.run_since, p.run_started, p.run_page, p.run_limit = since, now, 1, size
     p.run_filter = lightspeed.filter_time(since + min(0, offset))
     return True

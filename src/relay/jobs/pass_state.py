@@ -126,9 +126,22 @@ class PassContext(Protocol):
     limits: Limits
     turns: int
 
-    def room(self) -> int: ...
+    def room(self, hard: bool = False) -> int: ...
+
+    def d1_room(self) -> int: ...
+
+    def cpu_room(self, calls: int, hard: bool = False) -> float | None: ...
+
+    def may_force(self) -> bool: ...
+
+    def may_list(self, size: int) -> bool: ...
 
     def logs(self, shops: set[str]) -> int: ...
+
+
+def turn_of(p: Progress) -> tuple[int | None, int | None, int | None, str | None]:
+    """What ``CronLedger.save_turns`` writes besides the Meta count."""
+    return p.paused_until, p.rate_limited_until, p.served_at, p.last_error
 
 
 def deadline(now: int, wait: float) -> int:

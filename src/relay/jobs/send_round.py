@@ -3,7 +3,10 @@
 A round costs two D1 calls however many shops it serves: one ``batch`` claims for all of them under
 one lease token, and one ``batch`` finishes them all after each shop's lines were fetched and its
 events went to Meta in one request. The rest of the budget goes to lines and Meta requests, so at
-the free plan's 50 subrequests a pass sends about 40 events with their contents.
+50 subrequests a pass sends about 40 events with their contents, unless the plan's CPU model says
+fewer fit (``relay.core.cpu_model``: each event, and each of its ``products.json`` calls, costs CPU).
+The finish also stores each served shop's turn (rotation, the Meta requests of this minute), so a pass
+stopped after a round has lost nothing of it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any
 
 from relay.jobs import delivery
 from relay.jobs.limits import LIST_COST, LOW_WATER, ROUND_COST, SPARE, UNLIMITED
-from relay.jobs.pass_state import PassContext, ShopTurn, deadline
+from relay.jobs.pass_state import PassContext, ShopTurn, deadline, turn_of
+from relay.outbox.cron_ledger import turn_statement
 from relay.outbox.rows import Finished
 
 
@@ -31,7 +35,7 @@ async def release(work: PassContext, s: ShopTurn) -> None:
     if not s.held:
         s.due = s.needs_lines = max(s.due, work.limits.batch_size)
 
-def plan(work: PassContext, order: list[ShopTurn]) -> list[tuple[ShopTurn, int, int]]:
+def plan(work: PassContext, order: list[ShopTurn], hard: bool = False) -> list[tuple[ShopTurn, int, int]]:
     """Which shops this round sends for, and how many rows each claims.
 
     Listing pages come first (the room for each shop's next page is kept). Then the least recently
@@ -39,13 +43,20 @@ def plan(work: PassContext, order: list[ShopTurn]) -> list[tuple[ShopTurn, int, 
     needs, up to the budget and Lightspeed's window; what is left goes to the next. A round costs two
     D1 calls (claim and finish, for all its shops), ``SPARE`` for a bisected batch or a hold, and per
     shop one Meta request, its log object, its lines and, when its cached currency is stale, shop.json
-    and the cache write.
+    and the cache write. Under a CPU model each shop also takes no more events than the CPU left holds
+    (each with a ``products.json`` call while the shop has rows that need one). ``hard``: the pass has
+    done nothing yet, so one event may go past the model's target share, inside the plan's limit.
     """
     now = work.rt.now()
+    if work.d1_room() < ROUND_COST:
+        return []
     ready = sorted((s for s in order if s.can_send(now, work.limits.meta_per_minute)),
                    key=lambda s: (s.sends, s.rank))
     listing = sum(s.can_list(now) for s in order)          # their next pages go first: 2 calls for 250 orders
-    avail = work.room() - ROUND_COST - SPARE - LIST_COST * listing
+    reserve = ROUND_COST + SPARE + LIST_COST * listing
+    avail = work.room(hard) - reserve
+    cpu = work.cpu_room(reserve, hard)
+    model = work.limits.cpu_model
     chosen: list[tuple[ShopTurn, int, int]] = []
     logs: set[str] = set()
     for s in ready:
@@ -57,11 +68,19 @@ def plan(work: PassContext, order: list[ShopTurn]) -> list[tuple[ShopTurn, int, 
             continue
         # every row may need lines when more need them than there is room for: claim no more than that
         limit = min(work.limits.batch_size, lines_room if s.needs_lines > lines_room else UNLIMITED)
+        if cpu is not None:
+            limit = min(limit, model.events_within(cpu - cost * model.per_subrequest, lines=s.needs_lines > 0))
+            if hard:
+                limit = min(limit, 1)
+            if limit < 1:
+                continue
         lines = min(s.needs_lines, limit)
         avail -= cost + lines
+        if cpu is not None:
+            cpu -= model.cost(subrequests=cost + lines, events=limit, invocations=0)
         logs.add(s.shop.name)
         chosen.append((s, limit, lines))
-        if avail < 2:
+        if avail < 2 or hard:
             break
     return chosen
 
@@ -69,7 +88,7 @@ def plan(work: PassContext, order: list[ShopTurn]) -> list[tuple[ShopTurn, int, 
 async def send_round(work: PassContext, order: list[ShopTurn]) -> bool:
     """Claim for every planned shop in one D1 call, fetch lines and post one Meta request per shop,
     and finish them all in one D1 call."""
-    planned = plan(work, order)
+    planned = plan(work, order) or (plan(work, order, hard=True) if work.may_force() else [])
     if not planned:
         return False
     now = work.rt.now()
@@ -107,11 +126,15 @@ async def send_round(work: PassContext, order: list[ShopTurn]) -> bool:
                 work.rt, s.shop, rows, s.state, now, sent, max_requests=cap, may_fetch=may_fetch)
         finally:
             work.meter.shop = None
+        work.meter.charge(len(rows) * work.limits.cpu_model.per_event)
         s.needs_lines = max(0, s.needs_lines - fetches[1])
-    await work.ledger.finish_many(token, now, finished, also)
     for s, sent, limit in reports:
         delivery.count(sent, finished.get(s.shop.name, []))
         _sent(work, s, sent, limit)
+        if finished.get(s.shop.name):          # the shop's turn goes with its finish (see the module's docstring)
+            also[s.shop.name] = [*also.get(s.shop.name, ()), turn_statement(s.progress, s.meta_added, now)]
+            s.meta_added, s.started = 0, turn_of(s.progress)
+    await work.ledger.finish_many(token, now, finished, also)
     return any(sent.claimed > sent.due for _, sent, _ in reports)     # rows put back unsent are no progress
 
 

@@ -6,7 +6,13 @@ wraps the ``Http``, ``Database`` and ``Blobs`` ports so the cron pass can plan i
 and refuses the call that would go over, so the worst case is a clean ``BudgetExhausted`` instead of the
 platform's error.
 
-A D1 ``batch`` is one call to the binding, so it counts once, however many statements it holds.
+A D1 ``batch`` is one call to the binding, so it counts once, however many statements it holds. D1 has its
+own limit per invocation as well (50 free, 1,000 paid: https://developers.cloudflare.com/d1/platform/limits/).
+
+The meter also adds up the invocation's modeled CPU (``relay.core.cpu_model``): every call it counts
+costs ``per_subrequest``, and the pass charges the orders it parses and the events it sends. That figure
+is for planning only: a call is never refused for it, since refusing a send's finish would be worse
+than the model's error.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from relay.core.cpu_model import TARGET, CpuModel
 from relay.core.errors import BudgetExhausted
 from relay.core.ports import Blobs, Database, Http, HttpRequest, HttpResponse, QueryResult
 
@@ -24,10 +31,18 @@ KINDS = ("lightspeed", "meta", "database", "logs", "other")
 class Meter:
     """Counts subrequests per kind and per shop (the shop whose turn it is), up to ``limit``."""
 
-    def __init__(self, limit: int | None, classify: Callable[[str], str] = lambda url: "other") -> None:
+    def __init__(self, limit: int | None, classify: Callable[[str], str] = lambda url: "other", *,
+                 d1_limit: int | None = None, cpu: CpuModel | None = None, cpu_limit: float | None = None,
+                 cpu_spent: float | None = None) -> None:
         self.limit = limit
+        self.d1_limit = d1_limit
         self.classify = classify
         self.used = 0
+        self.d1_used = 0
+        self.cpu = cpu
+        self.cpu_limit = cpu_limit if cpu is not None else None
+        # the invocation's fixed CPU, unless the work before this meter already counted it
+        self.cpu_used = (cpu.per_invocation if cpu_spent is None else cpu_spent) if cpu is not None else 0.0
         self.kinds: Counter[str] = Counter()
         self.shops: dict[str, Counter[str]] = {}
         self.shop: str | None = None
@@ -36,12 +51,32 @@ class Meter:
     def left(self) -> int | None:
         return None if self.limit is None else self.limit - self.used
 
+    def d1_left(self) -> int | None:
+        return None if self.d1_limit is None else self.d1_limit - self.d1_used
+
+    def cpu_left(self, hard: bool = False) -> float | None:
+        """Modeled CPU (ms) left to plan with: ``TARGET`` of the limit, or all of it when ``hard``."""
+        if self.cpu_limit is None:
+            return None
+        return self.cpu_limit * (1.0 if hard else TARGET) - self.cpu_used
+
+    def charge(self, ms: float) -> None:
+        """Modeled CPU of work that is not a call (parsing orders, building events)."""
+        self.cpu_used += ms
+
     def spend(self, kind: str) -> None:
         if self.limit is not None and self.used >= self.limit:
             raise BudgetExhausted(
                 f"this invocation's subrequest budget ({self.limit}) is spent; the next cron run continues "
-                "where this one stopped (raise RELAY_SUBREQUEST_BUDGET on a paid plan)")
+                "where this one stopped (RELAY_PLAN=paid allows 10,000)")
+        if kind == "database" and self.d1_limit is not None and self.d1_used >= self.d1_limit:
+            raise BudgetExhausted(f"this invocation's D1 queries ({self.d1_limit}) are spent; the next cron run "
+                                  "continues where this one stopped")
         self.used += 1
+        if kind == "database":
+            self.d1_used += 1
+        if self.cpu is not None:
+            self.cpu_used += self.cpu.per_subrequest
         self.kinds[kind] += 1
         if self.shop is not None:
             self.shops.setdefault(self.shop, Counter())[kind] += 1

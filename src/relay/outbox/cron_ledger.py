@@ -59,11 +59,13 @@ RETURNING shop, order_id, event_id
 """
 
 _SAVE_LISTING = """
-INSERT INTO backfill (shop, cursor, completed_at, run_since, run_filter, run_started, run_page, utc_offset, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO backfill (shop, cursor, completed_at, run_since, run_filter, run_started, run_page, run_limit, utc_offset,
+                      updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (shop) DO UPDATE SET
     cursor = excluded.cursor, completed_at = excluded.completed_at, run_since = excluded.run_since,
     run_filter = excluded.run_filter, run_started = excluded.run_started, run_page = excluded.run_page,
+    run_limit = excluded.run_limit,
     utc_offset = COALESCE(excluded.utc_offset, backfill.utc_offset), updated_at = excluded.updated_at
 """
 
@@ -195,7 +197,7 @@ class CronLedger(Ledger):
                 spans.append((first, upserts, start, len(statements)))
         statements += unreadable_statements(p.shop, [row.order_id for row in rows], skipped, now)
         statements.append((_SAVE_LISTING, (p.shop, p.cursor, p.completed_at, p.run_since, p.run_filter,
-                                           p.run_started, p.run_page, p.utc_offset, now)))
+                                           p.run_started, p.run_page, p.run_limit, p.utc_offset, now)))
         results = await self.db.batch(statements)
         answer: list[str | None] = []
         changed: dict[int, dict[tuple[Any, Any], str]] = {}   # per run (its first statement): what RETURNING said
@@ -214,8 +216,10 @@ class CronLedger(Ledger):
         (``(progress, requests made this pass in progress.meta_window)``)."""
         if not turns:
             return
-        await self.db.batch([
-            (_SAVE_TURN, (p.shop, p.paused_until, p.rate_limited_until, p.served_at, p.meta_window, added,
-                          p.last_error, now))
-            for p, added in turns
-        ])
+        await self.db.batch([turn_statement(p, added, now) for p, added in turns])
+
+
+def turn_statement(p: Progress, added: int, now: int) -> tuple[str, Sequence[Any]]:
+    """``save_turns``'s statement for one shop, for a batch that is going to D1 anyway (a send round's finish)."""
+    return (_SAVE_TURN, (p.shop, p.paused_until, p.rate_limited_until, p.served_at, p.meta_window, added,
+                         p.last_error, now))

@@ -1,0 +1,54 @@
+"""The CPU one Worker invocation spends in its own Python, as a cost model the cron pass plans with.
+
+Inside a Worker, ``Date.now()`` and ``performance.now()`` advance only across I/O (a Spectre
+mitigation), so a pass cannot time its own CPU: it adds up what it is about to do with the costs below
+and stops before its plan's limit (``relay.jobs.limits``: 10 ms on the Free plan, 30 s on Paid, error 1102
+past it, https://developers.cloudflare.com/workers/platform/limits/#cpu-time).
+
+Every constant is one place. They are the Worker's own Python, measured in Pyodide 0.28.2 with the
+real ``workers-runtime-sdk`` (CPU of ``entry.Default.scheduled`` per invocation, warm, the D1/R2 client
+in another process), **provisional**: taken from issue 19's black-box figures (docs/PLANS.md says
+which), to be replaced by ``bench/bench_worker_cpu.mjs``'s measurements. A model that errs low gets
+the invocation killed, so each is the p95, and a pass plans to ``TARGET`` of its limit only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TARGET = 0.8        # a pass plans to this share of its plan's CPU limit: the rest absorbs the model's error
+
+
+@dataclass(frozen=True)
+class CpuModel:
+    """Milliseconds of Worker CPU per unit of a cron invocation's work."""
+
+    per_invocation: float      # entry, the runtime, scanning the shops, the pass's own bookkeeping
+    per_subrequest: float      # around one fetch, D1 or R2 call: arguments, result, headers, the await
+    per_listed_order: float    # one order of an orders.json page: json.loads, parse_order, its ledger row
+    per_event: float           # one claimed row sent: its payload, consent, its part of Meta's body and the finish
+
+    def cost(self, *, subrequests: int = 0, orders: int = 0, events: int = 0, invocations: int = 1) -> float:
+        """Modeled CPU (ms) of that much work."""
+        return (invocations * self.per_invocation + subrequests * self.per_subrequest
+                + orders * self.per_listed_order + events * self.per_event)
+
+    def orders_within(self, ms: float) -> int:
+        """Listed orders whose parsing fits in ``ms``."""
+        return max(0, int(ms / self.per_listed_order)) if self.per_listed_order > 0 else 10**9
+
+    def events_within(self, ms: float, lines: bool) -> int:
+        """Events (with a ``products.json`` call each when ``lines``) that fit in ``ms``."""
+        each = self.per_event + (self.per_subrequest if lines else 0.0)
+        return max(0, int(ms / each)) if each > 0 else 10**9
+
+
+# Provisional (issue 19, before the glue was cut): an idle cron run 10.5 ms median with 3 subrequests; a
+# 40-event pass ~160 ms around ~48 subrequests; the first pass over a 250-order page 1.4 s, ~1.0 s of it
+# ~940 single D1 statements (4 ms an order) and ~40 ms json.loads + parse_order (0.16 ms an order).
+MODEL = CpuModel(per_invocation=4.5, per_subrequest=2.0, per_listed_order=4.2, per_event=1.5)
+
+
+def within(model: CpuModel, limit_ms: float, *, subrequests: int = 0, orders: int = 0, events: int = 0) -> bool:
+    """Whether that much work, in one invocation, stays inside ``TARGET`` of ``limit_ms``."""
+    return model.cost(subrequests=subrequests, orders=orders, events=events) <= limit_ms * TARGET

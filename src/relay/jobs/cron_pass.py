@@ -1,0 +1,222 @@
+"""One cron pass, planned against its invocation's limits: subrequests, D1 queries and modeled CPU.
+
+``relay.jobs.cron`` says what a pass does and runs it; this is the pass itself: its shops' turns in
+rounds (a listing page for each shop that wants one, then a send round), and the room each next unit of
+work needs. Room is counted three ways, because the plan stops an invocation at whichever runs out first
+(``relay.jobs.limits``): subrequests and D1 queries exactly, at the ports (``relay.outbox.budget``), and
+CPU by the cost model (``relay.core.cpu_model``), since a Worker cannot time its own CPU. Whatever a pass
+does not reach, the next one continues; each page and each send round is stored as it ends, so a pass
+stopped at any point loses nothing it did.
+
+A pass that has done nothing yet may take one unit over the model's target share, if it stays inside the
+plan's limit, so that every pass makes progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from itertools import groupby
+
+from relay.core import lightspeed
+from relay.core.config import CLUSTER_HOSTS, Settings, Shop
+from relay.core.errors import BudgetExhausted
+from relay.core.ports import HttpResponse
+from relay.jobs.limits import (
+    LIST_COST,
+    LOW_WATER,
+    RATE_LIMITED_WAIT,
+    ROUND_COST,
+    UNLIMITED,
+    Limits,
+)
+from relay.jobs.listing import list_page, start_listing
+from relay.jobs.pass_state import PassReport, ShopPass, ShopTurn, Sleep, turn_of
+from relay.jobs.runtime import Runtime
+from relay.jobs.send_round import release, send_round
+from relay.outbox.budget import Meter
+from relay.outbox.cron_ledger import CronLedger
+from relay.outbox.rows import Due, Progress, ShopState
+
+
+class Pass:
+    def __init__(self, rt: Runtime, limits: Limits, sleep: Sleep, listing: bool, spaced: bool = True) -> None:
+        self.settings = rt.settings
+        self.meter = Meter(limits.budget, _classifier(self.settings), d1_limit=limits.d1_budget,
+                           cpu=limits.cpu_model, cpu_limit=limits.cpu_ms, cpu_spent=limits.cpu_spent)
+        self.meter.observers.append(self._observe)
+        self.rt = dataclasses.replace(
+            rt, db=self.meter.database(rt.db), http=self.meter.http(rt.http),
+            blobs=self.meter.blobs(rt.blobs) if rt.blobs is not None else None)
+        self.ledger = CronLedger(self.rt.db)
+        self.limits = limits
+        self.sleep = sleep
+        self.listing = listing
+        self.spaced = spaced
+        self.shops: dict[str, ShopTurn] = {}
+        self.expired: dict[str, int] = {}
+        self.turns = 0
+
+    def room(self, hard: bool = False) -> int:
+        """Subrequests this pass may still start: the budget, and the modeled CPU's room for calls, less
+        what its ending needs (the progress write, and one log object per shop that has lines)."""
+        rooms = [left for left in (self.meter.left(),) if left is not None]
+        cpu = self.meter.cpu_left(hard)
+        if cpu is not None:
+            rooms.append(int(cpu // self.limits.cpu_model.per_subrequest))
+        return min(rooms) - 1 - self.logs(set()) if rooms else UNLIMITED
+
+    def d1_room(self) -> int:
+        """D1 queries this pass may still start, less the progress write."""
+        left = self.meter.d1_left()
+        return UNLIMITED if left is None else left - 1
+
+    def cpu_room(self, calls: int, hard: bool = False) -> float | None:
+        """Modeled CPU (ms) left after ``calls`` more subrequests and the pass's ending; None: not modeled."""
+        left = self.meter.cpu_left(hard)
+        if left is None:
+            return None
+        return left - (calls + 1 + self.logs(set())) * self.limits.cpu_model.per_subrequest
+
+    def may_force(self) -> bool:
+        """Nothing done yet: one unit may go past the model's target share, inside the plan's limit."""
+        return self.turns == 0
+
+    def may_list(self, size: int) -> bool:
+        """Room for a listing page of ``size`` orders: its calls, its D1 batch, the CPU to parse it."""
+        if self.d1_room() < 1:
+            return False
+        for hard in (False, True) if self.may_force() else (False,):
+            cpu = self.cpu_room(LIST_COST, hard)
+            if self.room(hard) >= LIST_COST and (cpu is None or
+                                                 cpu >= size * self.limits.cpu_model.per_listed_order):
+                return True
+        return False
+
+    def logs(self, shops: set[str]) -> int:
+        """Log objects the pass will write if ``shops`` add lines too (one R2 call each)."""
+        if self.rt.blobs is None:
+            return 0
+        return len(set(self.rt.log.lines) | shops | ({self.meter.shop} if self.meter.shop else set()))
+
+    def _observe(self, shop: str | None, kind: str, response: HttpResponse) -> None:
+        state = self.shops.get(shop or "")
+        if kind != "lightspeed" or state is None:
+            return
+        wait = 0.0
+        limit = lightspeed.rate_limit(response)
+        if response.status == 429:
+            wait = lightspeed.retry_after(response) or RATE_LIMITED_WAIT
+        elif limit.remaining and limit.reset:
+            low = [reset for left, reset in zip(limit.remaining, limit.reset, strict=False) if left <= LOW_WATER]
+            wait = float(max(low)) if low else 0.0
+        if limit.remaining:
+            state.ls_left = min(limit.remaining)
+        state.ls_wait = wait
+        state.ls_wait_turn = max(state.ls_wait_turn, wait)
+
+    async def run(self, shops: list[Shop], since: int | None) -> PassReport:
+        now = self.rt.now()
+        start = await self.ledger.start_pass(now)
+        by_shop = sorted(start.expired, key=lambda r: (str(r["shop"]), int(r["order_id"])))
+        for name, group in groupby(by_shop, key=lambda r: str(r["shop"])):
+            gone = list(group)
+            for row in gone:
+                self.rt.log.add(name, now, kind="decision", order_id=row["order_id"], event_id=row["event_id"],
+                                state="expired", reason="older than Meta's 7-day window")
+            if name in (shop.name for shop in shops):
+                self.expired[name] = len(gone)
+        for shop in shops:
+            p = start.progress.get(shop.name) or Progress(shop.name)
+            d = start.due.get(shop.name) or Due()
+            wants = self.listing and start_listing(p, now, since, self.spaced, backlog=d.rows > 0,
+                                                   size=self.limits.page_size)
+            state = ShopTurn(shop, p, d.rows, d.needs_lines, ShopPass(), wants,
+                             state=start.states.get(shop.name) or ShopState(shop.name))
+            state.report.expired = self.expired.get(shop.name, 0)
+            state.started = turn_of(p)
+            if d.held_until is not None:
+                if d.held_token != shop.meta_token.fingerprint():
+                    state.due = max(state.due, 1)      # a new token: the send round lifts the hold and sends
+                elif d.held_until > now:
+                    state.held = state.report.held = True
+            self.shops[shop.name] = state
+        order = sorted(self.shops.values(), key=lambda s: (s.progress.served_at or 0, s.due, s.shop.name))
+        for rank, s in enumerate(order):
+            s.rank = rank
+        try:
+            await self._rounds(order)
+        except BudgetExhausted as exc:          # a planning bug, never the plan: report it, lose nothing
+            self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))
+        return self._report()
+
+    async def _rounds(self, order: list[ShopTurn]) -> None:
+        """Rounds until nothing moves: a listing page for every shop that wants one, then one send round."""
+        for s in order:
+            if s.state.held_until is not None and not s.held and self.room() > ROUND_COST:
+                await release(self, s)
+        while True:
+            progressed = False
+            for s in order:
+                now = self.rt.now()
+                if not s.can_list(now):
+                    continue
+                self.meter.shop = s.shop.name
+                s.ls_wait_turn = 0.0
+                try:
+                    did = await list_page(self, s)
+                finally:
+                    self.meter.shop = None
+                if did:
+                    progressed = True
+                    self.turns += 1
+                    s.progress.served_at = self.rt.now()
+            if await send_round(self, order):
+                progressed = True
+            if not progressed:
+                return
+
+    def _report(self) -> PassReport:
+        now = self.rt.now()
+        report = PassReport({}, {}, self.meter.kinds, self.meter.limit, turns=self.turns)
+        waits = []
+        for name, s in self.shops.items():
+            s.report.calls = self.meter.shops.get(name, Counter())
+            s.report.due_left = s.due
+            if s.report.listing == "idle" and s.listing_wanted:
+                s.report.listing = "paused" if s.paused(now) else "not started"
+            report.shops[name] = s.report
+            if s.can_list(now) or s.can_send(now, self.limits.meta_per_minute):
+                report.more = True
+            if s.listing_wanted and s.paused(now):
+                waits.append(max(s.progress.paused_until or now, s.progress.rate_limited_until or now) - now)
+            if s.due and not s.held:
+                if s.lines_blocked(now):
+                    waits.append((s.progress.rate_limited_until or now) - now)
+                elif s.meta_left(now, self.limits.meta_per_minute) <= 0:
+                    waits.append((s.progress.meta_window or now) + 60 - now)
+        report.wait = float(min(waits)) if waits else None
+        return report
+
+    async def save(self) -> None:
+        turns = [(s.progress, s.meta_added) for s in self.shops.values()
+                 if s.meta_added or turn_of(s.progress) != s.started]     # an idle pass writes nothing
+        try:
+            await self.ledger.save_turns(turns, self.rt.now())
+        except BudgetExhausted as exc:      # only pauses, rotation and the Meta count are lost; nothing sent is
+            self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))
+
+
+def _classifier(settings: Settings) -> Callable[[str], str]:
+    lightspeed = [settings.lightspeed_api_url] if settings.lightspeed_api_url else list(CLUSTER_HOSTS.values())
+    meta = settings.meta_graph_url
+
+    def classify(url: str) -> str:
+        if url.startswith(meta + "/"):
+            return "meta"
+        if any(url.startswith(base + "/") for base in lightspeed):
+            return "lightspeed"
+        return "other"
+
+    return classify
