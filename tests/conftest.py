@@ -80,6 +80,13 @@ def shop_secrets(prefix: str, n: int) -> dict[str, str]:
     }
 
 
+# The cron mechanics (listing, rounds, fairness, rate limits) at the free plan's 50 subrequests and without a
+# CPU model: the paid plan's 30 s of CPU is never reached here. The free plan's CPU model (the default) has its
+# own tests (tests/test_plans.py). The first shop's env carries them; another shop's (``env.update``) does not,
+# so it keeps a budget a test has set.
+MECHANICS = {"RELAY_PLAN": "paid", "RELAY_SUBREQUEST_BUDGET": "50"}
+
+
 def shop_env(meta: FakeMeta, lightspeed: FakeLightspeed, shop: str = "VIK", **extra: str) -> dict[str, str]:
     return {
         f"{shop}_LIGHTSPEED_API_KEY": KEY,
@@ -90,6 +97,7 @@ def shop_env(meta: FakeMeta, lightspeed: FakeLightspeed, shop: str = "VIK", **ex
         f"{shop}_SHOP_URL": "https://www.vikginchoice.example",
         "META_GRAPH_URL": meta.url,
         "LIGHTSPEED_API_URL": lightspeed.url,
+        **(MECHANICS if shop == "VIK" else {}),
         **extra,
     }
 

@@ -22,9 +22,9 @@ from relay.core.errors import ConfigError, UnknownShopError
 # ALERT_WEBHOOK_URL stays a secret: a chat webhook address is itself a credential.
 PLAIN_SHOP_KEYS = ("LIGHTSPEED_SHOP_ID", "META_PIXEL_ID", "LIGHTSPEED_CLUSTER", "LIGHTSPEED_LANGUAGE", "SHOP_URL",
                    "EVENT_ID_TEMPLATE", "UTC_OFFSET", "SEND_CANCELLATIONS", "NET_REVENUE")
-PLAIN_GLOBALS = ("SHOPS", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "RELAY_SUBREQUEST_BUDGET",
-                 "RELAY_BATCH_SIZE", "ALERT_FORMAT", "ALERT_FAILURES_PER_HOUR", "ALERT_UNCONFIRMED_HOURS",
-                 "ALERT_BACKFILL_HOURS")
+PLAIN_GLOBALS = ("SHOPS", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "RELAY_PLAN",
+                 "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE", "ALERT_FORMAT", "ALERT_FAILURES_PER_HOUR",
+                 "ALERT_UNCONFIRMED_HOURS", "ALERT_BACKFILL_HOURS")
 # GitHub's limit on secrets per repository or environment (docs.github.com, "Using secrets in GitHub Actions").
 MAX_GITHUB_SECRETS = 100
 # Cloudflare's limit on variables per Worker, secrets and text combined

@@ -38,7 +38,7 @@ OPTIONAL = (
     "NET_REVENUE",          # 1: custom_data.net_revenue (the order's profit) from the lines' cost prices
 )
 GLOBALS = ("ADMIN_TOKEN", "META_API_VERSION", "META_GRAPH_URL", "LIGHTSPEED_API_URL", "SHOPS", "META_TIMEOUT",
-           "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE",     # these two: relay.jobs.limits.load_limits
+           "RELAY_PLAN", "RELAY_SUBREQUEST_BUDGET", "RELAY_BATCH_SIZE",   # these: relay.jobs.limits.load_limits
            "ALERT_WEBHOOK_URL", "ALERT_FORMAT", "ALERT_FAILURES_PER_HOUR", "ALERT_UNCONFIRMED_HOURS",
            "ALERT_BACKFILL_HOURS")                            # these: relay.jobs.alerts
 
