@@ -15,6 +15,7 @@ plan's limit, so that every pass makes progress.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
 from collections.abc import Callable
 from itertools import groupby
@@ -38,6 +39,8 @@ from relay.jobs.send_round import release, send_round
 from relay.outbox.budget import Meter
 from relay.outbox.cron_ledger import CronLedger
 from relay.outbox.rows import Due, Progress, ShopState
+
+logger = logging.getLogger("relay")
 
 
 class Pass:
@@ -197,6 +200,15 @@ class Pass:
                 elif s.meta_left(now, self.limits.meta_per_minute) <= 0:
                     waits.append((s.progress.meta_window or now) + 60 - now)
         report.wait = float(min(waits)) if waits else None
+        report.cpu_ms = self.meter.cpu_used if self.limits.cpu_ms is not None else None
+        calls_left = self.meter.left()
+        if (report.more and not self.turns and self.limits.cpu_ms is not None
+                and (calls_left is None or calls_left > LIST_COST + 1)):
+            # work was waiting and the plan's CPU held none of it: say where it can go (a console line, no R2 call)
+            report.starved = True
+            logger.warning("the %s plan's %g ms of CPU per invocation holds no listing page or send after this "
+                           "run's fixed work (modeled %.1f ms): set RELAY_PLAN=paid (docs/PLANS.md)",
+                           self.limits.plan, self.limits.cpu_ms, self.meter.cpu_used)
         return report
 
     async def save(self) -> None:

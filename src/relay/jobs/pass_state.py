@@ -50,6 +50,8 @@ class PassReport:
     more: bool = False             # work the budget did not reach: run another pass now
     wait: float | None = None      # seconds until paused work (Lightspeed's or Meta's limit) may go on
     turns: int = 0                 # turns that did something (a page, a batch, a pause)
+    cpu_ms: float | None = None    # the invocation's modeled CPU (relay.core.cpu_model), when the plan has a limit
+    starved: bool = False          # work was waiting and the plan's CPU held none of it (docs/PLANS.md)
 
     @property
     def used(self) -> int:

@@ -1,0 +1,270 @@
+"""The plan profiles (``RELAY_PLAN``): what one cron invocation may do on the Free plan and on the Paid one.
+
+Free: every pass stays inside the CPU cost model's share of 10 ms and inside 50 subrequests, and still makes
+progress, so a backlog drains over successive passes, each order sent once. Paid: a big backlog drains within an
+hour of cron runs, Lightspeed's 300 calls per 5 minutes per key being the brake. Real SQLite, real HTTP to the
+loopback fakes; subrequests counted at the ports, events at the fake Meta, not by the pass's own meter. The CPU
+figures are the model's (``relay.core.cpu_model``), checked against what the fakes saw: nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from conftest import SECRET, Clock, shop_env
+from relay.core.cpu_model import MODEL, TARGET, CpuModel
+from relay.core.errors import ConfigError
+from relay.jobs import limits
+from relay_tools.fakes import FakeLightspeed, Recorded, Reply, rate_limited
+from test_backfill import LINES, PAID, UNPAID, Harness, harness, list_requests, listed, sent_event_ids
+
+__all__ = ["harness"]      # the fixture, shared with test_backfill
+
+CRON = 120          # wrangler.toml: */2 * * * *
+# A model in which a free pass holds a few units of work: the listing's pages (12 orders) and the sends (a few
+# events a pass) are small, so the test sees many passes. The shipped constants are checked separately.
+SMALL = CpuModel(per_invocation=1.5, per_subrequest=0.5, per_listed_order=0.25, per_event=0.2)
+
+
+def free_env(env: dict[str, str]) -> dict[str, str]:
+    for name in ("RELAY_PLAN", "RELAY_SUBREQUEST_BUDGET"):
+        env.pop(name, None)
+    return env
+
+
+def test_the_plan_is_free_unless_set_and_each_names_its_limits(env):
+    free = limits.load_limits(free_env(env))
+    assert (free.plan, free.budget, free.d1_budget, free.cpu_ms) == ("free", 50, 50, 10.0)
+    assert 1 <= free.page_size <= 250
+    paid = limits.load_limits({**env, "RELAY_PLAN": "paid"})
+    assert (paid.plan, paid.budget, paid.d1_budget, paid.cpu_ms, paid.page_size) == ("paid", 10_000, 1_000,
+                                                                                      30_000.0, 250)
+    # the override keeps working; above the free plan's 50 it can only mean the paid plan
+    assert limits.load_limits({**env, "RELAY_SUBREQUEST_BUDGET": "30"}).plan == "free"
+    assert limits.load_limits({**env, "RELAY_SUBREQUEST_BUDGET": "1000"}).plan == "paid"
+    assert limits.load_limits({**env, "RELAY_PLAN": "paid", "RELAY_SUBREQUEST_BUDGET": "500"}).d1_budget == 500
+    with pytest.raises(ConfigError, match="RELAY_PLAN must be free or paid.*change RELAY_PLAN where your deploy"):
+        limits.load_limits({**env, "RELAY_PLAN": "business"})
+    with pytest.raises(ConfigError, match="above 50 needs RELAY_PLAN=paid"):
+        limits.load_limits({**env, "RELAY_PLAN": "free", "RELAY_SUBREQUEST_BUDGET": "60"})
+
+
+def test_a_free_page_is_what_one_invocation_can_parse(env):
+    small = limits.for_plan(limits.FREE, model=SMALL)
+    # 10 ms x TARGET, less the invocation, and the 7 calls of a pass that lists one page: 12 orders of 0.25 ms
+    assert small.page_size == int((10 * TARGET - SMALL.cost(subrequests=limits.LISTING_PASS_CALLS)) / 0.25) == 12
+    assert limits.for_plan(limits.PAID, model=SMALL).page_size == 250
+
+
+def test_a_free_pass_stays_inside_its_cpu_model_and_budget_and_drains_the_backlog_over_passes(harness, env, meta,
+                                                                                          lightspeed, clock):
+    h, now = harness, clock.now
+    free_env(env)
+    orders = [listed(UNPAID if i % 9 == 4 else PAID, 800_000 + i, now - 20 * 3600 + i * 600) for i in range(45)]
+    lightspeed.orders.extend(orders)
+    for order in orders:
+        lightspeed.products[order["id"]] = LINES
+    paid = {f"purchase_{o['number']}" for o in orders if o["paymentStatus"] == "paid"}
+    plan = limits.for_plan(limits.FREE, model=SMALL)
+    passes: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        for _ in range(200):
+            pages, events = len(list_requests(lightspeed)), len(meta.events())
+            report = await h.one_pass(limits=plan)
+            listed_now = sum(r.listed for r in report.shops.values())
+            sent_now = len(meta.events()) - events
+            passes.append({"calls": h.spent[-1], "pages": len(list_requests(lightspeed)) - pages,
+                           "listed": listed_now, "sent": sent_now})
+            if set(sent_event_ids(meta)) == paid and h.progress()["run_page"] is None:
+                return
+            clock.advance(CRON)
+
+    h.run(scenario)
+
+    sent = sent_event_ids(meta)
+    assert set(sent) == paid and set(sent.values()) == {1}, "every paid order sent, none twice"
+    assert len(passes) > 10, "the free plan's CPU spreads the drain over many passes"
+    assert {p["limit"] for p in list_requests(lightspeed)} == {"12"}, "pages small enough to parse in one pass"
+    for n, p in enumerate(passes):
+        modeled = SMALL.cost(subrequests=p["calls"], orders=p["listed"], events=p["sent"])
+        assert p["calls"] <= 50 and modeled <= 10.0, (n, p, modeled)
+        assert p["pages"] or p["sent"], f"pass {n} made no progress: {p}"
+    assert max(p["sent"] for p in passes) < 10, "a free pass sends a few events, not a batch of 40"
+
+
+def test_a_pass_with_no_room_at_the_target_still_does_one_unit_inside_the_limit(harness, env, meta, lightspeed,
+                                                                                   clock):
+    """A model so tight that nothing fits its target share: each pass still sends one event (inside 10 ms)."""
+    h, now = harness, clock.now
+    free_env(env)
+    tight = CpuModel(per_invocation=3.0, per_subrequest=0.5, per_listed_order=0.5, per_event=0.5)
+    orders = [listed(PAID, 810_000 + i, now - 3600 + i * 60) for i in range(4)]
+    lightspeed.orders.extend(orders)
+    for order in orders:
+        lightspeed.products[order["id"]] = LINES
+    plan = limits.for_plan(limits.FREE, model=tight)
+
+    async def scenario() -> list[tuple[int, int, int]]:
+        seen = []
+        while len(meta.events()) < 4 and len(seen) < 40:
+            events = len(meta.events())
+            report = await h.one_pass(limits=plan)
+            seen.append((h.spent[-1], report.shops["vik"].listed, len(meta.events()) - events))
+            clock.advance(CRON)
+        return seen
+
+    seen = h.run(scenario)
+    assert set(sent_event_ids(meta).values()) == {1} and len(sent_event_ids(meta)) == 4
+    for calls, listed_now, sent_now in seen:
+        assert listed_now or sent_now == 1, seen
+        assert tight.cost(subrequests=calls, orders=listed_now, events=sent_now) <= 10.0, seen
+
+
+def test_when_the_free_plan_holds_no_unit_the_pass_starts_none_and_says_to_go_paid(harness, env, meta, lightspeed,
+                                                                                    clock, caplog):
+    """A model whose fixed cost leaves no unit inside 10 ms: the pass lists and claims nothing (it would be
+    killed), and names RELAY_PLAN=paid."""
+    h, now = harness, clock.now
+    free_env(env)
+    hopeless = CpuModel(per_invocation=8.0, per_subrequest=1.0, per_listed_order=0.2, per_event=0.2)
+    lightspeed.orders.append(listed(PAID, 830_000, now - 3600))
+    report = h.run(lambda: h.one_pass(limits=limits.for_plan(limits.FREE, model=hopeless)))
+    assert report.starved and report.turns == 0 and list_requests(lightspeed) == [] and meta.event_posts == []
+    assert "set RELAY_PLAN=paid" in caplog.text
+
+
+class KilledByTheRuntime(RuntimeError):
+    """Cloudflare ending an invocation mid-way (error 1102): nothing after it runs."""
+
+
+class KillAt:
+    """The HTTP port, killing the invocation at the ``nth`` request to ``path``."""
+
+    def __init__(self, inner: Any, path: str, nth: int) -> None:
+        self.inner, self.path, self.nth, self.seen = inner, path, nth, 0
+
+    async def send(self, request: Any) -> Any:
+        if self.path in request.url:
+            self.seen += 1
+            if self.seen == self.nth:
+                raise KilledByTheRuntime
+        return await self.inner.send(request)
+
+
+def test_a_pass_killed_mid_way_keeps_its_pages_and_its_rounds(harness, env, meta, lightspeed, clock):
+    """Killed at its 4th page, then at a line fetch of a later round: what was stored before each kill
+    stays stored (the listing position, the rounds' sends and each shop's turn), and the next passes go on
+    from there, every order sent once."""
+    h, now = harness, clock.now
+    h.env.update(RELAY_PLAN="paid", RELAY_SUBREQUEST_BUDGET="1000")
+    orders = [listed(PAID, 820_000 + i, now - 30 * 3600 + i * 60) for i in range(1_100)]
+    lightspeed.orders.extend(orders)
+    for order in orders:
+        lightspeed.products[order["id"]] = LINES
+
+    async def killed(path: str, nth: int) -> None:
+        real = h.http
+        h.http = KillAt(real, path, nth)
+        try:
+            with pytest.raises(KilledByTheRuntime):
+                await h.one_pass()
+        finally:
+            h.http = real
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        await killed("/orders.json", 4)
+        after_listing = h.progress()
+        await killed("/products.json", 150)
+        after_round = h.progress()
+        clock.advance(CRON)
+        await h.until_done()
+        return after_listing, after_round
+
+    after_listing, after_round = h.run(scenario)
+    assert after_listing["run_page"] == 4, "three pages stored, the fourth next"
+    assert after_round["meta_requests"] >= 1 and after_round["served_at"] is not None, \
+        "the round that finished before the kill stored the shop's turn with it"
+    pages = [p["page"] for p in list_requests(lightspeed)]
+    assert pages[:5] == ["1", "2", "3", "4", "5"], "the killed pass's fourth page is the next pass's first"
+    sent = sent_event_ids(meta)
+    assert len(sent) == 1_100 and set(sent.values()) == {1}
+
+
+class WindowedLightspeed(FakeLightspeed):
+    """Lightspeed's 300 calls per 5-minute window, per API key, on the test's clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__("unused-key", SECRET)
+        self.clock = clock
+        self.used: Counter[tuple[str, int]] = Counter()
+        self.over = 0
+
+    def answer(self, request: Recorded) -> Reply:
+        auth = request.headers.get("authorization", "")
+        window = int(self.clock() // 300)
+        reset = int((window + 1) * 300 - self.clock())
+        with self.lock:
+            self.used[(auth, window)] += 1
+            left = 300 - self.used[(auth, window)]
+            self.RATE_HEADERS = {"X-RateLimit-Limit": "300/3000/12000", "X-RateLimit-Reset": f"{reset}/3600/86400",
+                                 "X-RateLimit-Remaining": f"{max(left, 0)}/2999/11999"}
+        if left < 0:
+            self.over += 1
+            return rate_limited(reset=reset)
+        return super().answer(request)
+
+
+def test_a_paid_pass_drains_a_big_backlog_within_an_hour_of_cron_runs(tmp_path, log_root, meta, clock):
+    """3 shops x 600 missed orders (bench/bench_backfill.py runs 10 x 2,000): each order sent once, in at most
+    30 cron runs (an hour at */2), each inside the paid plan's calls, D1 queries and modeled 30 s of CPU."""
+    shops, per_shop = 3, 600
+    lightspeed = WindowedLightspeed(clock).start()
+    env: dict[str, str] = {"RELAY_PLAN": "paid"}
+    expected = set()
+    try:
+        for i in range(shops):
+            prefix = f"SHOP{i}"
+            env.update(shop_env(meta, lightspeed, prefix))
+            env[f"{prefix}_LIGHTSPEED_API_KEY"], env[f"{prefix}_META_PIXEL_ID"] = f"key{i}", f"90000000000000{i}"
+            account = lightspeed.add_account(f"key{i}", SECRET)
+            for n in range(per_shop):
+                order = listed(PAID, 900_000 * (i + 1) + n, clock.now - 5 * 86400 + n * 600)
+                account.append(order)
+                lightspeed.products[order["id"]] = LINES
+                expected.add(f"purchase_{order['number']}")
+        h = Harness(env, tmp_path, log_root, clock, [meta, lightspeed])
+        auths = {"Basic " + base64.b64encode(f"key{i}:{SECRET}".encode()).decode() for i in range(shops)}
+        reports = []
+
+        async def scenario() -> None:
+            for _ in range(30):
+                d1 = h.db.calls
+                report = await h.one_pass()
+                reports.append((report, h.spent[-1], h.db.calls - d1))
+                if set(sent_event_ids(meta)) == expected:
+                    return
+                clock.advance(CRON)
+
+        try:
+            h.run(scenario)
+        finally:
+            h.close()
+    finally:
+        lightspeed.stop()
+
+    sent = sent_event_ids(meta)
+    assert set(sent) == expected and set(sent.values()) == {1}, "every order sent once"
+    assert len(reports) <= 30, "drained within an hour of cron runs"
+    assert len(reports) > 1, "Lightspeed's window, not the plan, spreads the drain"
+    assert lightspeed.over == 0, "never past Lightspeed's window"
+    assert {r.headers["authorization"] for r in lightspeed.requests} == auths
+    for report, calls, d1 in reports:
+        assert calls <= 10_000 and d1 <= 1_000
+        listed_now = sum(r.listed for r in report.shops.values())
+        sent_now = sum(r.sent for r in report.shops.values())
+        assert MODEL.cost(subrequests=calls, orders=listed_now, events=sent_now) <= 30_000 * TARGET
