@@ -1,18 +1,23 @@
-"""A week of missed webhooks drained by the cron pass: passes, subrequests and days, on the project's fakes.
+"""A week of missed webhooks drained by the cron pass: passes, subrequests, modeled CPU and days, on the fakes.
 
-    uv run python bench/bench_backfill.py --shops 3 --orders 300 --budget 50 [--embedded] [--cron-minutes N]
+    uv run python bench/bench_backfill.py --shops 10 --orders 2000 --plan both [--budget N] [--embedded]
+        [--cron-minutes N] [--latency-ms MS]
 
 Scenario: ``--shops`` shops, each with ``--orders`` paid orders that no webhook delivered, placed over
 the last ``--spread-hours`` hours (default 6 days: a week of misconfigured webhooks, the oldest still
 inside Meta's 7-day window) and listed by ``orders.json`` without embedded lines, as Lightspeed lists
 them (``--embedded``: with them, so no ``products.json`` call is needed). Each cron tick runs what the
-Worker's ``scheduled`` runs (the daily health check, then ``relay.jobs.cron``) with the subrequest
-budget ``--budget`` on real SQLite and real loopback HTTP to ``relay_tools.fakes``; the clock is
-simulated: a tick is ``--cron-minutes`` apart (default: ``wrangler.toml``'s cron), a rate-limit wait
-moves it instead of sleeping. Lightspeed's fake enforces 300 calls per 5-minute window per API key.
+Worker's ``scheduled`` runs (the daily health check, then ``relay.jobs.cron``) under ``--plan``
+(``RELAY_PLAN``: free, paid, or both one after the other; ``--budget`` sets RELAY_SUBREQUEST_BUDGET) on
+real SQLite and real loopback HTTP to ``relay_tools.fakes``; the clock is simulated: a tick is
+``--cron-minutes`` apart (default: ``wrangler.toml``'s cron), a rate-limit wait moves it instead of
+sleeping, and so does each fetch by ``--latency-ms`` (default 0). Lightspeed's fake enforces 300 calls per
+5-minute window per API key.
 
 Subrequests are counted at the ports (every database call, fetch and log write), not by the pass's own
-meter. Lost and duplicated are checked against what the fake Meta recorded. Figures only.
+meter. Modeled CPU is ``relay.core.cpu_model.MODEL`` applied to what the ports and the fakes saw (calls,
+listed orders, events), the figure the pass plans with; the CPython time is this process's, for scale.
+Lost and duplicated are checked against what the fake Meta recorded. Figures only.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import functools
 import json
+import logging
 import re
 import statistics
 import sys
@@ -33,8 +38,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from relay.core.cpu_model import MODEL
 from relay.core.ports import HttpRequest, HttpResponse, QueryResult
-from relay.jobs import cron, health, limits, runtime
+from relay.jobs import cron, limits, runtime, schedule
 from relay_tools.edges import FolderBlobs, HttpxClient
 from relay_tools.fakes import FakeLightspeed, FakeMeta, Recorded, Reply, rate_limited
 from relay_tools.sqlite import SqliteDatabase
@@ -86,8 +92,10 @@ class WindowedLightspeed(FakeLightspeed):
 class Ports:
     """Counts every call at the database, the log folder and the HTTP client, by kind."""
 
-    def __init__(self, db: SqliteDatabase, blobs: FolderBlobs, http: HttpxClient, meta: str, clock: Clock) -> None:
+    def __init__(self, db: SqliteDatabase, blobs: FolderBlobs, http: HttpxClient, meta: str, clock: Clock,
+                 latency: float = 0.0) -> None:
         self.db, self.blobs, self.http, self.meta, self.clock = db, blobs, http, meta, clock
+        self.latency = latency
         self.calls: Counter[str] = Counter()
         self.meta_minutes: Counter[tuple[str, int]] = Counter()     # (pixel, minute) -> Meta requests
 
@@ -105,6 +113,7 @@ class Ports:
             self.meta_minutes[(request.url.split("/")[4], int(self.clock() // 60))] += 1
         else:
             self.calls["lightspeed"] += 1
+        self.clock.now += self.latency
         return await self.http.send(request)
 
     async def put(self, key: str, data: bytes, content_type: str = "application/x-ndjson") -> None:
@@ -142,8 +151,10 @@ def settled(db: SqliteDatabase, shops: int) -> bool:
     return open_rows[0] == 0 and listed[0] == shops
 
 
-def env_for(shops: int, meta: FakeMeta, lightspeed: FakeLightspeed, budget: int) -> dict[str, str]:
-    env = {"META_GRAPH_URL": meta.url, "LIGHTSPEED_API_URL": lightspeed.url, "RELAY_SUBREQUEST_BUDGET": str(budget)}
+def env_for(shops: int, meta: FakeMeta, lightspeed: FakeLightspeed, plan: str, budget: int | None) -> dict[str, str]:
+    env = {"META_GRAPH_URL": meta.url, "LIGHTSPEED_API_URL": lightspeed.url, "RELAY_PLAN": plan}
+    if budget is not None:
+        env["RELAY_SUBREQUEST_BUDGET"] = str(budget)
     for i in range(shops):
         prefix = f"SHOP{i:02d}"
         env.update({f"{prefix}_LIGHTSPEED_API_KEY": f"key{i}", f"{prefix}_LIGHTSPEED_API_SECRET": SECRET,
@@ -153,7 +164,7 @@ def env_for(shops: int, meta: FakeMeta, lightspeed: FakeLightspeed, budget: int)
     return env
 
 
-async def simulate(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+async def simulate(args: argparse.Namespace, plan: str, folder: Path) -> dict[str, Any]:
     clock = Clock(float(START))
     meta, lightspeed = FakeMeta().start(), WindowedLightspeed(clock).start()
     expected: set[str] = set()
@@ -170,8 +181,9 @@ async def simulate(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         db.migrate()
         db.conn.execute("PRAGMA synchronous=OFF")     # a benchmark's scratch file: no fsync per commit
         http = HttpxClient()
-        ports = Ports(db, FolderBlobs(folder / "logs"), http, meta.url, clock)
-        env = env_for(args.shops, meta, lightspeed, args.budget)
+        ports = Ports(db, FolderBlobs(folder / "logs"), http, meta.url, clock, args.latency_ms / 1000)
+        env = env_for(args.shops, meta, lightspeed, plan, args.budget)
+        plan_limits = limits.load_limits(env)
         interval = args.cron_minutes * 60
 
         async def sleep(seconds: float) -> None:
@@ -182,6 +194,7 @@ async def simulate(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         idle: dict[str, Any] | None = None
         after: list[dict[str, Any]] = []
         changes0 = db.conn.total_changes
+        drained_after = None
         while clock.now < START + args.max_days * 86400:
             tick_start = clock.now
             before = Counter(ports.calls)
@@ -189,16 +202,19 @@ async def simulate(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             rt = runtime.Runtime(env=env, db=ports, http=ports, blobs=ports, clock=clock, random=lambda: 0.5)
             cpu = time.thread_time()
             try:
-                await cron.scheduled(rt, before=(functools.partial(health.run_daily, limit=limits.HEALTH_SHOPS),),
-                                     sleep=sleep)
+                report = await cron.scheduled(rt, before=(schedule.health_check,), sleep=sleep)
             finally:
                 await rt.log.flush(rt.blobs, rt.clock())
             spent = ports.calls - before
             events = sum(len(p.json()["data"]) for p in meta.event_posts[posts_before:])
-            tick = {"calls": spent, "events": events, "cpu": time.thread_time() - cpu}
+            listed = sum(r.listed for r in report.shops.values())
+            tick = {"calls": spent, "events": events, "cpu": time.thread_time() - cpu, "listed": listed,
+                    "modeled": MODEL.cost(subrequests=sum(spent.values()), orders=listed, events=events),
+                    "starved": report.starved, "wall": clock.now - tick_start}
             ticks.append(tick)
             if drained_at is None and settled(db, args.shops):
                 drained_at = len(ticks)
+                drained_after = clock.now - START
                 changes = db.conn.total_changes - changes0
             elif drained_at is not None:
                 after.append(tick)
@@ -211,6 +227,7 @@ async def simulate(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         db.close()
         sent = Counter(e["event_id"] for e in meta.events())
         return {"ticks": ticks, "drained": drained_at, "idle": idle, "after": after, "sent": sent, "expected": expected,
+                "plan": plan_limits, "drained_after": drained_after,
                 "meta_posts": len(meta.event_posts), "over": lightspeed.over, "interval": interval,
                 "meta_minutes": ports.meta_minutes, "changes": changes if drained_at else None,
                 "lightspeed": sum(t["calls"]["lightspeed"] for t in ticks[:drained_at or len(ticks)])}
@@ -219,35 +236,56 @@ async def simulate(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         lightspeed.stop()
 
 
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def report(args: argparse.Namespace, r: dict[str, Any]) -> list[str]:
     drained = r["drained"]
+    plan = r["plan"]
     working = r["ticks"][:drained or len(r["ticks"])]
     orders = args.shops * args.orders
     events = sum(t["events"] for t in working)
+    sent_once = sum(1 for n in r["sent"].values() if n == 1)
     lost = len(r["expected"] - set(r["sent"]))
     duplicated = sum(1 for n in r["sent"].values() if n > 1)
     database = sum(t["calls"]["database"] for t in working)
     total = [sum(t["calls"].values()) for t in working]
-    days = len(working) * r["interval"] / 86400
+    per_day = 86400 / r["interval"]
+    cron_hours = len(working) * r["interval"] / 3600
+    modeled = [t["modeled"] for t in working]
+    limit = f"{plan.cpu_ms:,.0f} ms" if plan.cpu_ms is not None else "none"
     lines = [
-        f"{args.shops} shop(s) x {args.orders} paid orders listed {'with' if args.embedded else 'without'} embedded "
-        f"lines, budget {args.budget}, cron every {args.cron_minutes} min (simulated clock)",
-        f"passes: {len(working)}{'' if drained else ' (NOT drained: stopped at --max-days)'}; "
-        f"events per pass {events / len(working):.1f}",
+        f"RELAY_PLAN={plan.plan}: {args.shops} shop(s) x {args.orders} paid orders listed "
+        f"{'with' if args.embedded else 'without'} embedded lines; limits per invocation: {plan.budget:,} "
+        f"subrequests, {plan.d1_budget:,} D1 queries, CPU {limit}; orders.json pages of {plan.page_size}; "
+        f"cron every {args.cron_minutes} min (simulated clock, {args.latency_ms:g} ms a fetch)",
+        f"passes: {len(working)}{'' if drained else ' (NOT drained: stopped at --max-days)'}; cron time "
+        f"{cron_hours:.2f} h ({len(working)} x {args.cron_minutes} min)"
+        + (f", {r['drained_after'] / 3600:.2f} h on the simulated clock" if r["drained_after"] is not None else ""),
+        f"events per pass: mean {events / len(working):.1f}, max {max(t['events'] for t in working)}; "
+        f"per day at this pace: {events / len(working) * per_day:,.0f}",
         f"subrequests per pass: max {max(total)}, median {statistics.median(total):g}",
     ]
     for kind in KINDS:
         per = [t["calls"][kind] for t in working]
-        lines.append(f"  {kind:<11} max {max(per):>3}  median {statistics.median(per):>5g}  total {sum(per):>7}")
+        lines.append(f"  {kind:<11} max {max(per):>5}  median {statistics.median(per):>5g}  total {sum(per):>7}")
     lines += [
+        f"modeled Worker CPU per pass (relay.core.cpu_model.MODEL on what the ports saw): median "
+        f"{statistics.median(modeled):,.1f} ms, p95 {pct(modeled, 0.95):,.1f}, max {max(modeled):,.1f} "
+        f"(plan limit {limit})" + (f"; {sum(t['starved'] for t in working)} passes starved (no unit fits)"
+                                   if any(t["starved"] for t in working) else ""),
+        f"CPython time per pass (this thread, with httpx and sqlite): median "
+        f"{statistics.median(t['cpu'] for t in working) * 1000:.1f} ms, "
+        f"max {max(t['cpu'] for t in working) * 1000:.1f}",
+        f"wall per pass on the simulated clock: max {max(t['wall'] for t in working):.0f} s",
         f"Meta requests per event: {r['meta_posts'] / max(events, 1):.3f} ({r['meta_posts']} requests, {events} events)"
         f"; most in one minute for one shop: {max(r['meta_minutes'].values(), default=0)} (limit 60)",
         f"database calls per event: {database / max(events, 1):.3f}",
         f"Lightspeed calls per order: {r['lightspeed'] / orders:.3f}; 429s: {r['over']}",
-        f"days to drain at every {args.cron_minutes} min: {days:.2f}" + ("" if drained else " or more"),
-        f"lost: {lost}, duplicated: {duplicated} (against what the fake Meta recorded)",
-        f"CPU per working pass (CPython, this thread, with httpx and sqlite): median "
-        f"{statistics.median(t['cpu'] for t in working) * 1000:.1f} ms",
+        f"sent once: {sent_once:,} of {orders:,}; lost: {lost:,}; duplicated: {duplicated} "
+        "(against what the fake Meta recorded)",
     ]
     if r["changes"] is not None:
         lines.append(f"SQLite rows changed per event: {r['changes'] / max(events, 1):.1f} "
@@ -258,11 +296,10 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> list[str]:
                      f"they cost {min(steady)}-{max(steady)} subrequests")
     if r["idle"] is not None:
         idle = sum(r["idle"]["calls"].values())
-        per_day = 86400 // r["interval"]
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(r["idle"]["calls"].items()) if v)
-        lines.append(f"idle pass: {idle} subrequests ({kinds}), {r['idle']['cpu'] * 1000:.1f} ms CPU; "
-                     f"{per_day} cron runs a day = {per_day / FREE_REQUESTS_PER_DAY:.1%} of the Free plan's "
-                     f"100,000 requests a day, {per_day * idle:,} subrequests a day when idle")
+        lines.append(f"idle pass: {idle} subrequests ({kinds}), modeled {r['idle']['modeled']:.1f} ms, CPython "
+                     f"{r['idle']['cpu'] * 1000:.1f} ms; {per_day:.0f} cron runs a day = "
+                     f"{per_day / FREE_REQUESTS_PER_DAY:.1%} of the Free plan's 100,000 requests a day")
     return lines
 
 
@@ -270,16 +307,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shops", type=int, default=3)
     parser.add_argument("--orders", type=int, default=300, help="missed paid orders per shop")
-    parser.add_argument("--budget", type=int, default=limits.DEFAULT_BUDGET, help="subrequests per invocation")
+    parser.add_argument("--plan", choices=("free", "paid", "both"), default="both", help="RELAY_PLAN")
+    parser.add_argument("--budget", type=int, default=None, help="RELAY_SUBREQUEST_BUDGET (default: the plan's)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated time each fetch takes")
     parser.add_argument("--embedded", action="store_true", help="the listing embeds each order's lines")
     parser.add_argument("--cron-minutes", type=int, default=cron_minutes(), help="default: wrangler.toml's cron")
     parser.add_argument("--spread-hours", type=float, default=144.0, help="the orders were placed over this long")
     parser.add_argument("--max-days", type=float, default=30.0, help="stop the simulation after this long")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        result = asyncio.run(simulate(args, Path(folder)))
-    print("\n".join(report(args, result)))
-    sys.exit(0 if result["drained"] else 1)
+    logging.getLogger("relay").setLevel(logging.ERROR)      # the free plan's starved passes say so once each
+    drained = True
+    for plan in ("free", "paid") if args.plan == "both" else (args.plan,):
+        with tempfile.TemporaryDirectory() as folder:
+            result = asyncio.run(simulate(args, plan, Path(folder)))
+        print("\n".join(report(args, result)), end="\n\n", flush=True)
+        drained = drained and result["drained"] is not None
+    sys.exit(0 if drained else 1)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pytest
 from conftest import SECRET, Clock, shop_env
 from relay.core.cpu_model import MODEL, TARGET, CpuModel
 from relay.core.errors import ConfigError
-from relay.jobs import limits
+from relay.jobs import limits, schedule
 from relay_tools.fakes import FakeLightspeed, Recorded, Reply, rate_limited
 from test_backfill import LINES, PAID, UNPAID, Harness, harness, list_requests, listed, sent_event_ids
 
@@ -58,6 +58,14 @@ def test_a_free_page_is_what_one_invocation_can_parse(env):
     # 10 ms x TARGET, less the invocation, and the 7 calls of a pass that lists one page: 12 orders of 0.25 ms
     assert small.page_size == int((10 * TARGET - SMALL.cost(subrequests=limits.LISTING_PASS_CALLS)) / 0.25) == 12
     assert limits.for_plan(limits.PAID, model=SMALL).page_size == 250
+
+
+def test_the_daily_checks_take_what_the_free_plans_cpu_fits_and_none_when_nothing_does():
+    hopeless = CpuModel(per_invocation=8.0, per_subrequest=1.0, per_listed_order=0.2, per_event=0.2)
+    # 10 ms x TARGET less the invocation and the run's 3 reads leaves 5 ms: two checks of 5 calls at 0.5 ms
+    assert schedule.per_run(limits.for_plan(limits.FREE, model=SMALL), schedule.HEALTH_CALLS, 6) == 2
+    assert schedule.per_run(limits.for_plan(limits.FREE, model=hopeless), schedule.HEALTH_CALLS, 6) == 0
+    assert schedule.per_run(limits.for_plan(limits.PAID, model=hopeless), schedule.HEALTH_CALLS, 6) == 6
 
 
 def test_a_free_pass_stays_inside_its_cpu_model_and_budget_and_drains_the_backlog_over_passes(harness, env, meta,

@@ -62,6 +62,9 @@ SEND_OVERHEAD = 9              # send_due besides lines and Meta: shop state, re
 MIN_META_REQUESTS = 3          # enough for a rejected batch to be bisected a step each time
 ROUND_COST = 2                 # a send round's D1 calls, however many shops it serves: the claim and the finish
 SPARE = 2                      # a round keeps this for a rejected batch's bisection step or a hold's write
+ROUND_CALLS = 200              # a send round's lines and Meta requests at most: at up to 0.5 s a call its claim is
+                               # finished well inside the lease (relay.jobs.delivery.LEASE_SECONDS, 120 s), so the
+                               # next cron run (2 minutes on) cannot claim its rows again while it still runs
 HEALTH_SHOPS = 2               # relay.jobs.health checks per cron run, before the pass (at most ~6 subrequests each)
 UNLIMITED = 10**9
 

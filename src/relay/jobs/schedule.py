@@ -3,6 +3,10 @@
 The Worker's ``scheduled`` handler and ``relay serve``'s timer both take this list, so the two behave
 alike: the daily token and key check (it may hold a shop), Meta's daily Dataset Quality figures, then
 the alerts, which therefore see a hold set by the check in the same invocation.
+
+On a plan with a CPU limit (``RELAY_PLAN=free``: 10 ms) the daily checks take as many shops a run as the
+CPU cost model fits beside the run's fixed work, and none when not even one fits: then the cron leaves
+them to ``relay health`` (docs/PLANS.md), rather than run an invocation Cloudflare would end.
 """
 
 from __future__ import annotations
@@ -11,13 +15,38 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from relay.core.cpu_model import TARGET
 from relay.jobs import alerts, health, limits, quality
 from relay.jobs.runtime import Runtime
 
 Job = Callable[[Runtime], Awaitable[Any]]
 
+HEALTH_CALLS = 5        # one shop's check: debug_token, shop.json, the currency, the stored row, a hold
+QUALITY_CALLS = 2       # one pixel's: Meta's dataset_quality and the stored row
+FIXED_CALLS = 3         # every run's own reads: the two checks' and the pass's start
 
-def before_pass() -> tuple[Job, ...]:
-    return (functools.partial(health.run_daily, limit=limits.HEALTH_SHOPS),
-            functools.partial(quality.run_daily, limit=quality.PIXELS_PER_RUN),
-            alerts.run)
+
+def per_run(plan: limits.Limits, calls: int, most: int) -> int:
+    """Checks of ``calls`` subrequests each that a run on ``plan`` may make: ``most``, or under a CPU limit as
+    many as the model fits (within its target share) beside the run's fixed work."""
+    if plan.plan == limits.PAID.name or plan.cpu_ms is None:
+        return most
+    model = plan.cpu_model
+    left = plan.cpu_ms * TARGET - model.cost(subrequests=FIXED_CALLS)
+    return max(0, min(most, int(left // model.cost(subrequests=calls, invocations=0))))
+
+
+async def health_check(rt: Runtime) -> Any:
+    return await health.run_daily(rt, limit=per_run(limits.load_limits(rt.env), HEALTH_CALLS, limits.HEALTH_SHOPS))
+
+
+async def dataset_quality(rt: Runtime) -> Any:
+    return await quality.run_daily(rt, limit=per_run(limits.load_limits(rt.env), QUALITY_CALLS, quality.PIXELS_PER_RUN))
+
+
+def before_pass(worker: bool = True) -> tuple[Job, ...]:
+    """``worker=False``: CPython (``relay serve``), where no plan limits the CPU."""
+    if not worker:
+        return (functools.partial(health.run_daily, limit=limits.HEALTH_SHOPS),
+                functools.partial(quality.run_daily, limit=quality.PIXELS_PER_RUN), alerts.run)
+    return (health_check, dataset_quality, alerts.run)

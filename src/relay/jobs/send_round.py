@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from relay.jobs import delivery
-from relay.jobs.limits import LIST_COST, LOW_WATER, ROUND_COST, SPARE, UNLIMITED
+from relay.jobs.limits import LIST_COST, LOW_WATER, ROUND_CALLS, ROUND_COST, SPARE, UNLIMITED
 from relay.jobs.pass_state import PassContext, ShopTurn, deadline, turn_of
 from relay.outbox.cron_ledger import turn_statement
 from relay.outbox.rows import Finished
@@ -54,7 +54,7 @@ def plan(work: PassContext, order: list[ShopTurn], hard: bool = False) -> list[t
                    key=lambda s: (s.sends, s.rank))
     listing = sum(s.can_list(now) for s in order)          # their next pages go first: 2 calls for 250 orders
     reserve = ROUND_COST + SPARE + LIST_COST * listing
-    avail = work.room(hard) - reserve
+    avail = min(work.room(hard) - reserve, ROUND_CALLS)
     cpu = work.cpu_room(reserve, hard)
     model = work.limits.cpu_model
     chosen: list[tuple[ShopTurn, int, int]] = []
