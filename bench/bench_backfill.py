@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from relay.core.cpu_model import MODEL
+from relay.core import cpu_model
 from relay.core.ports import HttpRequest, HttpResponse, QueryResult
 from relay.jobs import cron, limits, runtime, schedule
 from relay_tools.edges import FolderBlobs, HttpxClient
@@ -209,7 +209,7 @@ async def simulate(args: argparse.Namespace, plan: str, folder: Path) -> dict[st
             events = sum(len(p.json()["data"]) for p in meta.event_posts[posts_before:])
             listed = sum(r.listed for r in report.shops.values())
             tick = {"calls": spent, "events": events, "cpu": time.thread_time() - cpu, "listed": listed,
-                    "modeled": MODEL.cost(subrequests=sum(spent.values()), orders=listed, events=events),
+                    "modeled": cpu_model.MODEL.cost(subrequests=sum(spent.values()), orders=listed, events=events),
                     "starved": report.starved, "wall": clock.now - tick_start}
             ticks.append(tick)
             if drained_at is None and settled(db, args.shops):
@@ -272,7 +272,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> list[str]:
         per = [t["calls"][kind] for t in working]
         lines.append(f"  {kind:<11} max {max(per):>5}  median {statistics.median(per):>5g}  total {sum(per):>7}")
     lines += [
-        f"modeled Worker CPU per pass (relay.core.cpu_model.MODEL on what the ports saw): median "
+        f"modeled Worker CPU per pass ({cpu_model.MODEL} on what the ports saw): median "
         f"{statistics.median(modeled):,.1f} ms, p95 {pct(modeled, 0.95):,.1f}, max {max(modeled):,.1f} "
         f"(plan limit {limit})" + (f"; {sum(t['starved'] for t in working)} passes starved (no unit fits)"
                                    if any(t["starved"] for t in working) else ""),
@@ -310,12 +310,16 @@ def main() -> None:
     parser.add_argument("--plan", choices=("free", "paid", "both"), default="both", help="RELAY_PLAN")
     parser.add_argument("--budget", type=int, default=None, help="RELAY_SUBREQUEST_BUDGET (default: the plan's)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="simulated time each fetch takes")
+    parser.add_argument("--model", default=None, help="what-if CPU model the pass plans with: ms per invocation, "
+                        "subrequest, listed order, event (e.g. 1.5,0.5,0.25,0.2); default relay.core.cpu_model.MODEL")
     parser.add_argument("--embedded", action="store_true", help="the listing embeds each order's lines")
     parser.add_argument("--cron-minutes", type=int, default=cron_minutes(), help="default: wrangler.toml's cron")
     parser.add_argument("--spread-hours", type=float, default=144.0, help="the orders were placed over this long")
     parser.add_argument("--max-days", type=float, default=30.0, help="stop the simulation after this long")
     args = parser.parse_args()
     logging.getLogger("relay").setLevel(logging.ERROR)      # the free plan's starved passes say so once each
+    if args.model:
+        cpu_model.MODEL = cpu_model.CpuModel(*(float(x) for x in args.model.split(",")))
     drained = True
     for plan in ("free", "paid") if args.plan == "both" else (args.plan,):
         with tempfile.TemporaryDirectory() as folder:

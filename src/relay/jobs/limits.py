@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from relay.core import cpu_model
 from relay.core.config import how_to_set
 from relay.core.cpu_model import MODEL, TARGET, CpuModel
 from relay.core.errors import ConfigError
@@ -95,8 +96,9 @@ def page_size(model: CpuModel, cpu_ms: float) -> int:
 
 
 def for_plan(plan: Plan, budget: int | None = None, batch_size: int = BATCH_SIZE,
-             model: CpuModel = MODEL) -> Limits:
-    """A pass's limits on ``plan`` (``budget`` overrides its subrequests)."""
+             model: CpuModel | None = None) -> Limits:
+    """A pass's limits on ``plan`` (``budget`` overrides its subrequests; ``model``: ``cpu_model.MODEL``)."""
+    model = model or cpu_model.MODEL
     budget = plan.subrequests if budget is None else budget
     return Limits(budget=budget, batch_size=batch_size, plan=plan.name, d1_budget=min(plan.d1_queries, budget),
                   cpu_ms=plan.cpu_ms, cpu_model=model,
