@@ -103,6 +103,9 @@ def test_a_free_pass_stays_inside_its_cpu_model_and_budget_and_drains_the_backlo
         assert p["calls"] <= 50 and modeled <= 10.0, (n, p, modeled)
         assert p["pages"] or p["sent"], f"pass {n} made no progress: {p}"
     assert max(p["sent"] for p in passes) < 10, "a free pass sends a few events, not a batch of 40"
+    first_send = next(n for n, p in enumerate(passes) if p["sent"])
+    last_page = max(n for n, p in enumerate(passes) if p["pages"])
+    assert first_send < last_page, "listed orders go out while the listing goes on: a long one cannot starve them"
 
 
 def test_a_pass_with_no_room_at_the_target_still_does_one_unit_inside_the_limit(harness, env, meta, lightspeed,

@@ -25,6 +25,7 @@ from relay.core.config import CLUSTER_HOSTS, Settings, Shop
 from relay.core.errors import BudgetExhausted
 from relay.core.ports import HttpResponse
 from relay.jobs.limits import (
+    FREE,
     LIST_COST,
     LOW_WATER,
     RATE_LIMITED_WAIT,
@@ -155,12 +156,16 @@ class Pass:
         return self._report()
 
     async def _rounds(self, order: list[ShopTurn]) -> None:
-        """Rounds until nothing moves: a listing page for every shop that wants one, then one send round."""
+        """Rounds until nothing moves: a listing page for every shop that wants one, then one send round.
+
+        On the free plan the send round goes first: its CPU holds a page or a few events, and a listing
+        that went first would keep a big backlog's listed orders from being sent until they expired."""
         for s in order:
             if s.state.held_until is not None and not s.held and self.room() > ROUND_COST:
                 await release(self, s)
+        sends_first = self.limits.plan == FREE.name and self.limits.cpu_ms is not None
         while True:
-            progressed = False
+            progressed = sends_first and await send_round(self, order)
             for s in order:
                 now = self.rt.now()
                 if not s.can_list(now):
@@ -175,7 +180,7 @@ class Pass:
                     progressed = True
                     self.turns += 1
                     s.progress.served_at = self.rt.now()
-            if await send_round(self, order):
+            if not sends_first and await send_round(self, order):
                 progressed = True
             if not progressed:
                 return
