@@ -11,7 +11,8 @@ Worker's ``scheduled`` runs (the daily health check, then ``relay.jobs.cron``) u
 (``RELAY_PLAN``: free, paid, or both one after the other; ``--budget`` sets RELAY_SUBREQUEST_BUDGET) on
 real SQLite and real loopback HTTP to ``relay_tools.fakes``; the clock is simulated: a tick is
 ``--cron-minutes`` apart (default: ``wrangler.toml``'s cron), a rate-limit wait moves it instead of
-sleeping, and so does each fetch by ``--latency-ms`` (default 0). Lightspeed's fake enforces 300 calls per
+sleeping, and each fetch moves it ``--latency-ms`` past its start (default 0; fetches in flight together
+overlap). Lightspeed's fake enforces 300 calls per
 5-minute window per API key.
 
 Subrequests are counted at the ports (every database call, fetch and log write), not by the pass's own
@@ -113,8 +114,10 @@ class Ports:
             self.meta_minutes[(request.url.split("/")[4], int(self.clock() // 60))] += 1
         else:
             self.calls["lightspeed"] += 1
-        self.clock.now += self.latency
-        return await self.http.send(request)
+        start = self.clock.now        # calls in flight together (asyncio.gather) overlap on the simulated clock
+        response = await self.http.send(request)
+        self.clock.now = max(self.clock.now, start + self.latency)
+        return response
 
     async def put(self, key: str, data: bytes, content_type: str = "application/x-ndjson") -> None:
         self.calls["logs"] += 1

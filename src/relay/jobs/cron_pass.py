@@ -28,6 +28,7 @@ from relay.jobs.limits import (
     FREE,
     LIST_COST,
     LOW_WATER,
+    PASS_SECONDS,
     RATE_LIMITED_WAIT,
     ROUND_COST,
     UNLIMITED,
@@ -61,10 +62,14 @@ class Pass:
         self.shops: dict[str, ShopTurn] = {}
         self.expired: dict[str, int] = {}
         self.turns = 0
+        self.started = rt.clock()
 
     def room(self, hard: bool = False) -> int:
         """Subrequests this pass may still start: the budget, and the modeled CPU's room for calls, less
-        what its ending needs (the progress write, and one log object per shop that has lines)."""
+        what its ending needs (the progress write, and one log object per shop that has lines). Nothing
+        once the pass has run ``PASS_SECONDS``: the next cron run goes on, rather than overlap it."""
+        if self.rt.clock() - self.started >= PASS_SECONDS:
+            return 0
         rooms = [left for left in (self.meter.left(),) if left is not None]
         cpu = self.meter.cpu_left(hard)
         if cpu is not None:

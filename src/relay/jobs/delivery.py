@@ -6,6 +6,7 @@ outcome of each event follows Meta's answer by code (``relay.core.capi.classify`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -27,6 +28,8 @@ from relay.outbox.rows import Claimed, Finished, ShopState
 LEASE_SECONDS = 120
 HOLD_SECONDS = 3600          # a shop whose token is refused is tried again after this, or at once on a new token
 BATCH_SIZE = 100             # events per Meta request in the sweep (Meta allows 1,000)
+FETCHES_AT_ONCE = 6          # products.json calls in flight together: a Worker keeps 6 connections open at once
+                             # (https://developers.cloudflare.com/workers/platform/limits/#simultaneous-open-connections)
 
 
 @dataclass
@@ -118,6 +121,7 @@ async def deliver(rt: Runtime, shop: Shop, claimed: list[Claimed], state: ShopSt
     except LightspeedError as exc:
         finished = [_retry(rt, c, Outcome(Verdict.RETRY, message=str(exc)), now) for c in claimed]
     else:
+        wanted: list[tuple[Claimed, dict[str, Any]]] = []      # rows to send, each with its stored event
         for row in claimed:
             stored = json.loads(row.payload)
             p = prepared[row.order_id] = consent.prepare(shop, row, stored)
@@ -127,23 +131,25 @@ async def deliver(rt: Runtime, shop: Shop, claimed: list[Claimed], state: ShopSt
             if not p.consent.send:
                 finished.append(consent.skipped(row, p))
                 continue
-            event = p.event
+            wanted.append((row, stored))
+        lines = await _all_lines(rt, shop, [row for row, _ in wanted if row.needs_lines], may_fetch)
+        for row, stored in wanted:
+            event = prepared[row.order_id].event
             if row.needs_lines:
-                if may_fetch is not None and not may_fetch():
+                got = lines.get(row.order_id)
+                if got is None:
                     finished.append(_finished(row, Outcome(Verdict.RETRY, message=LINES_DEFERRED), "due",
                                               row.payload, next_attempt_at=now))
                     continue
-                try:
-                    lines = await _lines(rt, shop, row.order_id)
-                except LightspeedError as exc:
-                    if exc.retryable:
-                        finished.append(_retry(rt, row, Outcome(Verdict.RETRY, message=str(exc)), now))
+                if isinstance(got, LightspeedError):
+                    if got.retryable:
+                        finished.append(_retry(rt, row, Outcome(Verdict.RETRY, message=str(got)), now))
                         continue
                     rt.log.add(shop.name, now, kind="warning", order_id=row.order_id, order_number=row.order_number,
-                               error=f"sending without contents: {exc}")
+                               error=f"sending without contents: {got}")
                 else:
-                    event = capi.with_lines(event, lines, shop.net_revenue)
-                    keep[row.order_id] = capi.dumps(capi.with_lines(stored, lines, shop.net_revenue))
+                    event = capi.with_lines(event, got, shop.net_revenue)
+                    keep[row.order_id] = capi.dumps(capi.with_lines(stored, got, shop.net_revenue))
             ready.append((row, capi.with_currency(event, currency)))
         finished += await _post(rt, shop, ready, now, report, max_requests, keep)
     finished = consent.stamp(finished, prepared)
@@ -220,6 +226,22 @@ def _finished(row: Claimed, outcome: Outcome, state: str, payload: str, **extra:
         order_id=row.order_id, event_name=row.event_name, state=state, payload=payload, status=outcome.status,
         code=outcome.code, subcode=outcome.subcode, fbtrace_id=outcome.fbtrace_id,
         error=scrub(outcome.message) if outcome.message else None, **extra)
+
+
+async def _all_lines(rt: Runtime, shop: Shop, rows: list[Claimed], may_fetch: Callable[[], bool] | None
+                     ) -> dict[int, tuple[Line, ...] | LightspeedError]:
+    """Each row's lines (or why not), ``FETCHES_AT_ONCE`` calls at a time: a round of a thousand lines is a
+    thousand round trips to Lightspeed, and one at a time they would outlast the claim's lease. ``may_fetch``
+    is asked before each call, in order; a row it refuses is absent from the answer."""
+    got: dict[int, tuple[Line, ...] | LightspeedError] = {}
+    for start in range(0, len(rows), FETCHES_AT_ONCE):
+        allowed = [row for row in rows[start:start + FETCHES_AT_ONCE] if may_fetch is None or may_fetch()]
+        results = await asyncio.gather(*(_lines(rt, shop, row.order_id) for row in allowed), return_exceptions=True)
+        for row, result in zip(allowed, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, LightspeedError):
+                raise result
+            got[row.order_id] = result
+    return got
 
 
 async def _lines(rt: Runtime, shop: Shop, order_id: int) -> tuple[Line, ...]:

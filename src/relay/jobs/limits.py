@@ -63,6 +63,7 @@ SEND_OVERHEAD = 9              # send_due besides lines and Meta: shop state, re
 MIN_META_REQUESTS = 3          # enough for a rejected batch to be bisected a step each time
 ROUND_COST = 2                 # a send round's D1 calls, however many shops it serves: the claim and the finish
 SPARE = 2                      # a round keeps this for a rejected batch's bisection step or a hold's write
+PASS_SECONDS = 100             # a pass starts no page or round after this long: done before the next cron run (2 min)
 ROUND_CALLS = 200              # a send round's lines and Meta requests at most: at up to 0.5 s a call its claim is
                                # finished well inside the lease (relay.jobs.delivery.LEASE_SECONDS, 120 s), so the
                                # next cron run (2 minutes on) cannot claim its rows again while it still runs
