@@ -63,6 +63,9 @@ class Pass:
         self.expired: dict[str, int] = {}
         self.turns = 0
         self.started = rt.clock()
+        # on the free plan a pass's CPU holds a page or a few events: its send round goes before the pages, or a
+        # long listing of small pages would keep listed orders from going out until Meta's window closed on them
+        self.sends_first = limits.plan == FREE.name and limits.cpu_ms is not None
 
     def room(self, hard: bool = False) -> int:
         """Subrequests this pass may still start: the budget, and the modeled CPU's room for calls, less
@@ -161,14 +164,12 @@ class Pass:
         return self._report()
 
     async def _rounds(self, order: list[ShopTurn]) -> None:
-        """Rounds until nothing moves: a listing page for every shop that wants one, then one send round.
-
-        On the free plan the send round goes first: its CPU holds a page or a few events, and a listing
-        that went first would keep a big backlog's listed orders from being sent until they expired."""
+        """Rounds until nothing moves: a listing page for every shop that wants one, then one send round
+        (the send round first when ``sends_first``)."""
         for s in order:
             if s.state.held_until is not None and not s.held and self.room() > ROUND_COST:
                 await release(self, s)
-        sends_first = self.limits.plan == FREE.name and self.limits.cpu_ms is not None
+        sends_first = self.sends_first
         while True:
             progressed = sends_first and await send_round(self, order)
             for s in order:

@@ -127,6 +127,7 @@ class PassContext(Protocol):
     meter: Meter
     limits: Limits
     turns: int
+    sends_first: bool
 
     def room(self, hard: bool = False) -> int: ...
 

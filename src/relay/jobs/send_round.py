@@ -52,7 +52,8 @@ def plan(work: PassContext, order: list[ShopTurn], hard: bool = False) -> list[t
         return []
     ready = sorted((s for s in order if s.can_send(now, work.limits.meta_per_minute)),
                    key=lambda s: (s.sends, s.rank))
-    listing = sum(s.can_list(now) for s in order)          # their next pages go first: 2 calls for 250 orders
+    # their next pages go first (2 calls for 250 orders), unless the send round does
+    listing = 0 if work.sends_first else sum(s.can_list(now) for s in order)
     reserve = ROUND_COST + SPARE + LIST_COST * listing
     avail = min(work.room(hard) - reserve, ROUND_CALLS)
     cpu = work.cpu_room(ROUND_COST + SPARE, hard)     # CPU is not kept for pages: on the free plan sends go first
