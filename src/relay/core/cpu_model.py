@@ -7,9 +7,10 @@ past it, https://developers.cloudflare.com/workers/platform/limits/#cpu-time).
 
 Every constant is one place. They are the Worker's own Python, measured in Pyodide 0.28.2 with the
 real ``workers-runtime-sdk`` (CPU of ``entry.Default.scheduled`` per invocation, warm, the D1/R2 client
-in another process), **provisional**: taken from issue 19's black-box figures (docs/PLANS.md says
-which), to be replaced by ``bench/bench_worker_cpu.mjs``'s measurements. A model that errs low gets
-the invocation killed, so each is the p95, and a pass plans to ``TARGET`` of its limit only.
+in another process): ``bench/bench_worker_cpu.mjs``'s p95 figures **before** the glue was cut (issue 19
+part 2), so provisional: rerun it on the current code and refit the four numbers (docs/PLANS.md). A model
+that errs low gets the invocation killed, so they are fitted to the p95, and a pass plans to ``TARGET``
+of its limit only.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ class CpuModel:
         return max(0, int(ms / each)) if each > 0 else 10**9
 
 
-# Provisional (issue 19, before the glue was cut): an idle cron run 10.5 ms median with 3 subrequests; a
-# 40-event pass ~160 ms around ~48 subrequests; the first pass over a 250-order page 1.4 s, ~1.0 s of it
-# ~940 single D1 statements (4 ms an order) and ~40 ms json.loads + parse_order (0.16 ms an order).
-MODEL = CpuModel(per_invocation=4.5, per_subrequest=2.0, per_listed_order=4.2, per_event=1.5)
+# Provisional: bench_worker_cpu.mjs on main at 9e30f1d, before the glue was cut (docs/PERFORMANCE.md), p95: an
+# idle cron run 16.2 ms with 3 D1 calls; a busy pass 195 ms with 48 subrequests and 40 events; the first pass
+# 2,024 ms with 45 subrequests, 11 events and a 250-order page (one D1 statement per order's value then).
+MODEL = CpuModel(per_invocation=7.2, per_subrequest=3.0, per_listed_order=7.5, per_event=1.1)
 
 
 def within(model: CpuModel, limit_ms: float, *, subrequests: int = 0, orders: int = 0, events: int = 0) -> bool:
