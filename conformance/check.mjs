@@ -382,9 +382,11 @@ function workerEnv(db, logs) {
   // loopback fake on a loaded machine must not turn into a "Meta did not answer" retry. That was the flake of
   // worker-scheduled: with 1.5 s for a small batch, a starved run timed out on a post the fake had received,
   // so the row stayed "retry" (the check saw Meta's request, but D1 said sent,retry).
+  // RELAY_PLAN=paid at the free plan's 50 subrequests: the cron's mechanics without the free plan's CPU model, which
+  // (docs/PLANS.md) leaves a webhook's dropped send to a paid plan's cron.
   const shop = JSON.parse(ctx.pyodide.runPython("import json, scenario; json.dumps(scenario.shop_env())"));
   return { ...shop, DB: db, LOGS: logs, META_GRAPH_URL: ctx.upstreams.urls.meta, LIGHTSPEED_API_URL: ctx.upstreams.urls.lightspeed,
-    META_TIMEOUT: "25" };
+    META_TIMEOUT: "25", RELAY_PLAN: "paid", RELAY_SUBREQUEST_BUDGET: "50" };
 }
 
 async function invoke(env, request, { dropWaitUntil = false } = {}) {

@@ -159,6 +159,19 @@ def test_when_the_free_plan_holds_no_unit_the_pass_starts_none_and_says_to_go_pa
     assert "set RELAY_PLAN=paid" in caplog.text
 
 
+def test_relay_backfill_on_the_free_plan_is_not_held_to_the_workers_cpu(harness, env, meta, lightspeed, clock):
+    """`relay backfill` runs in CPython: the plan's calls per pass, but full pages and no CPU model."""
+    h, now = harness, clock.now
+    free_env(env)
+    orders = [listed(PAID, 840_000 + i, now - 3600 + i * 10) for i in range(30)]
+    lightspeed.orders.extend(orders)
+    for order in orders:
+        lightspeed.products[order["id"]] = LINES
+    totals = h.run(h.until_done)
+    assert totals.shops["vik"].sent == 30 and set(sent_event_ids(meta).values()) == {1}
+    assert {p["limit"] for p in list_requests(lightspeed)} == {"250"} and max(h.spent) <= 50
+
+
 class KilledByTheRuntime(RuntimeError):
     """Cloudflare ending an invocation mid-way (error 1102): nothing after it runs."""
 

@@ -1,7 +1,8 @@
 """``relay backfill``: the cron trigger's work, run from a terminal.
 
-It runs cron passes (each with the Worker's subrequest budget, so it behaves exactly as the deployed
-trigger) until nothing is left to do now, with a progress line on stderr and a summary on stdout.
+It runs cron passes (each with the Worker's subrequest budget, so it behaves as the deployed trigger;
+without the plan's CPU model, which is the Worker's, not CPython's) until nothing is left to do now, with a
+progress line on stderr and a summary on stdout.
 (``relay replay`` lives in ``relay_tools.orders_cli``, next to ``relay orders``.)
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
-from relay.jobs import cron, pass_state, runtime
+from relay.core import lightspeed
+from relay.jobs import cron, limits, pass_state, runtime
 from relay_tools import envfile
 from relay_tools.server import LocalRelay
 
@@ -78,8 +81,11 @@ async def run_until_done(runtime: Callable[[], runtime.Runtime], *, only: str | 
     idle = 0
     while True:
         rt = runtime()
+        # the plan's calls per pass, but not its CPU model: this is CPython, not the Worker (docs/PLANS.md)
+        local = dataclasses.replace(limits.load_limits(rt.env), cpu_ms=None, page_size=lightspeed.PAGE_LIMIT)
         # the first pass lists now even if the cron listed a minute ago: whoever runs this wants today's orders
-        report = await cron.run_pass(rt, only=only, since=since if first else None, sleep=sleep, spaced=not first)
+        report = await cron.run_pass(rt, only=only, since=since if first else None, sleep=sleep, spaced=not first,
+                                     limits=local)
         first = False
         totals.add(report)
         if on_pass is not None:

@@ -7,10 +7,11 @@ past it, https://developers.cloudflare.com/workers/platform/limits/#cpu-time).
 
 Every constant is one place. They are the Worker's own Python, measured in Pyodide 0.28.2 with the
 real ``workers-runtime-sdk`` (CPU of ``entry.Default.scheduled`` per invocation, warm, the D1/R2 client
-in another process): ``bench/bench_worker_cpu.mjs``'s p95 figures **before** the glue was cut (issue 19
-part 2), so provisional: rerun it on the current code and refit the four numbers (docs/PLANS.md). A model
-that errs low gets the invocation killed, so they are fitted to the p95, and a pass plans to ``TARGET``
-of its limit only.
+in another process, its CPU subtracted): docs/PERFORMANCE.md's figures after the glue was cut (issue 19
+part 2, ``bench/glue_probe``), the higher of its two runs, p95 where it gives one. Provisional until
+``bench/bench_worker_cpu.mjs`` measures the same code: refit the four numbers from it (docs/PLANS.md). A
+model that errs low gets the invocation killed, so it is fitted high, and a pass plans to ``TARGET`` of its
+limit only.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ class CpuModel:
         return max(0, int(ms / each)) if each > 0 else 10**9
 
 
-# Provisional: bench_worker_cpu.mjs on main at 9e30f1d, before the glue was cut (docs/PERFORMANCE.md), p95: an
-# idle cron run 16.2 ms with 3 D1 calls; a busy pass 195 ms with 48 subrequests and 40 events; the first pass
-# 2,024 ms with 45 subrequests, 11 events and a 250-order page (one D1 statement per order's value then).
-MODEL = CpuModel(per_invocation=7.2, per_subrequest=3.0, per_listed_order=7.5, per_event=1.1)
+# docs/PERFORMANCE.md, "after": an idle cron run 4.9 ms (median; 3 D1 calls); a busy pass 110.7 ms p95 (48
+# subrequests, 40 events with their products.json); the first pass 844 ms (45 subrequests, 11 events, a 250-order
+# page). Before the cut (bench_worker_cpu, p95) the same fit gave 7.2, 3.0, 7.5 and 1.1.
+MODEL = CpuModel(per_invocation=2.6, per_subrequest=0.8, per_listed_order=3.2, per_event=1.6)
 
 
 def within(model: CpuModel, limit_ms: float, *, subrequests: int = 0, orders: int = 0, events: int = 0) -> bool:
