@@ -1,5 +1,5 @@
 """Validly signed but hostile webhooks: every one answers 2xx or 4xx with a reason, never 5xx, and
-nothing nonsensical reaches Meta (README, "Hostile input")."""
+nothing nonsensical reaches Meta (docs/EVENTS.md, "Hostile input")."""
 
 from __future__ import annotations
 

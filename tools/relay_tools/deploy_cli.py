@@ -121,7 +121,7 @@ def _secrets(args: argparse.Namespace) -> int:
         return 0
     if sys.stdout.isatty():
         print("relay secrets: refusing to print secret values on a terminal; pipe the output into "
-              "`npx wrangler secret bulk`, or use --check to validate only", file=sys.stderr)
+              "`npx wrangler deploy --secrets-file /dev/stdin` (deploy.sh does), or use --check to validate only", file=sys.stderr)
         return 2
     sys.stdout.write(selection.bulk_json(held))
     sys.stdout.flush()
@@ -189,9 +189,10 @@ def _days(value: str) -> int:
 def register_commands(sub: argparse._SubParsersAction) -> None:
     deploy_gate.register_commands(sub)
     secrets = sub.add_parser(
-        "secrets", help="select the Worker's secrets for `wrangler secret bulk` (names reported, values never)",
+        "secrets", help="select the Worker's secrets for `wrangler deploy --secrets-file` (names reported, values never)",
         description="Reads every variable the deploy sees, keeps the complete shops' variables and the globals, "
-                    "adds SHOPS, and writes the JSON that `wrangler secret bulk` reads on stdin. Half-configured "
+                    "adds SHOPS, and writes the JSON that `wrangler deploy --secrets-file /dev/stdin` reads (deploy.sh "
+                    "and the deploy workflow pipe it there, so values never touch argv or disk). Half-configured "
                     "shops are named with their missing variables, and nothing is written.")
     source = secrets.add_mutually_exclusive_group()
     source.add_argument("--json", metavar="PATH", help="a JSON object of names to values ('-' reads standard input)")

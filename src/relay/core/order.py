@@ -5,7 +5,7 @@ absent becomes ``None`` and money becomes ``Decimal`` parsed from the JSON text 
 rounding ever touches a price.
 
 A signed body is still untrusted input, so every value is bounded here, before anything is stored or
-hashed (README, "Hostile input"): nesting depth, ids (63 bits, SQLite's INTEGER), money (a range that
+hashed (docs/EVENTS.md, "Hostile input"): nesting depth, ids (63 bits, SQLite's INTEGER), money (a range that
 2-decimal arithmetic and Meta's float can hold), quantities; unpaired UTF-16 surrogates become U+FFFD;
 a ``remoteIp`` that is no IP address is dropped. What cannot be bounded refuses the order with a
 ``PayloadError`` that names the field, never its value.
