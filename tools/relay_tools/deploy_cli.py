@@ -121,7 +121,8 @@ def _secrets(args: argparse.Namespace) -> int:
         return 0
     if sys.stdout.isatty():
         print("relay secrets: refusing to print secret values on a terminal; pipe the output into "
-              "`npx wrangler deploy --secrets-file /dev/stdin` (deploy.sh does), or use --check to validate only", file=sys.stderr)
+              "`npx wrangler deploy --secrets-file /dev/stdin` (deploy.sh does), or use --check to validate only",
+              file=sys.stderr)
         return 2
     sys.stdout.write(selection.bulk_json(held))
     sys.stdout.flush()
