@@ -190,7 +190,7 @@ def _days(value: str) -> int:
 def register_commands(sub: argparse._SubParsersAction) -> None:
     deploy_gate.register_commands(sub)
     secrets = sub.add_parser(
-        "secrets", help="select the Worker's secrets for `wrangler deploy --secrets-file` (names reported, values never)",
+        "secrets", help="select the Worker's secrets for `wrangler deploy --secrets-file` (names shown, never values)",
         description="Reads every variable the deploy sees, keeps the complete shops' variables and the globals, "
                     "adds SHOPS, and writes the JSON that `wrangler deploy --secrets-file /dev/stdin` reads (deploy.sh "
                     "and the deploy workflow pipe it there, so values never touch argv or disk). Half-configured "
