@@ -38,19 +38,19 @@
 // by self time and a grouping (Python interpreter / Pyodide's JS<->Python bridge / GC / Node + the bench's
 // shim / other), and writes the .cpuprofile (open it in Chrome DevTools) to a temporary path.
 
-import { fork, spawn, spawnSync } from "node:child_process";
+import { fork } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
-const HOME = resolve(dirname(fileURLToPath(import.meta.url)), "..");   // node_modules, the SDK, fixtures, fakes
-const PYODIDE_VERSION = "0.28.2";
-const SDK_VERSION = "1.9.5";
-const SDK_DIR = join(HOME, "conformance", ".cache", `workers-runtime-sdk-${SDK_VERSION}`);
+import {
+  JsonLinesChild, REPO as HOME, SDK_DIR, SDK_VERSION, ensureSdk, fail, readMigrations, run as runBytes, settle,
+  splitStatements, startMiniflare, startPyodide,
+} from "../conformance/pyodide_worker.mjs";   // Pyodide + SDK + miniflare set up as conformance/check.mjs does
+
 const KINDS = ["webhook", "bridge", "cron-idle", "cron-busy", "dashboard", "status", "orders"];
 const ADMIN = "bench-admin-token-0123456789abcdef";
 const BASE = "https://relay.example.workers.dev";
@@ -61,11 +61,7 @@ const BASE = "https://relay.example.workers.dev";
 // =====================================================================================================
 
 async function storeMain() {
-  const { Miniflare } = await import(join(HOME, "node_modules", "miniflare", "dist", "src", "index.js"));
-  const mf = new Miniflare({
-    modules: true,
-    script: "export default { fetch() { return new Response('bench') } }",
-    compatibilityDate: "2026-04-20",
+  const mf = await startMiniflare("bench", {
     d1Databases: { A: "bench-worker-cpu-a", B: "bench-worker-cpu-b" },
     r2Buckets: { LOGS: "bench-worker-cpu-logs" },
   });
@@ -117,33 +113,6 @@ async function storeMain() {
   });
   process.on("disconnect", async () => { await mf.dispose(); process.exit(0); });
   process.send({ ready: true });
-}
-
-function splitStatements(sql) {
-  // A migration file's statements: ";" ends one, "--" starts a comment, both outside '...' only.
-  const out = [];
-  let current = "";
-  let quoted = false;
-  for (let i = 0; i < sql.length; i += 1) {
-    const c = sql[i];
-    if (quoted) {
-      current += c;
-      if (c === "'") quoted = false;
-    } else if (c === "'") {
-      current += c;
-      quoted = true;
-    } else if (c === "-" && sql[i + 1] === "-") {
-      while (i < sql.length && sql[i] !== "\n") i += 1;
-      current += "\n";
-    } else if (c === ";") {
-      if (current.trim()) out.push(current.trim());
-      current = "";
-    } else {
-      current += c;
-    }
-  }
-  if (current.trim()) out.push(current.trim());
-  return out;
 }
 
 // =====================================================================================================
@@ -260,40 +229,8 @@ function shimFetch(store) {
 // The measured process: Pyodide as workerd sets it up, the fakes, the scenarios.
 // =====================================================================================================
 
-function fail(message) {
-  throw new Error(message);
-}
-
 function run(cmd, args, what, cwd = HOME) {
-  const result = spawnSync(cmd, args, { cwd, maxBuffer: 64 * 1024 * 1024 });
-  if (result.error) fail(`${what}: could not start ${cmd} (${result.error.code ?? result.error.message})`);
-  if (result.status !== 0) fail(`${what}: ${cmd} ${args.join(" ")} exited ${result.status}\n${result.stderr}`);
-  return result.stdout.toString();
-}
-
-function ensureSdk(python) {
-  // The Workers SDK as pywrangler vendors it, pinned by hash (as conformance/check.mjs installs it).
-  if (existsSync(join(SDK_DIR, "workers", "__init__.py"))) return SDK_DIR;
-  const partial = `${SDK_DIR}.partial-${process.pid}`;
-  mkdirSync(dirname(SDK_DIR), { recursive: true });
-  try {
-    run("uv", ["pip", "install", "--quiet", "--no-deps", "--require-hashes", "--python", python, "--target", partial,
-      "-r", join(HOME, "conformance", "sdk-requirements.txt")], "installing workers-runtime-sdk (needs uv and PyPI)");
-    try {
-      renameSync(partial, SDK_DIR);
-    } catch (error) {
-      if (!existsSync(join(SDK_DIR, "workers", "__init__.py"))) throw error;
-    }
-  } finally {
-    rmSync(partial, { recursive: true, force: true });
-  }
-  return SDK_DIR;
-}
-
-function compatFlags(repo) {
-  // What the SDK's `_cloudflare_compat_flags` answers in the runtime for wrangler.toml's date; the rest is off.
-  const date = /^compatibility_date\s*=\s*"([\d-]+)"/m.exec(readFileSync(join(repo, "wrangler.toml"), "utf8"))?.[1] ?? "";
-  return { python_request_headers_preserve_commas: date >= "2026-02-17" };
+  return runBytes(cmd, args, what, cwd).toString();
 }
 
 const HARNESS = `
@@ -333,62 +270,24 @@ def py_profile_stop(limit):
     return out.getvalue().replace("/repo/src/", "").replace("/sdk/", "sdk:")
 `;
 
-async function startPyodide(repo, sdkDir, store) {
-  const indexURL = join(HOME, "node_modules", "pyodide") + "/";
-  if (!existsSync(join(indexURL, "pyodide.mjs"))) fail("node_modules/pyodide is missing: run `npm ci` in " + HOME);
-  const { loadPyodide } = await import(join(indexURL, "pyodide.mjs"));
-  const pyodide = await loadPyodide({ indexURL });
-  if (pyodide.version !== PYODIDE_VERSION) fail(`node_modules/pyodide is ${pyodide.version}, the Workers runtime uses ${PYODIDE_VERSION}`);
+async function startWorker(repo, sdkDir, store) {
+  const pyodide = await startPyodide({ repo, sdkDir, sysPath: ["/repo/src", "/sdk", "/runtime"] });
   globalThis.fetch = shimFetch(store);        // before pyodide.http binds `from js import fetch`
-  pyodide.FS.mkdirTree("/repo");
-  pyodide.mountNodeFS("/repo", repo);
-  pyodide.FS.mkdirTree("/sdk");
-  pyodide.mountNodeFS("/sdk", sdkDir);
-  pyodide.FS.mkdirTree("/runtime");
-  pyodide.FS.writeFile("/runtime/_cloudflare_compat_flags.py",
-    Object.entries(compatFlags(repo)).map(([k, v]) => `${k} = ${v ? "True" : "False"}\n`).join("") +
-    "\n\ndef __getattr__(name):\n    return False\n");
   pyodide.FS.writeFile("/runtime/bench_harness.py", HARNESS);
-  pyodide.registerJsModule("_pyodide_entrypoint_helper", {
-    patchWaitUntil(ctx) {
-      const original = ctx.waitUntil.bind(ctx);
-      ctx.waitUntil = (work) => original(typeof work?.copy === "function" ? work.copy() : work);
-    },
-    cloudflareWorkersModule: {},
-    cloudflareSocketsModule: {},
-    doAnImport: (name) => import(name),
-  });
-  pyodide.runPython(`
-import sys
-sys.dont_write_bytecode = True
-sys.path[:0] = ["/repo/src", "/sdk", "/runtime"]
-import bench_harness   # imports entry: its warm-up runs now, as in the snapshot workerd starts isolates from
-`);
+  pyodide.runPython("import bench_harness   # imports entry: its warm-up runs now, as in the snapshot workerd starts isolates from");
   return pyodide;
 }
 
-class Fakes {
+class Fakes extends JsonLinesChild {
   // bench/bench_worker_cpu.py --serve: FakeMeta and FakeLightspeed under CPython, in their own process.
-  async start(python, spec) {
-    this.proc = spawn(python, [join(HOME, "bench", "bench_worker_cpu.py"), "--serve", JSON.stringify(spec)], { cwd: HOME });
-    this.stderr = "";
-    this.proc.stderr.on("data", (d) => { this.stderr += d; });
-    this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
-    this.urls = await this.next("starting bench/bench_worker_cpu.py --serve");
-    return this;
+  constructor() {
+    super("bench/bench_worker_cpu.py --serve", 60);
   }
-  async next(what) {
-    const line = await Promise.race([this.lines.next(), new Promise((_, reject) =>
-      setTimeout(() => reject(new Error("no answer in 60 s")), 60_000).unref())]).catch((e) => fail(`${what}: ${e.message}\n${this.stderr}`));
-    if (line.done) fail(`${what}: the fakes exited\n${this.stderr}`);
-    return JSON.parse(line.value);
+  start(python, spec) {
+    return super.start(python, [join(HOME, "bench", "bench_worker_cpu.py"), "--serve", JSON.stringify(spec)]);
   }
-  async count() {
-    this.proc.stdin.write("count\n");
-    return this.next("counting Meta's events");
-  }
-  stop() {
-    this.proc?.stdin.end();
+  count() {
+    return this.ask("count", "counting Meta's events");
   }
 }
 
@@ -412,11 +311,6 @@ async function measured(work) {
 function context() {
   const pending = [];
   return { pending, ctx: { waitUntil: (work) => pending.push(Promise.resolve(work)), passThroughOnException() {} } };
-}
-
-async function settle(pending) {
-  const failures = (await Promise.allSettled(pending)).filter((s) => s.status === "rejected").map((s) => String(s.reason));
-  if (failures.length) fail(`waitUntil work failed:\n${failures.join("\n")}`);
 }
 
 async function invokeFetch(harness, env, makeRequest) {
@@ -543,11 +437,10 @@ async function main() {
     new Fakes().start(opts.python, { accounts: [...accountsB, ...accountsA], embedded: opts.embedded })]);
   const out = { rows: [], machine: {}, profile: null };
   try {
-    const migrations = readdirSync(join(repo, "migrations")).filter((f) => f.endsWith(".sql")).sort()
-      .map((f) => readFileSync(join(repo, "migrations", f), "utf8"));
+    const migrations = readMigrations(repo).map((m) => m.sql);
     await store.call({ op: "migrate", db: "A", files: migrations });
     await store.call({ op: "migrate", db: "B", files: migrations });
-    const pyodide = await startPyodide(repo, sdk, store);
+    const pyodide = await startWorker(repo, sdk, store);
     const harness = pyodide.pyimport("bench_harness");
     // The cron's work as it was measured before RELAY_PLAN (50 subrequests a pass, no CPU model: ~40 events a busy
     // pass), so before and after compare; --env RELAY_PLAN=free runs the free profile's CPU model (docs/PLANS.md).

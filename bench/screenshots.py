@@ -22,28 +22,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 import dashboard_scene  # noqa: E402
-from conftest import CHROMIUM, CHROMIUM_ARGS, KEY, SECRET, Clock, shop_env, shop_secrets  # noqa: E402
-from relay.jobs import health, quality  # noqa: E402
-from relay.outbox import unreadable  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, KEY, SECRET, Clock, shop_env  # noqa: E402
 from relay_tools.fakes import FakeLightspeed, FakeMeta  # noqa: E402
 from relay_tools.server import LocalRelay, ServerThread  # noqa: E402
 
 ADMIN = "admin-token-for-the-screenshots-0b7e"
-
-
-def fill(server: ServerThread, meta: FakeMeta, lightspeed: FakeLightspeed, clock: Clock) -> None:
-    rt = server.relay.runtime()
-    meta.quality_denied = {dashboard_scene.HELD_TOKEN}
-    try:
-        server.call(quality.run_daily(rt))
-        server.call(dashboard_scene.build(rt, meta, lightspeed, clock))
-        server.call(health.run_daily(rt))
-    finally:
-        server.call(rt.log.flush(rt.blobs, rt.clock()))
-    now = int(clock.now)
-    server.call(rt.db.batch(unreadable.statements("vik", [], [(777, 'order 777 has no "number"')], now)))
-    server.call(rt.db.run("UPDATE backfill SET cursor = ?, last_error = ? WHERE shop = 'vik'",
-                          (now - 9 * 3600, "Lightspeed answered 503")))
 
 
 def shoot(page: Page, path: Path) -> None:
@@ -67,15 +50,12 @@ def main() -> None:
     clock = Clock()
     try:
         with FakeMeta() as meta, FakeLightspeed(KEY, SECRET) as lightspeed:
-            env = dashboard_scene.scene_env(meta, lightspeed, shop_env(meta, lightspeed, ADMIN_TOKEN=ADMIN))
-            proef = shop_secrets("PROEF", 3)
-            lightspeed.add_account(proef["PROEF_LIGHTSPEED_API_KEY"], proef["PROEF_LIGHTSPEED_API_SECRET"])
-            env.update(proef, PROEF_META_TEST_EVENT_CODE="TEST123", KAPOT_META_PIXEL_ID="123456789012345")
+            env = dashboard_scene.troubled_env(meta, lightspeed, shop_env(meta, lightspeed, ADMIN_TOKEN=ADMIN))
             local = LocalRelay(env, work / "relay.db", work / "logs", clock=clock, rand=lambda: 0.5,
                                sweep_interval=None)
             server = ServerThread(local).start()
             try:
-                fill(server, meta, lightspeed, clock)
+                dashboard_scene.fill(server, meta, lightspeed, clock, troubles=True)
                 with sync_playwright() as p:
                     browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                     for width in (1280, 390):

@@ -23,29 +23,19 @@
 //
 // Upstreams are the project's own fakes (relay_tools.fakes) started by conformance/upstreams.py under
 // CPython. D1 and R2 are miniflare's (the workerd binary from the wrangler package), reached from Node.
+// Pyodide, the SDK and miniflare are set up by conformance/pyodide_worker.mjs, as for bench/bench_worker_cpu.mjs.
 
-import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const PYODIDE_VERSION = "0.28.2";
-const SDK_VERSION = "1.9.5";
-const CHECK_TIMEOUT_S = 120;
-const SDK_DIR = join(REPO, "conformance", ".cache", `workers-runtime-sdk-${SDK_VERSION}`);
+import {
+  JsonLinesChild, PYODIDE_VERSION, REPO, SDK_VERSION, ensureSdk, fail, readMigrations, run, settle, splitStatements,
+  startMiniflare as startMiniflareFor, startPyodide, wranglerConfig,
+} from "./pyodide_worker.mjs";
 
-function wranglerConfig() {
-  // The Worker's compatibility date and flags decide its Pyodide and what the SDK's compat flags say.
-  const toml = readFileSync(join(REPO, "wrangler.toml"), "utf8");
-  const date = /^compatibility_date\s*=\s*"([\d-]+)"/m.exec(toml)?.[1];
-  const flags = [...(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(toml)?.[1] ?? "").matchAll(/"([^"]+)"/g)].map((m) => m[1]);
-  if (!date) fail("wrangler.toml has no compatibility_date");
-  return { date, flags };
-}
+const CHECK_TIMEOUT_S = 120;
 
 function runtimePyodide({ date, flags }) {
   // https://developers.cloudflare.com/workers/languages/python/how-python-workers-work: which Pyodide the Workers runtime runs for a compat date and flags.
@@ -55,28 +45,12 @@ function runtimePyodide({ date, flags }) {
   return "0.28.2";
 }
 
-// What the SDK's `_cloudflare_compat_flags` answers in the runtime for that date; everything else is off.
-const compatFlags = ({ date }) => ({ python_request_headers_preserve_commas: date >= "2026-02-17" });
-
 const { values: opts } = parseArgs({
   options: {
     python: { type: "string", default: process.env.PYTHON || "python" },
     json: { type: "string" },
   },
 });
-
-function fail(message) {
-  throw new Error(message);
-}
-
-function run(cmd, args, what) {
-  const result = spawnSync(cmd, args, { cwd: REPO, maxBuffer: 64 * 1024 * 1024 });
-  if (result.error) fail(`${what}: could not start ${cmd} (${result.error.code ?? result.error.message})`);
-  if (result.status !== 0) {
-    fail(`${what}: ${cmd} ${args.join(" ")} exited ${result.status}\n${result.stderr.toString().trim()}`);
-  }
-  return result.stdout;
-}
 
 // --- the reference: CPython ------------------------------------------------------------------------
 
@@ -85,91 +59,17 @@ function cpythonVersion() {
     `CPython (--python ${opts.python})`).toString().trim();
 }
 
-function ensureSdk() {
-  // The Workers SDK as pywrangler vendors it into python_modules/: pure Python, pinned by hash.
-  // Installed beside the cache and renamed into place, so an interrupted or concurrent run never leaves half of it.
-  if (existsSync(join(SDK_DIR, "workers", "__init__.py"))) return SDK_DIR;
-  const partial = `${SDK_DIR}.partial-${process.pid}`;
-  mkdirSync(dirname(SDK_DIR), { recursive: true });
-  try {
-    run("uv", ["pip", "install", "--quiet", "--no-deps", "--require-hashes", "--python", opts.python,
-      "--target", partial, "-r", join(REPO, "conformance", "sdk-requirements.txt")],
-      "installing workers-runtime-sdk (needs uv and PyPI)");
-    try {
-      renameSync(partial, SDK_DIR);
-    } catch (error) {
-      if (!existsSync(join(SDK_DIR, "workers", "__init__.py"))) throw error;  // another run got there first
-    }
-  } finally {
-    rmSync(partial, { recursive: true, force: true });
-  }
-  return SDK_DIR;
-}
-
-class Upstreams {
+class Upstreams extends JsonLinesChild {
   // conformance/upstreams.py: FakeMeta, a slow FakeMeta, FakeLightspeed on 127.0.0.1.
-  async start() {
-    this.proc = spawn(opts.python, [join(REPO, "conformance", "upstreams.py")], { cwd: REPO });
-    this.stderr = "";
-    this.proc.stderr.on("data", (d) => { this.stderr += d; });
-    this.lines = createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
-    this.urls = await this.next("starting conformance/upstreams.py");
-    return this;
+  constructor() {
+    super("conformance/upstreams.py", 30);
   }
-  async next(what) {
-    const line = await Promise.race([
-      this.lines.next(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error("no answer in 30 s")), 30_000).unref()),
-    ]).catch((e) => fail(`${what}: ${e.message}\n${this.stderr}`));
-    if (line.done) fail(`${what}: conformance/upstreams.py exited\n${this.stderr}`);
-    return JSON.parse(line.value);
+  start() {
+    return super.start(opts.python, [join(REPO, "conformance", "upstreams.py")]);
   }
-  async dump() {
-    this.proc.stdin.write("dump\n");
-    return this.next("reading recorded requests");
+  dump() {
+    return this.ask("dump", "reading recorded requests");
   }
-  stop() {
-    this.proc?.stdin.end();
-  }
-}
-
-// --- Pyodide, set up as workerd sets it up ---------------------------------------------------------
-
-async function startPyodide(sdkDir) {
-  const indexURL = join(REPO, "node_modules", "pyodide") + "/";
-  if (!existsSync(join(indexURL, "pyodide.mjs"))) {
-    fail("node_modules/pyodide is missing: run `npm ci` in the repository root");
-  }
-  const { loadPyodide } = await import(join(indexURL, "pyodide.mjs"));
-  const pyodide = await loadPyodide({ indexURL });
-  if (pyodide.version !== PYODIDE_VERSION) {
-    fail(`node_modules/pyodide is ${pyodide.version}, the Workers runtime uses ${PYODIDE_VERSION}: run \`npm ci\``);
-  }
-  pyodide.FS.mkdirTree("/repo");
-  pyodide.mountNodeFS("/repo", REPO);
-  pyodide.FS.mkdirTree("/sdk");
-  pyodide.mountNodeFS("/sdk", sdkDir);
-  // The two modules workerd provides to the SDK; everything else is the real SDK.
-  pyodide.FS.mkdirTree("/runtime");
-  pyodide.FS.writeFile("/runtime/_cloudflare_compat_flags.py",
-    Object.entries(compatFlags(wranglerConfig())).map(([k, v]) => `${k} = ${v ? "True" : "False"}\n`).join("") +
-    "\n\ndef __getattr__(name):\n    return False\n");
-  pyodide.registerJsModule("_pyodide_entrypoint_helper", {
-    patchWaitUntil(ctx) {
-      // workerd keeps the Python awaitable alive (copy) and awaits it after the handler returns.
-      const original = ctx.waitUntil.bind(ctx);
-      ctx.waitUntil = (work) => original(typeof work?.copy === "function" ? work.copy() : work);
-    },
-    cloudflareWorkersModule: {},
-    cloudflareSocketsModule: {},
-    doAnImport: (name) => import(name),
-  });
-  pyodide.runPython(`
-import sys
-sys.dont_write_bytecode = True  # never leave Pyodide's .pyc files in the working tree
-sys.path[:0] = ["/repo/conformance", "/repo/src", "/sdk", "/runtime"]
-`);
-  return pyodide;
 }
 
 // --- D1 and R2: miniflare's, behind classes named as workerd names them ------------------------------
@@ -201,54 +101,19 @@ class R2Bucket {
   delete(keys) { return this.inner.delete(keys); }
 }
 
-async function startMiniflare() {
-  const { Miniflare } = await import(join(REPO, "node_modules", "miniflare", "dist", "src", "index.js"));
-  const mf = new Miniflare({
-    modules: true,
-    script: "export default { fetch() { return new Response('conformance') } }",
-    compatibilityDate: "2026-04-20",
+function startMiniflare() {
+  return startMiniflareFor("conformance", {
     d1Databases: { SEND_DB: "conformance-send-path", WORKER_DB: "conformance-worker", ORDERS_DB: "conformance-orders",
       BRIDGE_DB: "conformance-bridge" },
     r2Buckets: { LOGS: "conformance-logs" },
   });
-  return mf;
-}
-
-function statements(sql) {
-  // Split a migration file into statements: ";" ends one, "--" starts a comment, both outside '...' only.
-  const out = [];
-  let current = "";
-  let quoted = false;
-  for (let i = 0; i < sql.length; i += 1) {
-    const c = sql[i];
-    if (quoted) {
-      current += c;
-      if (c === "'") quoted = false;
-    } else if (c === "'") {
-      current += c;
-      quoted = true;
-    } else if (c === "-" && sql[i + 1] === "-") {
-      while (i < sql.length && sql[i] !== "\n") i += 1;
-      current += "\n";
-    } else if (c === ";") {
-      if (current.trim()) out.push(current.trim());
-      current = "";
-    } else {
-      current += c;
-    }
-  }
-  if (current.trim()) out.push(current.trim());
-  return out;
 }
 
 async function migrate(db) {
   // What `wrangler d1 migrations apply` runs: every migrations/*.sql in name order, each in one batch.
-  const files = readdirSync(join(REPO, "migrations")).filter((f) => f.endsWith(".sql")).sort();
-  for (const file of files) {
-    const sql = readFileSync(join(REPO, "migrations", file), "utf8");
-    await db.batch(statements(sql).map((s) => db.prepare(s)));
-  }
-  return files;
+  const migrations = readMigrations();
+  for (const { sql } of migrations) await db.batch(splitStatements(sql).map((s) => db.prepare(s)));
+  return migrations.map((m) => m.file);
 }
 
 // --- comparisons -----------------------------------------------------------------------------------
@@ -304,8 +169,8 @@ async function checkRuntime() {
       `pins another wheel: make them the same`);
   }
   ctx.cpython = cpythonVersion();
-  ctx.sdk = ensureSdk();
-  ctx.pyodide = await startPyodide(ctx.sdk);
+  ctx.sdk = ensureSdk(opts.python);
+  ctx.pyodide = await startPyodide({ sdkDir: ctx.sdk, sysPath: ["/repo/conformance", "/repo/src", "/sdk", "/runtime"] });
   ctx.pyVersion = ctx.pyodide.runPython("import sys; '.'.join(map(str, sys.version_info[:3]))");
   expect(ctx.pyVersion.startsWith("3.13."), `Pyodide runs Python ${ctx.pyVersion}, expected 3.13`);
   expect(ctx.cpython.startsWith("3.13."), `CPython is ${ctx.cpython}; the reference must be 3.13 like the runtime`);
@@ -406,9 +271,7 @@ async function invoke(env, request, { dropWaitUntil = false } = {}) {
     work.close?.();
     work.destroy?.();
   }
-  const settled = await Promise.allSettled(pending);
-  const failures = settled.filter((s) => s.status === "rejected").map((s) => String(s.reason));
-  if (failures.length) fail(`waitUntil work failed:\n${failures.join("\n")}`);
+  await settle(pending);
   if (!dropWaitUntil && pending.length === 0 && request.method === "POST" && response.status === 200) {
     fail("an accepted webhook handed no work to ctx.waitUntil");
   }

@@ -18,9 +18,11 @@ from typing import Any, Protocol
 from conftest import PAID_RAW, shop_secrets
 from relay.core.config import load_shop
 from relay.core.order import parse_order
-from relay.jobs import cron, delivery, intake
+from relay.jobs import cron, delivery, health, intake, quality
 from relay.jobs.runtime import Runtime
+from relay.outbox import unreadable
 from relay_tools.fakes import FakeLightspeed, FakeMeta, graph_error
+from relay_tools.server import ServerThread
 
 HOUR = 3600
 TEMPLATE = json.loads(PAID_RAW)["order"]
@@ -46,6 +48,14 @@ def scene_env(meta: FakeMeta, lightspeed: FakeLightspeed, env: dict[str, str]) -
     lightspeed.add_account(other["RETOERTJE_LIGHTSPEED_API_KEY"], other["RETOERTJE_LIGHTSPEED_API_SECRET"])
     return {**env, **other, "RETOERTJE_SHOP_URL": "https://www.retoertje.example",
             "RETOERTJE_UTC_OFFSET": "+02:00"}          # its owner set the time zone by hand
+
+
+def troubled_env(meta: FakeMeta, lightspeed: FakeLightspeed, env: dict[str, str]) -> dict[str, str]:
+    """``scene_env`` plus two shops set up wrong: ``proef`` (no SHOP_URL, a test event code) and ``kapot``."""
+    proef = shop_secrets("PROEF", 3)
+    lightspeed.add_account(proef["PROEF_LIGHTSPEED_API_KEY"], proef["PROEF_LIGHTSPEED_API_SECRET"])
+    return {**scene_env(meta, lightspeed, env), **proef, "PROEF_META_TEST_EVENT_CODE": "TEST123",
+            "KAPOT_META_PIXEL_ID": "123456789012345"}           # a shop with four of its five variables missing
 
 
 class Clock(Protocol):
@@ -98,4 +108,27 @@ async def build(rt: Runtime, meta: FakeMeta, lightspeed: FakeLightspeed, clock: 
         numbers.setdefault("retoertje", []).append(number)
         await delivery.send_due(rt, held, order_id=order_id)
     clock.now = end
+    return numbers
+
+
+def fill(server: ServerThread, meta: FakeMeta, lightspeed: FakeLightspeed, clock: Clock, *,
+         troubles: bool = False) -> dict[str, list[str]]:
+    """``build`` on a served relay, with the daily quality and health checks around it; the order numbers by outcome.
+
+    retoertje's token may send but not read quality. With ``troubles``, vik also has an unreadable order and
+    a backfill nine hours behind (Lightspeed answered 503): what the page says about those.
+    """
+    rt = server.relay.runtime()
+    meta.quality_denied = {HELD_TOKEN}
+    try:
+        server.call(quality.run_daily(rt))
+        numbers: dict[str, list[str]] = server.call(build(rt, meta, lightspeed, clock))
+        server.call(health.run_daily(rt))
+    finally:
+        server.call(rt.log.flush(rt.blobs, rt.clock()))
+    if troubles:
+        now = int(clock.now)
+        server.call(rt.db.batch(unreadable.statements("vik", [], [(777, 'order 777 has no "number"')], now)))
+        server.call(rt.db.run("UPDATE backfill SET cursor = ?, last_error = ? WHERE shop = 'vik'",
+                              (now - 9 * 3600, "Lightspeed answered 503")))
     return numbers

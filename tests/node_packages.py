@@ -41,3 +41,12 @@ def install() -> None:
         if proc.returncode != 0 or not ready():
             pytest.fail(f"`npm ci` in {ROOT} failed (exit {proc.returncode}); it needs the npm registry once:\n"
                         f"{proc.stdout[-2000:]}{proc.stderr[-4000:]}")
+
+
+def node(needed_by: str) -> str:
+    """The ``node`` on PATH, with this checkout's node_modules installed; fails the test, naming what needs it."""
+    found = shutil.which("node")
+    if found is None:
+        pytest.fail(f"node is not on PATH: {needed_by} needs Node 20 or newer")
+    install()
+    return found

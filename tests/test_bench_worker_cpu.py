@@ -6,7 +6,6 @@ by the benchmark, never asserted (about 15 s: Pyodide, miniflare and the fakes s
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +21,7 @@ KINDS = ["webhook", "bridge", "cron-idle", "cron-busy", "dashboard", "status", "
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: the Worker CPU benchmark needs Node 20 or newer")
-    node_packages.install()
+    node = node_packages.node("the Worker CPU benchmark")
     path = tmp_path_factory.mktemp("bench") / "cpu.json"
     proc = subprocess.run([node, "bench/bench_worker_cpu.mjs", "--quick", "--python", sys.executable, "--json",
                            str(path)], cwd=ROOT, capture_output=True, text=True, timeout=300)

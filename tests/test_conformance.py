@@ -9,7 +9,6 @@ on one checkout do not install over each other. Without Node or npm the tests fa
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,10 +25,7 @@ CHECKS = ["runtime", "core-identical", "entry-imports", "send-path", "worker-fet
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: the Pyodide conformance run needs Node 20 or newer")
-    node_packages.install()
+    node = node_packages.node("the Pyodide conformance run")
     path = tmp_path_factory.mktemp("conformance") / "report.json"
     proc = subprocess.run(
         [node, "conformance/check.mjs", "--python", sys.executable, "--json", str(path)],

@@ -12,7 +12,6 @@ from playwright.sync_api import Browser, Page
 
 import dashboard_scene
 from conftest import shop_env
-from relay.jobs import health, quality
 
 ADMIN = "admin-token-for-the-browser-tests-8d2f61c0"
 SHOTS = Path(__file__).resolve().parents[1] / ".relay" / "screenshots"
@@ -25,15 +24,7 @@ def env(meta, lightspeed) -> dict[str, str]:
 
 @pytest.fixture
 def scene(relay, meta, lightspeed, clock) -> dict[str, list[str]]:
-    rt = relay.relay.runtime()
-    meta.quality_denied = {dashboard_scene.HELD_TOKEN}      # retoertje's token may send but not read quality
-    try:
-        relay.call(quality.run_daily(rt))
-        numbers = relay.call(dashboard_scene.build(rt, meta, lightspeed, clock))
-        relay.call(health.run_daily(rt))
-    finally:
-        relay.call(rt.log.flush(rt.blobs, rt.clock()))
-    return numbers
+    return dashboard_scene.fill(relay, meta, lightspeed, clock)
 
 
 def signed_in(browser: Browser, url: str, width: int, lang: str = "en") -> tuple[Page, list[str]]:

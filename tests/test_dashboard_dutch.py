@@ -20,10 +20,8 @@ import httpx
 import pytest
 
 import dashboard_scene
-from conftest import shop_env, shop_secrets
+from conftest import shop_env
 from relay.core.sentences import SENTENCES, STORED, Foreign, Said, recognise
-from relay.jobs import health, quality
-from relay.outbox import unreadable
 from relay.web import wording
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,11 +168,7 @@ def assert_dutch(html: str, where: str) -> None:
 
 @pytest.fixture
 def env(meta, lightspeed) -> dict[str, str]:
-    scene = dashboard_scene.scene_env(meta, lightspeed, shop_env(meta, lightspeed, ADMIN_TOKEN=ADMIN))
-    proef = shop_secrets("PROEF", 3)                               # no SHOP_URL, a test event code
-    lightspeed.add_account(proef["PROEF_LIGHTSPEED_API_KEY"], proef["PROEF_LIGHTSPEED_API_SECRET"])
-    return {**scene, **proef, "PROEF_META_TEST_EVENT_CODE": "TEST123",
-            "KAPOT_META_PIXEL_ID": "123456789012345"}           # a shop with four of its five variables missing
+    return dashboard_scene.troubled_env(meta, lightspeed, shop_env(meta, lightspeed, ADMIN_TOKEN=ADMIN))
 
 
 def bearer() -> dict[str, str]:
@@ -194,18 +188,7 @@ def test_an_empty_ledger_reads_in_dutch(relay):
 
 
 def test_a_week_of_orders_in_every_state_reads_in_dutch(relay, meta, lightspeed, clock):
-    rt = relay.relay.runtime()
-    meta.quality_denied = {dashboard_scene.HELD_TOKEN}
-    try:
-        relay.call(quality.run_daily(rt))
-        numbers = relay.call(dashboard_scene.build(rt, meta, lightspeed, clock))
-        relay.call(health.run_daily(rt))
-    finally:
-        relay.call(rt.log.flush(rt.blobs, rt.clock()))
-    now = int(clock.now)
-    relay.call(rt.db.batch(unreadable.statements("vik", [], [(777, 'order 777 has no "number"')], now)))
-    relay.call(rt.db.run("UPDATE backfill SET cursor = ?, last_error = ? WHERE shop = 'vik'",
-                         (now - 9 * 3600, "Lightspeed answered 503")))
+    numbers = dashboard_scene.fill(relay, meta, lightspeed, clock, troubles=True)
     html = page(relay)
     for dutch in ("Bedankpagina-script", "Laatste 14 dagen", "Laatst naar Meta verzonden", "Verzenden staat stil",
                   "wacht op betaling", "Meta weigerde", "e-mail (<code>em</code>)", "stad (<code>ct</code>)",
