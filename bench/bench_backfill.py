@@ -43,7 +43,7 @@ from relay.core import cpu_model
 from relay.core.ports import HttpRequest, HttpResponse, QueryResult
 from relay.jobs import cron, limits, runtime, schedule
 from relay_tools.edges import FolderBlobs, HttpxClient
-from relay_tools.fakes import FakeLightspeed, FakeMeta, Recorded, Reply, rate_limited
+from relay_tools.fakes import FakeLightspeed, FakeMeta, WindowedLightspeed
 from relay_tools.sqlite import SqliteDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,6 @@ PAID, PAID_BE = json.loads((FIXTURES / "orders-list-page.json").read_text())["or
 LINES = json.loads((FIXTURES / "order-products.json").read_text())["orderProducts"][:2]
 START = 1_796_040_000           # 2026-11-30 12:00 UTC
 SECRET = "bench-lightspeed-secret"
-WINDOW_CALLS, WINDOW_SECONDS = 300, 300     # Lightspeed: 300 calls per 5 minutes per key
 FREE_REQUESTS_PER_DAY = 100_000             # Workers Free: requests per day (cron invocations included)
 AFTER_TICKS = 12                            # cron runs after the drain, looking for an idle one
 KINDS = ("database", "lightspeed", "meta", "logs")
@@ -64,30 +63,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class WindowedLightspeed(FakeLightspeed):
-    """The fake with Lightspeed's per-key 5-minute window on the simulated clock, answering 429 past it."""
-
-    def __init__(self, clock: Clock) -> None:
-        super().__init__("unused-key", SECRET)
-        self.clock = clock
-        self.used: Counter[tuple[str, int]] = Counter()
-        self.over = 0
-
-    def answer(self, request: Recorded) -> Reply:
-        auth = request.headers.get("authorization", "")
-        window = int(self.clock() // WINDOW_SECONDS)
-        reset = int((window + 1) * WINDOW_SECONDS - self.clock())
-        with self.lock:
-            self.used[(auth, window)] += 1
-            left = WINDOW_CALLS - self.used[(auth, window)]
-            self.RATE_HEADERS = {"X-RateLimit-Limit": "300/3000/12000", "X-RateLimit-Reset": f"{reset}/3600/86400",
-                                 "X-RateLimit-Remaining": f"{max(left, 0)}/2999/11999"}
-        if left < 0:
-            self.over += 1
-            return rate_limited(reset=reset)
-        return super().answer(request)
 
 
 class Ports:

@@ -10,16 +10,15 @@ figures are the model's (``relay.core.cpu_model``), checked against what the fak
 from __future__ import annotations
 
 import base64
-from collections import Counter
 from typing import Any
 
 import pytest
 
-from conftest import SECRET, Clock, shop_env
+from conftest import SECRET, shop_env
 from relay.core.cpu_model import MODEL, TARGET, CpuModel
 from relay.core.errors import ConfigError
 from relay.jobs import limits, schedule
-from relay_tools.fakes import FakeLightspeed, Recorded, Reply, rate_limited
+from relay_tools.fakes import WindowedLightspeed
 from test_backfill import LINES, PAID, UNPAID, Harness, harness, list_requests, listed, sent_event_ids
 
 __all__ = ["harness"]      # the fixture, shared with test_backfill
@@ -227,30 +226,6 @@ def test_a_pass_killed_mid_way_keeps_its_pages_and_its_rounds(harness, env, meta
     assert pages[:5] == ["1", "2", "3", "4", "5"], "the killed pass's fourth page is the next pass's first"
     sent = sent_event_ids(meta)
     assert len(sent) == 1_100 and set(sent.values()) == {1}
-
-
-class WindowedLightspeed(FakeLightspeed):
-    """Lightspeed's 300 calls per 5-minute window, per API key, on the test's clock."""
-
-    def __init__(self, clock: Clock) -> None:
-        super().__init__("unused-key", SECRET)
-        self.clock = clock
-        self.used: Counter[tuple[str, int]] = Counter()
-        self.over = 0
-
-    def answer(self, request: Recorded) -> Reply:
-        auth = request.headers.get("authorization", "")
-        window = int(self.clock() // 300)
-        reset = int((window + 1) * 300 - self.clock())
-        with self.lock:
-            self.used[(auth, window)] += 1
-            left = 300 - self.used[(auth, window)]
-            self.RATE_HEADERS = {"X-RateLimit-Limit": "300/3000/12000", "X-RateLimit-Reset": f"{reset}/3600/86400",
-                                 "X-RateLimit-Remaining": f"{max(left, 0)}/2999/11999"}
-        if left < 0:
-            self.over += 1
-            return rate_limited(reset=reset)
-        return super().answer(request)
 
 
 def test_a_paid_pass_drains_a_big_backlog_within_an_hour_of_cron_runs(tmp_path, log_root, meta, clock):

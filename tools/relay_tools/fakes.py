@@ -11,6 +11,7 @@ import json
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -443,6 +444,33 @@ def rate_limited(retry_after: int | None = None, reset: int = 143) -> Reply:
         headers["Retry-After"] = str(retry_after)
     return Reply(429, {"error": {"code": 429, "method": "GET", "request": "nl/orders.json",
                                  "message": "Too many requests"}}, headers)
+
+
+class WindowedLightspeed(FakeLightspeed):
+    """Lightspeed's limit as it is: 300 calls per 5-minute window per API key, on ``clock`` (a test's or a
+    simulation's), answering 429 past it; ``over`` counts those. Shops come in through ``add_account``."""
+
+    CALLS, SECONDS = 300, 300
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__("unused-key", "unused-secret")
+        self.clock = clock
+        self.used: Counter[tuple[str, int]] = Counter()
+        self.over = 0
+
+    def answer(self, request: Recorded) -> Reply:
+        auth = request.headers.get("authorization", "")
+        window = int(self.clock() // self.SECONDS)
+        reset = int((window + 1) * self.SECONDS - self.clock())
+        with self.lock:
+            self.used[(auth, window)] += 1
+            left = self.CALLS - self.used[(auth, window)]
+            self.RATE_HEADERS = {"X-RateLimit-Limit": "300/3000/12000", "X-RateLimit-Reset": f"{reset}/3600/86400",
+                                 "X-RateLimit-Remaining": f"{max(left, 0)}/2999/11999"}
+        if left < 0:
+            self.over += 1
+            return rate_limited(reset=reset)
+        return super().answer(request)
 
 
 class FakeReceiver(FakeServer):
