@@ -4,12 +4,14 @@
 // from the project's fakes (relay_tools.fakes) run in a second Pyodide, R2 is a Map: all called synchronously,
 // so their CPU is timed and subtracted from the invocation's (process.cpuUsage, all threads).
 //
-//   node bench/glue_probe/probe.mjs [TREE] [--only webhook,cron] [--profile DIR] [--pyprof] [--pass N]
+//   node bench/glue_probe/probe.mjs [TREE] [--only webhook,cron] [--profile DIR] [--pyprof] [--phases] [--pass N]
 //
 // TREE: a checkout to measure (default: this one; e.g. `git archive main | tar -x -C /tmp/main`). Needs
 // `npm ci` and one conformance run (conformance/.cache holds the SDK). --profile writes V8 .cpuprofile files
 // (webhooks 11-40, cron pass N) for bench/glue_probe/top.mjs; --pyprof writes cProfile tables (CPU clock,
-// fakes excluded) as webhook.pyprof.txt and cron.pyprof.txt there (default: the temp folder).
+// fakes excluded) as webhook.pyprof.txt and cron.pyprof.txt there (default: the temp folder). --phases prints, per
+// webhook, the CPU (fakes excluded) inside each step of the path (inclusive: a step's time holds its callees'),
+// from wrappers around ~30 functions: two clock reads each, no tracing, so the figures stay close to untraced ones.
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -19,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: {
-  profile: { type: "string" }, pyprof: { type: "boolean" }, hooks: { type: "string", default: "40" },
+  profile: { type: "string" }, pyprof: { type: "boolean" }, phases: { type: "boolean" }, hooks: { type: "string", default: "40" },
   only: { type: "string" }, pass: { type: "string", default: "3" } } });
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = resolve(HERE, "..", "..");
@@ -127,6 +129,49 @@ def pystop(path):
     s2 = io.StringIO(); pstats.Stats(prof, stream=s2).sort_stats("cumulative").print_stats(45)
     open(path, "w").write(s.getvalue() + "\\n\\n" + s2.getvalue())
 `);
+if (opt.phases) W.runPython(`
+import collections, functools, inspect, js
+from relay.core import capi
+from relay.jobs import consent, delivery, intake
+from relay.jobs import bridge as bridge_jobs
+from relay.outbox import delivery_log, ledger
+from relay.web import routes
+PH, PN = collections.defaultdict(float), collections.Counter()
+def _timed(owner, name):
+    f = getattr(owner, name)
+    def done(t):
+        PH[name] += js.probeClock() - t; PN[name] += 1
+    if inspect.iscoroutinefunction(f):
+        async def w(*a, **k):
+            t = js.probeClock()
+            try: return await f(*a, **k)
+            finally: done(t)
+    else:
+        def w(*a, **k):
+            t = js.probeClock()
+            try: return f(*a, **k)
+            finally: done(t)
+    setattr(owner, name, functools.wraps(f)(w))
+for owner, names in [(entry.Default, "fetch runtime"), (entry, "_headers _plain _options Response"),
+                     (entry.D1, "run batch"), (entry.R2, "put"), (entry.FetchHttp, "send"),
+                     (routes, "handle _read_limited _send_after"),
+                     (intake, "receive_webhook load_shop verify parse_webhook row_for"), (capi, "build_event events_request classify"),
+                     (bridge_jobs, "hold_until"), (ledger.Ledger, "record claim_order finish"),
+                     (delivery, "send_due deliver current_currency _post"), (consent, "prepare"),
+                     (delivery_log.DeliveryLog, "add flush")]:
+    for name in names.split():
+        _timed(owner, name)
+_from_rpc = python_from_rpc
+def python_from_rpc(request):
+    t = js.probeClock()
+    try: return _from_rpc(request)
+    finally: PH["python_from_rpc"] += js.probeClock() - t; PN["python_from_rpc"] += 1
+def phreset():
+    PH.clear(); PN.clear()
+def phases(n):
+    for k, v in sorted(PH.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:18s} {v / n * 1000:6.2f} ms  ({PN[k] / n:g} calls)")
+`);
 const OUT = opt.profile ?? tmpdir();
 mkdirSync(OUT, { recursive: true });
 W.FS.mkdirTree("/out"); W.mountNodeFS("/out", resolve(OUT));
@@ -186,13 +231,14 @@ if (want("webhook")) {
   const cpus = [];
   const N = Number(opt.hooks);
   for (let i = 0; i < N; i++) {
-    if (i === 10) { await profStart(); if (opt.pyprof) harness.get("pystart")(); }
+    if (i === 10) { await profStart(); if (opt.pyprof) harness.get("pystart")(); if (opt.phases) harness.get("phreset")(); }
     const req = webhook(i);
     const r = await invoke((ctx) => pyFetch(ctx, env, req));
     if (i === 0) results.first_webhook = r.cpu;
     if (i >= 10) cpus.push(r.cpu);
   }
   if (opt.pyprof) harness.get("pystop")("/out/webhook.pyprof.txt");
+  if (opt.phases) { console.log("CPU per webhook inside each step (inclusive):"); harness.get("phases")(N - 10); }
   console.log(`d1 calls ${d1calls}, wall in d1 ${d1wall.toFixed(0)} ms, total wall ${performance.now().toFixed(0)}`);
   await profStop("webhook");
   console.log(`webhook (accept + waitUntil send): ${stats(cpus)}  first ${results.first_webhook.toFixed(1)}`);
