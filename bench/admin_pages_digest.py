@@ -14,7 +14,7 @@ Three ledgers, each read through ``relay.web.routes.handle`` as the Worker reads
   refused for one token (as tests/test_dashboard_dutch.py builds it): the dashboard in English and Dutch,
   searches, every Replay notice, the sign-in pages, ``/status``, ``/orders``.
 - ``busy``: the benchmark's ledger (bench/bench_worker_cpu.mjs): 3 shops x 300 orders Lightspeed listed and
-  the cron passes sent: the dashboard, ``/status`` and ``/orders``.
+  the Worker's cron passes (with their daily checks) sent: the dashboard, ``/status`` and ``/orders``.
 - ``every branch``: the ``week`` report with what that scene cannot produce put in (token checks in each
   state with scopes and errors, a served Graph version, a thank-you script's coverage, Meta's score with
   deduplication and diagnostics, revenue with profit, a configuration error, hostile text everywhere),
@@ -41,7 +41,7 @@ import relay  # noqa: E402
 from conftest import KEY, SECRET, Clock, shop_env, shop_secrets  # noqa: E402
 from relay.core.config import scan_shops  # noqa: E402
 from relay.core.sentences import Foreign, Said  # noqa: E402
-from relay.jobs import cron, health, quality  # noqa: E402
+from relay.jobs import cron, health, quality, schedule  # noqa: E402
 from relay.outbox import attention, unreadable  # noqa: E402
 from relay.web import auth, dashboard_html, routes, status  # noqa: E402
 from relay.web.http import Request  # noqa: E402
@@ -221,7 +221,7 @@ async def busy(pages: Pages, tmp: Path) -> None:
         local = LocalRelay(env, tmp / "busy.db", None, clock=clock, rand=lambda: 0.5, sweep_interval=None)
         rt = local.runtime()
         for _ in range(400):
-            await cron.run_pass(rt, sleep=_no_sleep)
+            await cron.scheduled(rt, before=schedule.before_pass(), sleep=_no_sleep)   # as the Worker's cron
             clock.advance(60)
             left = (await rt.db.run("SELECT (SELECT COUNT(*) FROM outbox WHERE state IN ('due', 'retry', 'sending')) "
                                      "AS open, (SELECT COUNT(*) FROM outbox WHERE event_name = 'Purchase') AS orders",
