@@ -7,6 +7,8 @@ id beside it. Text that came from Meta, Lightspeed or a stored error is shown as
 
 from __future__ import annotations
 
+import functools
+import re
 from html import escape
 from typing import Any
 
@@ -117,26 +119,53 @@ def bridge_table(b: dict[str, Any] | None, lang: str = "en") -> str:
             f"<th class=\"n\">{w['orders']}</th><th class=\"n\">{w['share']}</th></tr>{cells}{kept_out}</table></div>")
 
 
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 336, 90, 14
+_BASE = CHART_HEIGHT - CHART_PAD          # the bars' baseline, and the height of the tallest
+_UNSAFE = re.compile("[&<>\"']")           # what html.escape changes
+
+
+@functools.cache
+def _columns(days: int) -> tuple[tuple[tuple[str, str], ...], str, str]:
+    """Each day's two bars up to their height (x, width; the same for every chart of ``days`` days), and an
+    empty bar's height: formatting floats is dear in the Worker's Python, so each chart formats only its
+    non-empty bars' heights."""
+    slot = CHART_WIDTH / days
+    width = f"{(slot - 4) / 2:.1f}"
+    def x(i: int, j: int) -> str:
+        return f"<rect x=\"{i * slot + 2 + j * (slot - 4) / 2:.1f}\" y=\""
+    xs = tuple((x(i, 0), x(i, 1)) for i in range(days))
+    return xs, width, f"{_BASE - 0.0:.1f}\" width=\"{width}\" height=\"{0.0:.1f}"
+
+
 def chart(daily: list[dict[str, Any]], lang: str = "en") -> str:
     """Sent (green) and failed or expired (red) per day, as inline SVG bars with a text summary."""
-    w = wording.WORDS[lang]
-    width, height, pad = 336, 90, 14
-    slot = width / len(daily)
+    w, h = wording.WORDS[lang], wording.HTML_WORDS[lang]
+    xs, width, empty = _columns(len(daily))
     top = max([1] + [max(d["sent"], d["failed"]) for d in daily])
+    dates = [d["date"] for d in daily]
+    if _UNSAFE.search("".join(dates)):            # our own YYYY-MM-DD: never, but escaped if it were
+        dates = [escape(date) for date in dates]
+    sent_tail, failed_tail = f" {w['sent_bar']}</title></rect>", f" {w['failed_bar']}</title></rect>"
     bars = []
-    for i, d in enumerate(daily):
-        for j, (key, colour) in enumerate((("sent", "#2b8a3e"), ("failed", "#c92a2a"))):
-            h = (height - pad) * d[key] / top
-            x = i * slot + 2 + j * (slot - 4) / 2
-            bars.append(f"<rect x=\"{x:.1f}\" y=\"{height - pad - h:.1f}\" width=\"{(slot - 4) / 2:.1f}\" "
-                        f"height=\"{h:.1f}\" fill=\"{colour}\"><title>{escape(d['date'])}: {d[key]} "
-                        f"{w[key + '_bar']}</title></rect>")
-    labels = (f"<text x=\"0\" y=\"{height - 2}\" font-size=\"10\">{escape(daily[0]['date'][5:])}</text>"
-              f"<text x=\"{width}\" y=\"{height - 2}\" font-size=\"10\" text-anchor=\"end\">"
+    sent = failed = 0
+    for (x_sent, x_failed), date, d in zip(xs, dates, daily, strict=True):
+        for x, n, colour, tail in ((x_sent, d["sent"], "#2b8a3e", sent_tail), (x_failed, d["failed"], "#c92a2a",
+                                                                                failed_tail)):
+            if n:
+                tall = _BASE * n / top
+                size = f"{_BASE - tall:.1f}\" width=\"{width}\" height=\"{tall:.1f}"
+            else:
+                size = empty
+            bars.append(f"{x}{size}\" fill=\"{colour}\"><title>{date}: {n}{tail}")
+        sent += d["sent"]
+        failed += d["failed"]
+    labels = (f"<text x=\"0\" y=\"{CHART_HEIGHT - 2}\" font-size=\"10\">{escape(daily[0]['date'][5:])}</text>"
+              f"<text x=\"{CHART_WIDTH}\" y=\"{CHART_HEIGHT - 2}\" font-size=\"10\" text-anchor=\"end\">"
               f"{escape(daily[-1]['date'][5:])}</text>")
-    figures = {"n": len(daily), "sent": sum(d["sent"] for d in daily), "failed": sum(d["failed"] for d in daily)}
-    return (f"<figure class=\"chart\"><svg viewBox=\"0 0 {width} {height}\" "
-            f"role=\"img\" aria-label=\"{escape(w['chart'].format(**figures))}\">"
-            f"{''.join(bars)}{labels}</svg><figcaption class=\"muted\">{escape(w['chart_caption'].format(**figures))} "
+    n = len(daily)
+    return (f"<figure class=\"chart\"><svg viewBox=\"0 0 {CHART_WIDTH} {CHART_HEIGHT}\" "
+            f"role=\"img\" aria-label=\"{h['chart'].format(n=n, sent=sent, failed=failed)}\">"
+            f"{''.join(bars)}{labels}</svg><figcaption class=\"muted\">"
+            f"{h['chart_caption'].format(n=n, sent=sent, failed=failed)} "
             f"(<span class=\"ok\">■</span> {w['sent_bar']}, <span class=\"bad\">■</span> {w['failed_bar']})"
             "</figcaption></figure>")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from html import escape
 
 LANGUAGES = ("en", "nl")
 _OFFSET = re.compile(r"(?:UTC)?([+-])(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
@@ -163,6 +164,13 @@ WORDS: dict[str, dict[str, str]] = {
         "k_fbc": "klik-id", "k_fbp": "browser-id",
     },
 }
+
+
+# Each word escaped for HTML, once at import (the Worker's snapshot), not once per cell of every page. Escaping is
+# character by character, so ``HTML_WORDS[lang][k].format(n=3)`` is ``escape(WORDS[lang][k].format(n=3))`` for
+# values that need no escaping (numbers, our own timestamps).
+HTML_WORDS: dict[str, dict[str, str]] = {lang: {k: escape(v) for k, v in words.items()}
+                                         for lang, words in WORDS.items()}
 
 
 def language(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
