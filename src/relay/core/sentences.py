@@ -10,6 +10,7 @@ as English in the HTML. Pure.
 
 from __future__ import annotations
 
+import functools
 import re
 from html import escape
 from typing import Any
@@ -204,20 +205,26 @@ class Said(str):
 
     def html(self, lang: str) -> str:
         """The sentence as escaped HTML in ``lang``; ``Foreign`` values inside ``<span lang="en">``."""
-        return escape(_template(self.key, lang), quote=False).format(
-            **{k: as_html(v, lang) for k, v in self.values.items()})
+        return _html_template(self.key, lang).format(**{k: as_html(v, lang) for k, v in self.values.items()})
 
 
 def recognise(text: str, *keys: str) -> str:
     """A stored English sentence of one of ``keys`` as the ``Said`` it was (its values ``Foreign``), else
     ``Foreign(text)``: what the relay wrote to the database can still be said in Dutch."""
     for key in keys:
-        parts = re.split(r"\{(\w+)\}", SENTENCES[key][0])        # text, name, text, name, ..., text
-        pattern = "".join(re.escape(part) if i % 2 == 0 else "(.*)" for i, part in enumerate(parts))
-        found = re.fullmatch(pattern, text, re.DOTALL)
+        pattern, names = _pattern(key)
+        found = pattern.fullmatch(text)
         if found:
-            return Said(key, **{name: Foreign(value) for name, value in zip(parts[1::2], found.groups(), strict=True)})
+            return Said(key, **{name: Foreign(value) for name, value in zip(names, found.groups(), strict=True)})
     return Foreign(text)
+
+
+@functools.cache
+def _pattern(key: str) -> tuple[re.Pattern[str], list[str]]:
+    """The English sentence ``key`` as a pattern capturing its values, and their names: made once per key."""
+    parts = re.split(r"\{(\w+)\}", SENTENCES[key][0])        # text, name, text, name, ..., text
+    pattern = "".join(re.escape(part) if i % 2 == 0 else "(.*)" for i, part in enumerate(parts))
+    return re.compile(pattern, re.DOTALL), parts[1::2]
 
 
 def as_html(value: Any, lang: str) -> str:
@@ -229,8 +236,18 @@ def as_html(value: Any, lang: str) -> str:
     return escape(str(value))
 
 
+for _key in STORED:     # the patterns the dashboard needs, made at import (a Python Worker's snapshot keeps them)
+    _pattern(_key)
+
+
 def _rebuild(key: str, values: dict[str, Any]) -> Said:
     return Said(key, **values)
+
+
+@functools.cache
+def _html_template(key: str, lang: str) -> str:
+    """The sentence ``key`` in ``lang``, escaped for HTML (its ``{value}`` fields untouched), once per key."""
+    return escape(_template(key, lang), quote=False)
 
 
 def _template(key: str, lang: str) -> str:

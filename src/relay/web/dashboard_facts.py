@@ -14,6 +14,7 @@ from typing import Any
 
 from relay.core.sentences import STORED, Foreign, Said, as_html, recognise
 from relay.web import wording
+from relay.web.status import CHART_DAYS
 
 
 def _age(seconds: int, w: dict[str, str]) -> str:
@@ -28,6 +29,10 @@ def _muted(text: str) -> str:
     return f"<span class=\"muted\">{escape(text)}</span>"
 
 
+def _muted_word(h: dict[str, str], key: str) -> str:
+    return f"<span class=\"muted\">{h[key]}</span>"
+
+
 def _foreign(text: str | None, lang: str) -> str:
     return as_html(Foreign(text or ""), lang) if text else ""
 
@@ -37,53 +42,53 @@ def _order(o: dict[str, Any]) -> str:
 
 
 def facts(s: dict[str, Any], lang: str = "en") -> list[tuple[str, str]]:
-    """(label, HTML) rows of the Details table."""
-    w = wording.WORDS[lang]
-    last_sent = escape(s["last_success_at"]) if s["last_success_at"] else _muted(w["never_sent"])
-    facts: list[tuple[str, str]] = [(w["last_sent"], last_sent)]
+    """(label, value) rows of the Details table, both HTML."""
+    w, h = wording.WORDS[lang], wording.HTML_WORDS[lang]
+    last_sent = escape(s["last_success_at"]) if s["last_success_at"] else _muted_word(h, "never_sent")
+    facts: list[tuple[str, str]] = [(h["last_sent"], last_sent)]
     for key in ("oldest_retrying", "oldest_waiting"):
         o = s[key]
-        facts.append((w[key], _muted(w["none"]) if o is None else escape(w["placed"].format(
+        facts.append((h[key], _muted_word(h, "none") if o is None else escape(w["placed"].format(
             number=_order(o), id=o["order_id"], at=o["placed_at"], age=_age(int(o["age_seconds"]), w)))))
     e = s["last_error"]
     if e is None:
-        facts.append((w["last_error"], _muted(w["none_standing"])))
+        facts.append((h["last_error"], _muted_word(h, "none_standing")))
     else:
         code = "/".join(str(c) for c in (e["code"], e["subcode"]) if c is not None) or str(e["status"] or "-")
         state = w.get("st_" + e["state"], e["state"])
         message = as_html(recognise(e["message"] or "", *STORED), lang)
-        facts.append((w["last_error"], f"<span class=\"bad\">{escape(code)}</span> {message} "
+        facts.append((h["last_error"], f"<span class=\"bad\">{escape(code)}</span> {message} "
                                        + _muted("(" + w["error_of"].format(number=_order(e), id=e["order_id"],
                                                                            state=state, at=e["at"]) + ")")))
     if s["held"]:
         reason = as_html(recognise(s["held"]["reason"] or "", *STORED), lang)
-        facts.append((w["sending_held"], f"<span class=\"bad\">{escape(w['until'].format(at=s['held']['until']))}"
+        facts.append((h["sending_held"], f"<span class=\"bad\">{escape(w['until'].format(at=s['held']['until']))}"
                                          f"</span> {reason}"))
-    h = s["health"]
-    if h is None:
-        facts.append((w["meta_token"], _muted(w["not_checked"])))
-        facts.append((w["lightspeed_key"], _muted(w["not_checked"])))
+    health = s["health"]
+    if health is None:
+        facts.append((h["meta_token"], _muted_word(h, "not_checked")))
+        facts.append((h["lightspeed_key"], _muted_word(h, "not_checked")))
     else:
-        facts += _health(h, w, lang)
-    served = h["served_version"] if h else None
-    facts.append((w["graph_version"], escape(s["graph_api_version"])
+        facts += _health(health, w, h, lang)
+    served = health["served_version"] if health else None
+    facts.append((h["graph_version"], escape(s["graph_api_version"])
                   + (f" <span class=\"warn\">({escape(w['meta_answers'].format(v=served))})</span>"
                      if served and served != s["graph_api_version"] else "")))
     b = s["backfill"]
     if b["cursor"] is None:
-        facts.append((w["backfill"], _muted(w["not_started"])))
+        facts.append((h["backfill"], _muted_word(h, "not_started")))
     else:
         behind = w["behind"].format(cursor=b["cursor"], age=_age(int(b["lag_seconds"]), w))
         error = f" <span class=\"bad\">{_foreign(b['last_error'], lang)}</span>" if b.get("last_error") else ""
-        facts.append((w["backfill"], escape(behind) + error))
+        facts.append((h["backfill"], escape(behind) + error))
     if s["config_error"]:
         problem = s["config_error"]
         said = as_html(problem if isinstance(problem, Said) else Foreign(problem), lang)
-        facts.append((w["configuration"], f"<span class=\"bad\">{said}</span>"))
+        facts.append((h["configuration"], f"<span class=\"bad\">{said}</span>"))
     return facts
 
 
-def _health(h: dict[str, Any], w: dict[str, str], lang: str) -> list[tuple[str, str]]:
+def _health(h: dict[str, Any], w: dict[str, str], words: dict[str, str], lang: str) -> list[tuple[str, str]]:
     t = h["meta_token"]
     cls = {"ok": "ok", "expiring": "warn"}.get(t["state"], "bad")
     parts = [w["never_expires"]] if t["never_expires"] else [w["expires"].format(at=t["expires_at"])] \
@@ -100,22 +105,30 @@ def _health(h: dict[str, Any], w: dict[str, str], lang: str) -> list[tuple[str, 
     key = (f"<span class=\"{'ok' if ls['state'] == 'ok' else 'bad'}\">"
            f"{escape(w.get('ls_' + ls['state'], ls['state']))}</span>"
            + (f" {_foreign(ls['error'], lang)}" if ls["error"] else ""))
-    return [(w["meta_token"], token), (w["lightspeed_key"], key)]
+    return [(words["meta_token"], token), (words["lightspeed_key"], key)]
 
 
-def bridge_table(b: dict[str, Any] | None, lang: str = "en") -> str:
-    """The thank-you script's coverage (relay.web.status.bridge_figures)."""
-    w = wording.WORDS[lang]
-    if not b or not b["paid"]:
-        return f"<p class=\"muted\">{escape(w['bridge_none'])}</p>"
+def _bridge_rows(w: dict[str, str]) -> tuple[tuple[str, str], ...]:
     labels = {"bridged": w["bridged"], "with_fbc": w["with_fbc"].format(fbc="fbc"),
               "with_fbp": w["with_fbp"].format(fbp="fbp"), "granted": w["granted"], "denied": w["denied"],
               "unknown": w["unknown"]}
-    cells = "".join(f"<tr><td>{escape(label)}</td><td class=\"n\">{b[key]}</td>"
-                    f"<td class=\"n\">{round(b['share'][key] * 100)}%</td></tr>" for key, label in labels.items())
-    kept_out = (f"<tr><td>{escape(w['kept_out'])}</td>"
+    return tuple((key, f"<tr><td>{escape(label)}</td><td class=\"n\">") for key, label in labels.items())
+
+
+_BRIDGE_ROWS = {lang: _bridge_rows(w) for lang, w in wording.WORDS.items()}     # the row heads, once at import
+
+
+def bridge_table(b: dict[str, Any] | None, lang: str = "en") -> str:
+    """The thank-you script's coverage (relay.web.status.bridge_figures: counts are whole numbers)."""
+    w, h = wording.WORDS[lang], wording.HTML_WORDS[lang]
+    if not b or not b["paid"]:
+        return f"<p class=\"muted\">{h['bridge_none']}</p>"
+    share = b["share"]
+    cells = "".join(f"{head}{b[key]}</td><td class=\"n\">{round(share[key] * 100)}%</td></tr>"
+                    for key, head in _BRIDGE_ROWS[lang])
+    kept_out = (f"<tr><td>{h['kept_out']}</td>"
                 f"<td class=\"n\">{b['repeats']} / {b['rejected']} / {b.get('after', 0)}</td><td></td></tr>")
-    return (f"<div class=\"scroll\"><table><tr><th>{escape(w['bridge_head'].format(n=b['paid']))}</th>"
+    return (f"<div class=\"scroll\"><table><tr><th>{h['bridge_head'].format(n=int(b['paid']))}</th>"
             f"<th class=\"n\">{w['orders']}</th><th class=\"n\">{w['share']}</th></tr>{cells}{kept_out}</table></div>")
 
 
@@ -135,6 +148,9 @@ def _columns(days: int) -> tuple[tuple[tuple[str, str], ...], str, str]:
         return f"<rect x=\"{i * slot + 2 + j * (slot - 4) / 2:.1f}\" y=\""
     xs = tuple((x(i, 0), x(i, 1)) for i in range(days))
     return xs, width, f"{_BASE - 0.0:.1f}\" width=\"{width}\" height=\"{0.0:.1f}"
+
+
+_columns(CHART_DAYS)     # made at import: a Python Worker's snapshot keeps it
 
 
 def chart(daily: list[dict[str, Any]], lang: str = "en") -> str:

@@ -78,11 +78,20 @@ class Page:
     def __init__(self, report: dict[str, Any], reads: Any, who: auth.Access, lang: str, offsets: dict[str, int],
                  pixels: dict[str, str], now: int, query: str = "", notice: tuple[str, str] | None = None) -> None:
         self.report, self.reads, self.who, self.lang, self.pixels = report, reads, who, lang, pixels
-        self.w = wording.WORDS[lang]
+        self.w, self.h = wording.WORDS[lang], wording.HTML_WORDS[lang]
         self.offsets, self.now, self.query, self.notice = offsets, now, query, notice
+        self.csrf = auth.csrf_input(who)
+        # what every Replay button ends with: the same for every order row of the page
+        self.replay_tail = (f"<input type=\"hidden\" name=\"lang\" value=\"{lang}\">{self.csrf}"
+                            f"<button type=\"submit\">{self.w['replay']}</button></form>")
+        self.times: dict[str, wording.Times] = {}
 
     def at(self, shop: str, ts: Any) -> str:
-        return wording.when(None if ts is None else int(ts), self.offsets.get(shop, 0), self.lang, self.now)
+        """``ts`` in the shop's time (wording.when): plain text that needs no escaping."""
+        times = self.times.get(shop)
+        if times is None:
+            times = self.times[shop] = wording.Times(self.offsets.get(shop, 0), self.lang, self.now)
+        return times(None if ts is None else int(ts))
 
     def render(self) -> str:
         w, r = self.w, self.report
@@ -97,7 +106,7 @@ class Page:
                 f"<a href=\"/dashboard?lang={self.lang}\">{w['refresh']}</a>"
                 f"<a href=\"/dashboard?lang={lang_link}\" hreflang=\"{lang_link}\">{lang_link.upper()}</a>"
                 "<form method=\"post\" action=\"/dashboard\"><input type=\"hidden\" name=\"action\" value=\"logout\">"
-                f"{auth.csrf_input(self.who)}<button type=\"submit\">{w['sign_out']}</button></form></div>")
+                f"{self.csrf}<button type=\"submit\">{w['sign_out']}</button></form></div>")
         parts = [head]
         if self.notice:
             kind, text = self.notice
@@ -105,7 +114,7 @@ class Page:
         if self.query:
             parts.append(self.search())
         parts += [self.shop(s) for s in r["shops"]] or \
-            [f"<section><p>{escape(w['no_shop'])}</p></section>"]
+            [f"<section><p>{self.h['no_shop']}</p></section>"]
         parts.append(f"<p class=\"muted\">{escape(r['generated_at'])} UTC · Graph API "
                      f"{escape(r['graph_api_version'])}</p>")
         return doc(w["title"], "".join(parts), self.lang)
@@ -122,7 +131,8 @@ class Page:
     def shop(self, s: dict[str, Any]) -> str:
         w, name = self.w, s["shop"]
         badge = f"<span class=\"badge {'ok' if s['ok'] else 'warn'}\">{w['ok'] if s['ok'] else w['needs']}</span>"
-        parts = [f"<section id=\"shop-{escape(name)}\"><h2>{escape(name)} {badge}</h2>", self.headline(s)]
+        shown = escape(name)
+        parts = [f"<section id=\"shop-{shown}\"><h2>{shown} {badge}</h2>", self.headline(s)]
         if s["held"]:
             parts.append(self.hold(s))
         warnings = [x for x in s["warnings"] if not _shown_elsewhere(x, s)]
@@ -136,8 +146,8 @@ class Page:
         parts.append(chart(s["daily"], self.lang))
         zone = wording.zone_name(self.offsets.get(name, 0))
         parts.append(f"<details><summary>{w['details']}</summary><table>"
-                     + "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in facts(s, self.lang))
-                     + f"</table></details><p class=\"muted\">{escape(w['times_in'].format(zone=zone))}</p>")
+                     + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts(s, self.lang))
+                     + f"</table></details><p class=\"muted\">{self.h['times_in'].format(zone=zone)}</p>")
         parts.append("</section>")
         return "".join(parts)
 
@@ -145,10 +155,10 @@ class Page:
         week = s["counts"]["7d"]
         paid = sum(n for state, n in week.items() if state not in ("waiting", "skipped"))
         sent = week.get("sent", 0)
-        text = self.w["headline"].format(n=paid, m=sent, pct=wording.percent(sent, paid)) if paid \
-            else self.w["headline_none"]
+        text = self.h["headline"].format(n=paid, m=sent, pct=wording.percent(sent, paid)) if paid \
+            else self.h["headline_none"]               # numbers and "12 %": nothing to escape in them
         cls = "ok" if paid and sent == paid else "warn" if paid else "muted"
-        return f"<p class=\"head {cls}\">{escape(text)}</p>"
+        return f"<p class=\"head {cls}\">{text}</p>"
 
     def hold(self, s: dict[str, Any]) -> str:
         w, name = self.w, s["shop"]
@@ -176,28 +186,26 @@ class Page:
         return f"{title}<ul class=\"orders\">{items}</ul>{more}"
 
     def order(self, shop: str, row: dict[str, Any], held: bool, with_shop: bool = False) -> str:
-        w = self.w
+        h = self.h
         cls, text = self.state(shop, row, held)
         attempts = int(row["attempts"] or 0)
-        last = (f"{self.at(shop, row['updated_at'])} · {w['attempts'].format(n=attempts)}" if attempts
-                else w["never"])
+        last = f"{self.at(shop, row['updated_at'])} · {h['attempts'].format(n=attempts)}" if attempts else h["never"]
         label = f"{escape(shop)} · " if with_shop else ""
+        number = escape(str(row["order_number"]))
         button = ""
         if not held and row["state"] in ("failed", "retry") and replay.refusal(row, self.now) is None:
             button = ("<form method=\"post\" action=\"/dashboard\"><input type=\"hidden\" name=\"action\" "
                       f"value=\"replay\"><input type=\"hidden\" name=\"shop\" value=\"{escape(shop)}\">"
-                      f"<input type=\"hidden\" name=\"number\" value=\"{escape(str(row['order_number']))}\">"
-                      f"<input type=\"hidden\" name=\"lang\" value=\"{self.lang}\">{auth.csrf_input(self.who)}"
-                      f"<button type=\"submit\">{w['replay']}</button></form>")
-        return (f"<li><span class=\"num\">{label}{escape(str(row['order_number']))}</span>"
-                f"<span class=\"what {cls}\">{text}</span><span class=\"at\">{escape(last)}</span>"
+                      f"<input type=\"hidden\" name=\"number\" value=\"{number}\">{self.replay_tail}")
+        return (f"<li><span class=\"num\">{label}{number}</span>"
+                f"<span class=\"what {cls}\">{text}</span><span class=\"at\">{last}</span>"
                 f"{button}</li>")
 
     def state(self, shop: str, row: dict[str, Any], held: bool) -> tuple[str, str]:
         """The row's class and its state as HTML: our words, Meta's reason marked as Meta's."""
-        w, state = self.w, str(row["state"])
+        h, state = self.h, str(row["state"])
         if held and state in ("due", "retry", "sending"):
-            return "bad", escape(w["held_row"])
+            return "bad", h["held_row"]
         if state in ("failed", "retry"):
             code = "/".join(str(c) for c in (row["last_code"], row["last_subcode"]) if c is not None)
             said = (row["last_error"] or "").strip()[:200]
@@ -205,10 +213,9 @@ class Page:
                 f"HTTP {row['last_status']}" if row["last_status"] else "?"
             reason = f"{reason} ({escape(code)})" if code else reason
             if state == "failed":
-                return "bad", escape(w["failed"]).format(reason=reason)
-            return "warn", escape(w["retry"]).format(reason=reason, when=escape(self.at(shop, row["next_attempt_at"])))
-        return {"sent": "ok", "waiting": "muted", "skipped": "muted", "expired": "bad"}.get(state, "warn"), \
-            escape(w.get(state, state))
+                return "bad", h["failed"].format(reason=reason)
+            return "warn", h["retry"].format(reason=reason, when=self.at(shop, row["next_attempt_at"]))
+        return _STATE_CLASS.get(state, "warn"), h[state] if state in h else escape(state)
 
     def quality(self, s: dict[str, Any]) -> str:
         w = self.w
@@ -226,8 +233,10 @@ class Page:
                     f" <span class=\"muted\">({escape(mq['checked_at'][:10])})</span></p>")
         theirs = (mq or {}).get("match_keys") or {}
         keys = sorted(set(mine) | set(theirs), key=lambda k: (-(mine.get(k) or 0), k))
-        rows = "".join(f"<tr><td>{self.key_name(k)}</td><td class=\"n\">{_pct(mine.get(k), 100)}</td>"
-                       f"<td class=\"n\">{_pct(theirs.get(k), 1)}</td></tr>" for k in keys)
+        names = _KEY_NAMES[self.lang]
+        rows = "".join(f"<tr><td>{names.get(k) or _key_name(k, w)}</td><td class=\"n\">"
+                       f"{'-' if (m := mine.get(k)) is None else f'{round(m * 100)} %'}</td><td class=\"n\">"
+                       f"{'-' if (t := theirs.get(k)) is None else f'{round(t)} %'}</td></tr>" for k in keys)
         table = (f"<table><tr><th>{w['key']}</th><th class=\"n\">{w['relay_sends']}</th>"
                  f"<th class=\"n\">{w['meta_sees']}</th></tr>{rows}</table>") if keys else ""
         dedup = ""
@@ -240,8 +249,7 @@ class Page:
 
     def key_name(self, key: str) -> str:
         """A match key in words with Meta's code beside it, as HTML: ``stad (<code>ct</code>)``."""
-        word = self.w.get("k_" + key)
-        return f"{escape(word)} (<code>{escape(key)}</code>)" if word else f"<code>{escape(key)}</code>"
+        return _KEY_NAMES[self.lang].get(key) or _key_name(key, self.w)
 
     def revenue(self, money: dict[str, Any] | None) -> str:
         w = self.w
@@ -267,6 +275,18 @@ class Page:
             return ""
         return (f" · {_money(e['profit'], e['currency'] or '', self.lang)} {self.w['profit']} "
                 f"<span class=\"muted\">({e['profit_orders']})</span>")
+
+
+_STATE_CLASS = {"sent": "ok", "waiting": "muted", "skipped": "muted", "expired": "bad"}
+
+
+def _key_name(key: str, w: dict[str, str]) -> str:
+    word = w.get("k_" + key)
+    return f"{escape(word)} (<code>{escape(key)}</code>)" if word else f"<code>{escape(key)}</code>"
+
+
+# Meta's match keys in words, as HTML, per language: made once at import, not once per row of every page.
+_KEY_NAMES = {lang: {k[2:]: _key_name(k[2:], w) for k in w if k.startswith("k_")} for lang, w in wording.WORDS.items()}
 
 
 def _shown_elsewhere(warning: str, s: dict[str, Any]) -> bool:

@@ -208,16 +208,30 @@ def zone_name(offset: int) -> str:
 
 def when(ts: int | None, offset: int, lang: str, now: int) -> str:
     """``09:41`` today, ``30 Nov 21:47`` this year, ``18 Nov 2025 21:47`` before, in the shop's time."""
-    if ts is None:
-        return ""
-    zone = timezone(timedelta(seconds=offset))
-    at = datetime.fromtimestamp(int(ts), UTC).astimezone(zone)
-    today = datetime.fromtimestamp(now, UTC).astimezone(zone)
-    clock = at.strftime("%H:%M")
-    if at.date() == today.date():
-        return clock
-    day = f"{at.day} {_MONTHS[lang][at.month - 1]}"
-    return f"{day} {clock}" if at.year == today.year else f"{day} {at.year} {clock}"
+    return Times(offset, lang, now)(ts)
+
+
+class Times:
+    """``when`` for many times of one shop: its zone and today worked out once, not once per order row.
+
+    What it writes is digits, ``:``, spaces and the fixed month names above: plain text that HTML escaping
+    leaves as it is.
+    """
+
+    def __init__(self, offset: int, lang: str, now: int) -> None:
+        self.zone = timezone(timedelta(seconds=offset))
+        today = datetime.fromtimestamp(now, UTC).astimezone(self.zone)
+        self.today, self.year, self.months = today.date(), today.year, _MONTHS[lang]
+
+    def __call__(self, ts: int | None) -> str:
+        if ts is None:
+            return ""
+        at = datetime.fromtimestamp(int(ts), UTC).astimezone(self.zone)
+        clock = f"{at.hour:02d}:{at.minute:02d}"        # strftime("%H:%M"), at a fraction of its CPU
+        if at.date() == self.today:
+            return clock
+        day = f"{at.day} {self.months[at.month - 1]}"
+        return f"{day} {clock}" if at.year == self.year else f"{day} {at.year} {clock}"
 
 
 def percent(part: int, whole: int) -> str:
