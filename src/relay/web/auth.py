@@ -21,6 +21,7 @@ What a page needs from here:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -68,10 +69,16 @@ class Outcome:
 def admin_problem(admin: Secret | None) -> str | None:
     """Why the admin routes are closed, or ``None`` when ``ADMIN_TOKEN`` is usable (relay.core.admin_token's rule,
     the same one ``relay doctor`` and the deploy preflight apply)."""
-    problem = admin_token.problem(admin.reveal() if admin is not None else None)
+    problem = _token_problem(admin.reveal() if admin is not None else None)
     if problem is None:
         return None
     return Said("admin_closed", problem=problem, how=how_to_set("ADMIN_TOKEN"))
+
+
+@functools.lru_cache(maxsize=4)
+def _token_problem(token: str | None) -> str | None:
+    """admin_token.problem, once per token value: every admin request asks, and the answer cannot change."""
+    return admin_token.problem(token)
 
 
 def _usable(admin: Secret | None) -> Secret | None:

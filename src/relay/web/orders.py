@@ -10,9 +10,10 @@ sends the rest. ``relay orders`` and ``relay replay`` print exactly these answer
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
-from datetime import UTC, datetime
+from datetime import date
 from typing import Any
 
 from relay.core.config import REQUIRED, Shop, load_shop, missing_variables, prefix_of
@@ -36,8 +37,21 @@ NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def iso(ts: Any) -> str | None:
-    # isoformat, not strftime: the same text at a fifth of the CPU (three per row, 50 rows a page)
-    return None if ts is None else datetime.fromtimestamp(int(ts), UTC).isoformat()[:19] + "Z"
+    """UTC ``YYYY-MM-DDTHH:MM:SSZ``. Three per row, 50 rows a page: the date is made once per day (a page's
+    rows share a few days), the time from whole numbers, at half the CPU of ``datetime.isoformat`` in the
+    Worker's Python (which was a fifth of ``strftime``'s); the same text."""
+    if ts is None:
+        return None
+    day, second = divmod(int(ts), 86400)
+    return f"{_day(day)}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+
+
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+@functools.lru_cache(maxsize=256)
+def _day(day: int) -> str:
+    return date.fromordinal(_EPOCH_DAY + day).isoformat()
 
 
 def view(shop: str, row: dict[str, Any], now: int) -> dict[str, Any]:

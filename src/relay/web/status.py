@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from relay.core.config import Shop, canonical_name, load_shop, scan_shops
@@ -33,6 +33,7 @@ DAY = 86400
 CHART_DAYS = 14
 RETRY_WARN_AGE = 6 * 3600
 BACKFILL_WARN_LAG = 3 * 3600
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 NO_BACKFILL = "no such table: backfill"    # a database the backfill's migration has not reached: cursor null
 
 
@@ -150,12 +151,16 @@ _FIGURES = (
 )
 
 
+# The statement text, with and without the backfill's table, built once at import rather than per page.
+_FIGURE_SQL = {backfill: json_tables([p for p in _FIGURES if backfill or p[0] != "backfill"])
+               for backfill in (True, False)}
+
+
 def _figure_statement(now: int, backfill: bool = True) -> tuple[str, Sequence[Any]]:
     """The ledger's figures for all shops as one statement returning one row (relay.outbox.one_call):
     one value crosses into Python per figure, not one per column per row."""
     first_day = now // DAY - (CHART_DAYS - 1)
-    parts = [p for p in _FIGURES if backfill or p[0] != "backfill"]
-    return json_tables(parts), (now - DAY, now - 7 * DAY, now - 7 * DAY, first_day * DAY)
+    return _FIGURE_SQL[backfill], (now - DAY, now - 7 * DAY, now - 7 * DAY, first_day * DAY)
 
 
 def _figures(names: Sequence[str], now: int, ledger: QueryResult, bad: dict[str, dict[str, Any]],
@@ -223,7 +228,10 @@ def _figures(names: Sequence[str], now: int, ledger: QueryResult, bad: dict[str,
 def _chart_dates(now: int) -> list[str]:
     """The chart's days, once per page (not once per shop: formatting dates is dear in the Worker's Python)."""
     first_day = now // DAY - (CHART_DAYS - 1)
-    return [iso((first_day + i) * DAY)[:10] for i in range(CHART_DAYS)]
+    if first_day < 0 or (first_day + CHART_DAYS) * DAY > health.MAX_TIMESTAMP:
+        return [iso((first_day + i) * DAY)[:10] for i in range(CHART_DAYS)]
+    start = _EPOCH_DAY + first_day                   # what iso() gives, from the day's ordinal: a C call a day
+    return [date.fromordinal(start + i).isoformat() for i in range(CHART_DAYS)]
 
 
 def _empty(dates: list[str]) -> dict[str, Any]:
