@@ -10,7 +10,7 @@ import pytest
 from conftest import order_body, shop_env, signed_headers
 from relay.core.config import Secret
 from relay.jobs import health
-from relay.web import auth, dashboard_html
+from relay.web import auth, dashboard_html, wording
 from relay_tools.fakes import graph_error
 
 ADMIN = "admin-token-for-dashboard-51d8e0"
@@ -211,3 +211,17 @@ def test_replay_needs_the_pages_csrf_field_and_refuses_with_the_reason(relay, me
     assert again.status_code == 303
     notice = get(relay, bearer(), "?" + again.headers["location"].split("?", 1)[1]).text
     assert "Order ORD99999 was not replayed: it is not in the ledger" in notice
+
+
+@pytest.mark.parametrize("ago, offset, lang, shown", [
+    (3600, 3600, "en", "20:27"),                       # today in the shop's zone: the clock alone
+    (3 * 86400, 3600, "en", "27 Nov 21:27"),           # this year: day, month, clock
+    (3 * 86400, 3600, "nl", "27 nov 21:27"),
+    (400 * 86400, 0, "en", "26 Oct 2024 20:27"),       # an earlier year: the year too
+    (-(3 * 3600 + 1800), 3600, "en", "1 Dec 00:57"),   # past midnight in the shop's zone: tomorrow there
+    (21 * 3600, -5 * 3600, "nl", "29 nov 18:27"),
+])
+def test_times_read_as_the_shop_reads_its_clock(ago, offset, lang, shown):
+    now = 1764534420                                    # 2025-11-30 20:27 UTC (21:27 in the shop at +01:00)
+    assert wording.when(now - ago, offset, lang, now) == shown
+    assert wording.when(None, offset, lang, now) == ""

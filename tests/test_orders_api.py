@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from relay.jobs import cron
+from relay.web import orders
 from relay_tools import cli
 from relay_tools.fakes import FakeLightspeed, FakeMeta
 from relay_tools.server import LocalRelay, ServerThread
@@ -230,3 +232,10 @@ def test_a_failed_order_cancelled_afterwards_is_refused_by_number_and_by_state(s
         served.drain()
         assert answer["requeued"] == 0 and [r["code"] for r in answer["refused"]] == ["cancelled"], answer
     assert len(meta.event_posts) == 1
+
+
+@pytest.mark.parametrize("ts", [0, 1, 59, 86399, 86400, 951782400, 951868799, 1763498829, 1767225599,
+                                253402300799, *range(1_700_000_000, 1_800_000_000, 7_777_777)])
+def test_times_read_as_utc_iso_text(ts):
+    assert orders.iso(ts) == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert orders.iso(None) is None
