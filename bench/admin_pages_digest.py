@@ -201,7 +201,8 @@ async def busy(pages: Pages, tmp: Path) -> None:
     clock = Clock()
     end = clock.now
     with FakeMeta() as meta, FakeLightspeed("bench-unused-key", "bench-unused-secret") as lightspeed:
-        env = {"META_GRAPH_URL": meta.url, "LIGHTSPEED_API_URL": lightspeed.url, "ADMIN_TOKEN": ADMIN}
+        env = {"META_GRAPH_URL": meta.url, "LIGHTSPEED_API_URL": lightspeed.url, "ADMIN_TOKEN": ADMIN,
+               "RELAY_PLAN": "paid", "RELAY_SUBREQUEST_BUDGET": "50"}      # the bench's cron (its envB)
         for i in range(3):
             prefix, key, secret = f"SHOP{i}", f"bench-busy{i}-key", f"bench-busy{i}-secret"
             env.update({f"{prefix}_LIGHTSPEED_API_KEY": key, f"{prefix}_LIGHTSPEED_API_SECRET": secret,
