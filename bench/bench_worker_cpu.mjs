@@ -412,6 +412,8 @@ async function main() {
       embedded: { type: "boolean", default: false },
       kinds: { type: "string" },
       n: { type: "string" },
+      passes: { type: "string" },
+      "per-pass": { type: "boolean", default: false },
       json: { type: "string" },
     },
   });
@@ -518,20 +520,30 @@ async function main() {
       const passes = [];
       let last = await fakes.count();
       const events = [];
-      const drain = async (most = opts.quick ? 60 : 400) => {
-        for (let i = 0; i < most; i += 1) {
+      let stored = 0;
+      const maxPasses = Number(opts.passes ?? (opts.quick ? 60 : 400));
+      const drain = async (most = maxPasses) => {
+        for (let i = 0; i < most && passes.length < maxPasses; i += 1) {
           const m = await invokeScheduled(harness, envB);
           const now = await fakes.count();
           events.push(now.events - last.events);
+          m.events = now.events - last.events;
           last = now;
           passes.push(m);
           const left = await store.call({ op: "d1", db: "B", kind: "first", sql:
             "SELECT (SELECT COUNT(*) FROM outbox WHERE state IN ('due', 'retry', 'sending')) AS open, " +
             "(SELECT COUNT(*) FROM backfill WHERE cursor IS NOT NULL AND run_page IS NULL) AS listed, " +
             "(SELECT COUNT(*) FROM outbox WHERE event_name = 'Purchase') AS orders", params: [] });
-          if (left.open === 0 && left.listed === 3 && left.orders >= 3 * perShop) return;
+          m.listed = left.orders - stored;
+          stored = left.orders;
+          if (opts["per-pass"]) {
+            console.error(`  pass ${passes.length}: ${m.cpu.toFixed(2)} ms CPU (thread ${m.thread.toFixed(2)}), ` +
+              `${m.calls.fetch} fetch + ${m.calls.d1} D1 + ${m.calls.r2} R2, listed ${m.listed}, sent ${m.events}`);
+          }
+          if (left.open === 0 && left.listed === 3 && left.orders >= 3 * perShop) { out.drained = true; return; }
         }
         if (most === 1) return;
+        if (opts.passes) return;          // a capped run reports what it did
         fail(`cron-busy: not drained after ${passes.length} passes`);
       };
       if (only === "cron-busy") {
@@ -551,6 +563,12 @@ async function main() {
           `${passes.length} passes, median ${perPass.median ?? 0} events per sending pass, ${final.twice} sent twice`);
         const f = passes[0];
         out.first_pass = { cpu: f.cpu, thread: f.thread, calls: f.calls, events: events[0] };
+        out.passes = passes.map((m) => ({ cpu: m.cpu, thread: m.thread, calls: m.calls, listed: m.listed, events: m.events }));
+        const all = stats(passes.map((m) => m.cpu));
+        const busy = passes.filter((m) => m.listed || m.events);
+        out.all_passes = { n: passes.length, median: all.median, p95: all.p95, max: all.max,
+          progressed: busy.length, events: events.reduce((a, b) => a + b, 0), drained: Boolean(out.drained),
+          events_per_pass: events.reduce((a, b) => a + b, 0) / passes.length };
       }
     }
     if (has("dashboard")) await repeat("dashboard", `GET /dashboard (${3 * perShop} orders, 3 shops)`, () => invokeFetch(harness, envB, admin("/dashboard")), [200]);
@@ -619,6 +637,12 @@ function print(out) {
     const p = out.first_pass;
     console.log(`\ncron-busy first pass: ${f(p.cpu)} ms CPU (thread ${f(p.thread)} ms), ` +
       `${p.calls.fetch} fetch + ${p.calls.d1} D1 + ${p.calls.r2} R2, ${p.events} events sent`);
+  }
+  if (out.all_passes) {
+    const a = out.all_passes;
+    console.log(`cron-busy every pass (1-${a.n}): median ${f(a.median)} ms, p95 ${f(a.p95)} ms, max ${f(a.max)} ms CPU; ` +
+      `${a.progressed} of ${a.n} listed or sent something; ${a.events} events, ${a.events_per_pass.toFixed(2)} a pass ` +
+      `(${Math.round(a.events_per_pass * 720)} a day at a pass every 2 minutes)${a.drained ? "; drained" : "; NOT drained"}`);
   }
   for (const r of out.rows) if (r.note) console.log(`${r.kind}: ${r.note}`);
   if (out.profile) printProfile(out.profile);

@@ -17,8 +17,8 @@ import pytest
 from conftest import SECRET, shop_env
 from relay.core.cpu_model import MODEL, TARGET, CpuModel
 from relay.core.errors import ConfigError
-from relay.jobs import limits, schedule
-from relay_tools.fakes import WindowedLightspeed
+from relay.jobs import cron, limits, schedule
+from relay_tools.fakes import FakeLightspeed, WindowedLightspeed
 from test_backfill import LINES, PAID, UNPAID, Harness, harness, list_requests, listed, sent_event_ids
 
 __all__ = ["harness"]      # the fixture, shared with test_backfill
@@ -56,9 +56,12 @@ def test_the_plan_is_free_unless_set_and_each_names_its_limits(env):
 
 def test_a_free_page_is_what_one_invocation_can_parse(env):
     small = limits.for_plan(limits.FREE, model=SMALL)
-    # 10 ms x TARGET, less the invocation, and the 7 calls of a pass that lists one page: 12 orders of 0.25 ms
-    assert small.page_size == int((10 * TARGET - SMALL.cost(subrequests=limits.LISTING_PASS_CALLS)) / 0.25) == 12
+    # 10 ms x TARGET, less the invocation, and the 4 calls of a pass that lists one page (its start, the page, its
+    # D1 batch with the shop's turn, its log object): 18 orders of 0.25 ms
+    assert small.page_size == int((10 * TARGET - SMALL.cost(subrequests=limits.LISTING_PASS_CALLS)) / 0.25) == 18
     assert limits.for_plan(limits.PAID, model=SMALL).page_size == 250
+    # the shipped model, fitted to bench_worker_cpu: 2 orders (1.6 + 4 x 1.3 + 2 x 0.6 = 8.0 ms, the target)
+    assert limits.for_plan(limits.FREE).page_size == 2
 
 
 def test_the_daily_checks_take_what_the_free_plans_cpu_fits_and_none_when_nothing_does():
@@ -69,7 +72,7 @@ def test_the_daily_checks_take_what_the_free_plans_cpu_fits_and_none_when_nothin
     assert schedule.per_run(limits.for_plan(limits.PAID, model=hopeless), schedule.HEALTH_CALLS, 6) == 6
 
 
-@pytest.mark.parametrize("model", [SMALL, GLUE_CUT], ids=["small", "glue-cut"])
+@pytest.mark.parametrize("model", [SMALL, GLUE_CUT, MODEL], ids=["small", "glue-cut", "shipped"])
 def test_a_free_pass_stays_inside_its_cpu_model_and_budget_and_drains_the_backlog_over_passes(harness, env, meta,
                                                                                           lightspeed, clock, model):
     h, now = harness, clock.now
@@ -89,12 +92,13 @@ def test_a_free_pass_stays_inside_its_cpu_model_and_budget_and_drains_the_backlo
 
     async def scenario() -> None:
         for _ in range(400):
-            pages, events = len(list_requests(lightspeed)), len(meta.events())
+            pages, events, shops = len(list_requests(lightspeed)), len(meta.events()), len(shop_requests(lightspeed))
             report = await h.one_pass(limits=plan)
             listed_now = sum(r.listed for r in report.shops.values())
             sent_now = len(meta.events()) - events
             passes.append({"calls": h.spent[-1], "pages": len(list_requests(lightspeed)) - pages,
-                           "listed": listed_now, "sent": sent_now})
+                           "listed": listed_now, "sent": sent_now,
+                           "currency": len(shop_requests(lightspeed)) - shops})
             if set(sent_event_ids(meta)) == paid and not any(h.progress(n)["run_page"] for n in ("vik", "atelier",
                                                                                                   "kiss")):
                 return
@@ -106,15 +110,21 @@ def test_a_free_pass_stays_inside_its_cpu_model_and_budget_and_drains_the_backlo
     assert set(sent) == paid and set(sent.values()) == {1}, "every paid order sent, none twice"
     assert len(passes) > 10, "the free plan's CPU spreads the drain over many passes"
     assert {p["limit"] for p in list_requests(lightspeed)} == {str(plan.page_size)}, "pages one pass can parse"
-    assert plan.page_size == (12 if model is SMALL else 1)
+    assert plan.page_size == {SMALL: 18, GLUE_CUT: 1, MODEL: 2}[model]
     for n, p in enumerate(passes):
         modeled = model.cost(subrequests=p["calls"], orders=p["listed"], events=p["sent"])
         assert p["calls"] <= 50 and modeled <= 10.0, (n, p, modeled)
-        assert p["pages"] or p["sent"], f"pass {n} made no progress: {p}"
+        # a pass with no room for one event besides a day-old currency fetches the currency alone (once a shop a day)
+        assert p["pages"] or p["sent"] or p["currency"], f"pass {n} made no progress: {p}"
+    assert sum(p["currency"] for p in passes) <= 3, "the currency is fetched once a shop"
     assert max(p["sent"] for p in passes) < 10, "a free pass sends a few events, not a batch of 40"
     first_send = next(n for n, p in enumerate(passes) if p["sent"])
     last_page = max(n for n, p in enumerate(passes) if p["pages"])
     assert first_send < last_page, "listed orders go out while the listing goes on: a long one cannot starve them"
+
+
+def shop_requests(lightspeed: FakeLightspeed) -> list[Any]:
+    return [r for r in lightspeed.requests if r.path.endswith("/shop.json")]
 
 
 def test_a_pass_with_no_room_at_the_target_still_does_one_unit_inside_the_limit(harness, env, meta, lightspeed,
@@ -156,6 +166,45 @@ def test_when_the_free_plan_holds_no_unit_the_pass_starts_none_and_says_to_go_pa
     report = h.run(lambda: h.one_pass(limits=limits.for_plan(limits.FREE, model=hopeless)))
     assert report.starved and report.turns == 0 and list_requests(lightspeed) == [] and meta.event_posts == []
     assert "set RELAY_PLAN=paid" in caplog.text
+
+
+def test_on_the_free_plan_the_daily_jobs_run_only_after_a_pass_that_did_nothing(harness, env, meta, lightspeed,
+                                                                                  clock):
+    """The Worker's scheduled() on the free plan: the pass goes first, with the shipped model; a pass that listed,
+    sent or fetched the currency has no CPU left for the jobs' reads, an idle one runs them with what it left.
+    Every pass stays inside the model and 50 subrequests, D1, fetch and R2 counted at the ports."""
+    h, now = harness, clock.now
+    free_env(env)
+    orders = [listed(PAID, 850_000 + i, now - 3600 + i * 60) for i in range(3)]
+    lightspeed.orders.extend(orders)
+    for order in orders:
+        lightspeed.products[order["id"]] = LINES
+    jobs_ran: list[int] = []
+
+    async def daily(rt: Any) -> None:
+        await rt.db.run("SELECT 1")          # a job's read: counted against the calls the pass left
+        jobs_ran.append(len(runs))
+
+    runs: list[tuple[int, int, int, int]] = []
+
+    async def scenario() -> None:
+        for _ in range(20):
+            events, before = len(meta.events()), h._count()
+            report = await cron.scheduled(h.runtime(), before=(daily,), sleep=h.sleep)
+            runs.append((report.turns, h._count() - before, len(meta.events()) - events,
+                         sum(r.listed for r in report.shops.values())))
+            clock.advance(CRON)
+            if len(sent_event_ids(meta)) == 3 and not report.turns:
+                return
+
+    h.run(scenario)
+    assert set(sent_event_ids(meta).values()) == {1} and len(sent_event_ids(meta)) == 3
+    busy = [n for n, (turns, *_) in enumerate(runs) if turns]
+    assert len(busy) >= 3 and not set(jobs_ran) & set(busy), "no job on a pass that did something"
+    assert jobs_ran and set(jobs_ran) == set(range(len(runs))) - set(busy), "the jobs on every idle pass"
+    for _, calls, sent_now, listed_now in runs:
+        assert calls <= 50 and sent_now <= 1
+        assert MODEL.cost(subrequests=calls, events=sent_now, orders=listed_now) <= 10.0, runs
 
 
 def test_relay_backfill_on_the_free_plan_is_not_held_to_the_workers_cpu(harness, env, meta, lightspeed, clock):

@@ -37,18 +37,18 @@ class CpuModel:
 
     def orders_within(self, ms: float) -> int:
         """Listed orders whose parsing fits in ``ms``."""
-        return max(0, int(ms / self.per_listed_order)) if self.per_listed_order > 0 else 10**9
+        return max(0, int(ms / self.per_listed_order + 1e-9)) if self.per_listed_order > 0 else 10**9
 
     def events_within(self, ms: float, lines: bool) -> int:
         """Events (with a ``products.json`` call each when ``lines``) that fit in ``ms``."""
         each = self.per_event + (self.per_subrequest if lines else 0.0)
-        return max(0, int(ms / each)) if each > 0 else 10**9
+        return max(0, int(ms / each + 1e-9)) if each > 0 else 10**9
 
 
 # docs/PERFORMANCE.md, "after": an idle cron run 4.9 ms (median; 3 D1 calls); a busy pass 110.7 ms p95 (48
 # subrequests, 40 events with their products.json); the first pass 844 ms (45 subrequests, 11 events, a 250-order
 # page). Before the cut (bench_worker_cpu, p95) the same fit gave 7.2, 3.0, 7.5 and 1.1.
-MODEL = CpuModel(per_invocation=2.6, per_subrequest=0.8, per_listed_order=3.2, per_event=1.6)
+MODEL = CpuModel(per_invocation=1.6, per_subrequest=1.3, per_listed_order=0.6, per_event=0.1)
 
 
 def within(model: CpuModel, limit_ms: float, *, subrequests: int = 0, orders: int = 0, events: int = 0) -> bool:

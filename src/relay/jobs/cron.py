@@ -36,7 +36,7 @@ from relay.core.config import load_shop, scan_shops
 from relay.core.errors import BudgetExhausted
 from relay.jobs import delivery
 from relay.jobs.cron_pass import Pass
-from relay.jobs.limits import Limits, load_limits
+from relay.jobs.limits import FREE, Limits, load_limits
 from relay.jobs.pass_state import PassReport, Sleep
 from relay.jobs.runtime import Runtime
 from relay.outbox.budget import Meter
@@ -81,10 +81,35 @@ async def scheduled(rt: Runtime, before: Sequence[Callable[[Runtime], Awaitable[
     logged and the pass runs all the same: a broken health check must not stop orders from being sent.
     """
     limits = load_limits(rt.env)
-    meter = Meter(limits.budget, d1_limit=limits.d1_budget, cpu=limits.cpu_model, cpu_limit=limits.cpu_ms)
+    if limits.cpu_ms is not None and limits.plan == FREE.name:
+        # 10 ms of CPU holds one unit of work: the pass goes first, and the jobs run only after a pass that
+        # did nothing, with what it left (their reads are D1 calls a busy pass cannot spare)
+        report = await run_pass(rt, limits=limits, sleep=sleep, flush=False)
+        try:
+            if not report.turns:
+                spent = report.cpu_ms
+                await _jobs(rt, before, dataclasses.replace(
+                    limits, budget=None if limits.budget is None else max(limits.budget - report.used - 1, 0),
+                    d1_budget=None if limits.d1_budget is None else max(limits.d1_budget - report.used - 1, 0)),
+                    spent)
+        finally:
+            await rt.log.flush(rt.blobs, rt.clock())
+        return report
+    meter = await _jobs(rt, before, limits, None)
+    left = None if limits.budget is None else max(limits.budget - meter.used, 0)
+    d1_left = None if limits.d1_budget is None else max(limits.d1_budget - meter.d1_used, 0)
+    return await run_pass(rt, limits=dataclasses.replace(limits, budget=left, d1_budget=d1_left,
+                                                         cpu_spent=meter.cpu_used), sleep=sleep)
+
+
+async def _jobs(rt: Runtime, jobs: Sequence[Callable[[Runtime], Awaitable[Any]]], limits: Limits,
+                spent: float | None) -> Meter:
+    """Run ``jobs`` through one meter of ``limits`` (``spent``: modeled CPU already used this invocation)."""
+    meter = Meter(limits.budget, d1_limit=limits.d1_budget, cpu=limits.cpu_model, cpu_limit=limits.cpu_ms,
+                  cpu_spent=spent)
     metered = dataclasses.replace(rt, db=meter.database(rt.db), http=meter.http(rt.http),
                                   blobs=meter.blobs(rt.blobs) if rt.blobs is not None else None)
-    for job in before:
+    for job in jobs:
         name = getattr(getattr(job, "func", job), "__name__", "a job")
         try:
             await job(metered)
@@ -94,10 +119,7 @@ async def scheduled(rt: Runtime, before: Sequence[Callable[[Runtime], Awaitable[
             logger.exception("cron job %s failed; the backfill and retry pass runs anyway", name)
             rt.log.add("relay", rt.now(), kind="warning",
                        error=f"{name} failed ({type(exc).__name__}); the backfill and retry pass ran anyway")
-    left = None if limits.budget is None else max(limits.budget - meter.used, 0)
-    d1_left = None if limits.d1_budget is None else max(limits.d1_budget - meter.d1_used, 0)
-    return await run_pass(rt, limits=dataclasses.replace(limits, budget=left, d1_budget=d1_left,
-                                                         cpu_spent=meter.cpu_used), sleep=sleep)
+    return meter
 
 
 async def sweep(rt: Runtime, only: str | None = None) -> dict[str, delivery.SendReport]:

@@ -73,11 +73,12 @@ class Pass:
         once the pass has run ``PASS_SECONDS``: the next cron run goes on, rather than overlap it."""
         if self.rt.clock() - self.started >= PASS_SECONDS:
             return 0
-        rooms = [left for left in (self.meter.left(),) if left is not None]
-        cpu = self.meter.cpu_left(hard)
+        left = self.meter.left()
+        rooms = [] if left is None else [left - 1]      # the progress write: a call, though rarely a CPU cost
+        cpu = self.meter.cpu_left(hard)                  # (see cpu_room)
         if cpu is not None:
             rooms.append(int(cpu // self.limits.cpu_model.per_subrequest))
-        return min(rooms) - 1 - self.logs(set()) if rooms else UNLIMITED
+        return min(rooms) - self.logs(set()) if rooms else UNLIMITED
 
     def d1_room(self) -> int:
         """D1 queries this pass may still start, less the progress write."""
@@ -85,11 +86,14 @@ class Pass:
         return UNLIMITED if left is None else left - 1
 
     def cpu_room(self, calls: int, hard: bool = False) -> float | None:
-        """Modeled CPU (ms) left after ``calls`` more subrequests and the pass's ending; None: not modeled."""
+        """Modeled CPU (ms) left after ``calls`` more subrequests and the log objects already due; None: not
+        modeled. The pass's progress write is not counted: a page and a send round each carry their shop's
+        turn in their own D1 batch, so a pass that did either writes nothing more (only a pause or a hold's
+        release does, and those parse nothing)."""
         left = self.meter.cpu_left(hard)
         if left is None:
             return None
-        return left - (calls + 1 + self.logs(set())) * self.limits.cpu_model.per_subrequest
+        return left - (calls + self.logs(set())) * self.limits.cpu_model.per_subrequest
 
     def may_force(self) -> bool:
         """Nothing done yet: one unit may go past the model's target share, inside the plan's limit."""
@@ -182,10 +186,9 @@ class Pass:
                     did = await list_page(self, s)
                 finally:
                     self.meter.shop = None
-                if did:
+                if did:             # list_page stored the shop's turn (served now) with its page
                     progressed = True
                     self.turns += 1
-                    s.progress.served_at = self.rt.now()
             if not sends_first and await send_round(self, order):
                 progressed = True
             if not progressed:

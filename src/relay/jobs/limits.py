@@ -61,6 +61,7 @@ LIST_COST = 3                  # a page: the fetch, a 429 retry, the D1 batch
 SEND_OVERHEAD = 9              # send_due besides lines and Meta: shop state, release, expire, claim,
                                # shop.json and its cache, a hold, finish, one spare
 MIN_META_REQUESTS = 3          # enough for a rejected batch to be bisected a step each time
+CURRENCY_CALLS = 3             # a stale currency: its lease, shop.json and the cache write (relay.jobs.currency)
 ROUND_COST = 2                 # a send round's D1 calls, however many shops it serves: the claim and the finish
 SPARE = 2                      # a round keeps this for a rejected batch's bisection step or a hold's write
 PASS_SECONDS = 100             # a pass starts no page or round after this long: done before the next cron run (2 min)
@@ -71,9 +72,10 @@ HEALTH_SHOPS = 2               # relay.jobs.health checks per cron run, before t
 UNLIMITED = 10**9
 
 
-# The subrequests of a free-plan invocation that lists one page and nothing else: the daily jobs' reads (health,
-# Dataset Quality), the pass's start, the page and its D1 batch, the turns' save and one log object.
-LISTING_PASS_CALLS = 7
+# The subrequests of a free-plan invocation that lists one page and nothing else: the pass's start, the page, its
+# D1 batch (which carries the shop's turn) and one log object. On that plan the daily jobs run only after a pass
+# that did nothing (relay.jobs.cron.scheduled), so their reads are not part of it.
+LISTING_PASS_CALLS = 4
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from relay.jobs.limits import (
     REFUSED_PAUSE,
     UNKNOWN_OFFSET,
 )
-from relay.jobs.pass_state import PassContext, ShopTurn, deadline
+from relay.jobs.pass_state import PassContext, ShopTurn, deadline, turn_of
 from relay.outbox import cancellations
+from relay.outbox.cron_ledger import turn_statement
 from relay.outbox.rows import Progress
 
 
@@ -79,10 +80,14 @@ async def list_page(work: PassContext, s: ShopTurn) -> bool:
         after.run_since = after.run_filter = after.run_started = after.run_page = after.run_limit = None
     else:
         after.run_page = (p.run_page or 1) + 1
-    states = await work.ledger.record_page(rows, now, after, unreadable)
-    s.progress = after
     after.last_error = after.paused_until = None
     after.rate_limited_until = deadline(now, s.ls_wait) if s.ls_wait else None
+    after.served_at = now
+    # the shop's turn rides in the page's batch: a pass that lists one page makes no other D1 write
+    states = await work.ledger.record_page(rows, now, after, unreadable,
+                                           also=[turn_statement(after, s.meta_added, now)])
+    s.progress = after
+    s.meta_added, s.started = 0, turn_of(after)
     r = s.report
     r.pages += 1
     r.listed += page.size
@@ -117,6 +122,7 @@ def pause(work: PassContext, s: ShopTurn, wait: float, error: str, rate_limited:
     else:
         s.progress.paused_until = until
     s.progress.last_error = error
+    s.progress.served_at = now
     s.report.listing, s.report.error = "paused", error
     work.rt.log.add(s.shop.name, now, kind="listing", state="paused", error=error, next_attempt_at=until)
     return True

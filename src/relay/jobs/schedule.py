@@ -5,8 +5,10 @@ alike: the daily token and key check (it may hold a shop), Meta's daily Dataset 
 the alerts, which therefore see a hold set by the check in the same invocation.
 
 On a plan with a CPU limit (``RELAY_PLAN=free``: 10 ms) the daily checks take as many shops a run as the
-CPU cost model fits beside the run's fixed work, and none when not even one fits: then the cron leaves
-them to ``relay health`` (docs/PLANS.md), rather than run an invocation Cloudflare would end.
+CPU cost model fits beside an idle run's fixed work, and none (not even their read) when not even one fits:
+then the cron leaves them to ``relay health`` (docs/PLANS.md), rather than run an invocation Cloudflare
+would end. On that plan they also run only after a pass that did nothing (``relay.jobs.cron.scheduled``): a
+pass that lists or sends has no CPU to spare for them.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ def per_run(plan: limits.Limits, calls: int, most: int) -> int:
 
 
 async def health_check(rt: Runtime) -> Any:
-    return await health.run_daily(rt, limit=per_run(limits.load_limits(rt.env), HEALTH_CALLS, limits.HEALTH_SHOPS))
+    n = per_run(limits.load_limits(rt.env), HEALTH_CALLS, limits.HEALTH_SHOPS)
+    return await health.run_daily(rt, limit=n) if n else {}     # none fits: not even its read (a D1 call)
 
 
 async def dataset_quality(rt: Runtime) -> Any:
-    return await quality.run_daily(rt, limit=per_run(limits.load_limits(rt.env), QUALITY_CALLS, quality.PIXELS_PER_RUN))
+    n = per_run(limits.load_limits(rt.env), QUALITY_CALLS, quality.PIXELS_PER_RUN)
+    return await quality.run_daily(rt, limit=n) if n else {}
 
 
 def before_pass(worker: bool = True) -> tuple[Job, ...]:

@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from relay.jobs import delivery
-from relay.jobs.limits import LIST_COST, LOW_WATER, ROUND_CALLS, ROUND_COST, SPARE, UNLIMITED
+from relay.core.errors import LightspeedError
+from relay.jobs import currency, delivery
+from relay.jobs.limits import CURRENCY_CALLS, LIST_COST, LOW_WATER, ROUND_CALLS, ROUND_COST, SPARE, UNLIMITED
 from relay.jobs.pass_state import PassContext, ShopTurn, deadline, turn_of
 from relay.outbox.cron_ledger import turn_statement
 from relay.outbox.rows import Finished
@@ -34,6 +35,32 @@ async def release(work: PassContext, s: ShopTurn) -> None:
     s.state = dataclasses.replace(s.state, held_until=None)
     if not s.held:
         s.due = s.needs_lines = max(s.due, work.limits.batch_size)
+
+async def refresh_currency(work: PassContext, order: list[ShopTurn]) -> bool:
+    """A unit of its own for a pass that could not send even one event: the currency of the next shop to send
+    for, when its cache is stale (the lease, ``shop.json`` and the cache write: 3 calls a send would otherwise
+    add). On the free plan one event and those calls do not fit in one invocation's CPU; apart, each does."""
+    if not work.sends_first:          # the free plan's passes only: elsewhere a round has room for the 3 calls
+        return False
+    now = work.rt.now()
+    stale = [s for s in order if s.can_send(now, work.limits.meta_per_minute) and not s.held
+             and not s.lines_blocked(now) and s.state_cost(now) >= CURRENCY_CALLS]
+    if not stale or work.room(True) < CURRENCY_CALLS or (work.cpu_room(CURRENCY_CALLS, True) or 0.0) < 0:
+        return False
+    s = min(stale, key=lambda s: (s.sends, s.rank))
+    work.meter.shop = s.shop.name
+    try:
+        value = await currency.current(work.rt, s.shop, s.state.currency, s.state.currency_at, now)
+    except LightspeedError as exc:        # the send round retries it, as it would have
+        work.rt.log.add(s.shop.name, now, kind="warning", error=str(exc))
+        return False
+    finally:
+        work.meter.shop = None
+    # fetched and cached now, or another isolate holds the lease and the stale value is what a send would use
+    s.state = dataclasses.replace(s.state, currency=value, currency_at=now)
+    work.turns += 1
+    return True
+
 
 def plan(work: PassContext, order: list[ShopTurn], hard: bool = False) -> list[tuple[ShopTurn, int, int]]:
     """Which shops this round sends for, and how many rows each claims.
@@ -54,9 +81,11 @@ def plan(work: PassContext, order: list[ShopTurn], hard: bool = False) -> list[t
                    key=lambda s: (s.sends, s.rank))
     # their next pages go first (2 calls for 250 orders), unless the send round does
     listing = 0 if work.sends_first else sum(s.can_list(now) for s in order)
-    reserve = ROUND_COST + SPARE + LIST_COST * listing
+    reserve = ROUND_COST + (0 if hard else SPARE) + LIST_COST * listing
     avail = min(work.room(hard) - reserve, ROUND_CALLS)
-    cpu = work.cpu_room(ROUND_COST + SPARE, hard)     # CPU is not kept for pages: on the free plan sends go first
+    # CPU is not kept for pages: on the free plan sends go first. A forced round (``hard``) sends one event, which
+    # Meta cannot ask to bisect: it keeps no spare calls' CPU
+    cpu = work.cpu_room(ROUND_COST if hard else ROUND_COST + SPARE, hard)
     model = work.limits.cpu_model
     chosen: list[tuple[ShopTurn, int, int]] = []
     logs: set[str] = set()
@@ -91,7 +120,7 @@ async def send_round(work: PassContext, order: list[ShopTurn]) -> bool:
     and finish them all in one D1 call."""
     planned = plan(work, order) or (plan(work, order, hard=True) if work.may_force() else [])
     if not planned:
-        return False
+        return work.may_force() and await refresh_currency(work, order)
     now = work.rt.now()
     token = uuid.uuid4().hex
     claimed = await work.ledger.claim_many({s.shop.name: limit for s, limit, _ in planned}, now, token,

@@ -172,7 +172,8 @@ class CronLedger(Ledger):
             await self.db.batch(statements)
 
     async def record_page(self, rows: Sequence[NewRow], now: int, progress: Progress,
-                          skipped: Sequence[tuple[int | None, str]] = ()) -> list[str | None]:
+                          skipped: Sequence[tuple[int | None, str]] = (),
+                          also: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[str | None]:
         """A page's orders (``record``'s UPSERT, all rows in one statement) and the listing's new position, in
         one transaction.
 
@@ -181,7 +182,8 @@ class CronLedger(Ledger):
         kept in ``unreadable`` for /status, while the readable ones leave it. A cancelled order's own
         statements (``relay.outbox.cancellations``) follow the UPSERT; they touch only that order's rows. A
         page that holds an order twice is cut before the repeat, so both are written and answered as row by
-        row (tests/test_ledger_bulk.py holds the two ways to the same rows and answers).
+        row (tests/test_ledger_bulk.py holds the two ways to the same rows and answers). ``also`` rides in the
+        same batch after them (the shop's turn: one D1 call fewer for a pass that lists one page).
         """
         p = progress
         statements: list[tuple[str, Sequence[Any]]] = []
@@ -198,6 +200,7 @@ class CronLedger(Ledger):
         statements += unreadable_statements(p.shop, [row.order_id for row in rows], skipped, now)
         statements.append((_SAVE_LISTING, (p.shop, p.cursor, p.completed_at, p.run_since, p.run_filter,
                                            p.run_started, p.run_page, p.run_limit, p.utc_offset, now)))
+        statements += also
         results = await self.db.batch(statements)
         answer: list[str | None] = []
         changed: dict[int, dict[tuple[Any, Any], str]] = {}   # per run (its first statement): what RETURNING said
