@@ -66,8 +66,12 @@ def test_a_free_page_is_what_one_invocation_can_parse(env):
 
 def test_the_daily_checks_take_what_the_free_plans_cpu_fits_and_none_when_nothing_does():
     hopeless = CpuModel(per_invocation=8.0, per_subrequest=1.0, per_listed_order=0.2, per_event=0.2)
-    # 10 ms x TARGET less the invocation and the run's 3 reads leaves 5 ms: two checks of 5 calls at 0.5 ms
+    # 10 ms x TARGET less the invocation, the idle pass's start and the job's read leaves 5.5 ms: two checks of 5
+    # calls at 0.5 ms
     assert schedule.per_run(limits.for_plan(limits.FREE, model=SMALL), schedule.HEALTH_CALLS, 6) == 2
+    # the shipped model: no token check (5 calls), one Dataset Quality pixel (2 calls) after an idle pass
+    assert schedule.per_run(limits.for_plan(limits.FREE), schedule.HEALTH_CALLS, 6) == 0
+    assert schedule.per_run(limits.for_plan(limits.FREE), schedule.QUALITY_CALLS, 6) == 1
     assert schedule.per_run(limits.for_plan(limits.FREE, model=hopeless), schedule.HEALTH_CALLS, 6) == 0
     assert schedule.per_run(limits.for_plan(limits.PAID, model=hopeless), schedule.HEALTH_CALLS, 6) == 6
 

@@ -5,13 +5,14 @@ mitigation), so a pass cannot time its own CPU: it adds up what it is about to d
 and stops before its plan's limit (``relay.jobs.limits``: 10 ms on the Free plan, 30 s on Paid, error 1102
 past it, https://developers.cloudflare.com/workers/platform/limits/#cpu-time).
 
-Every constant is one place. They are the Worker's own Python, measured in Pyodide 0.28.2 with the
-real ``workers-runtime-sdk`` (CPU of ``entry.Default.scheduled`` per invocation, warm, the D1/R2 client
-in another process, its CPU subtracted): docs/PERFORMANCE.md's figures after the glue was cut (issue 19
-part 2, ``bench/glue_probe``), the higher of its two runs, p95 where it gives one. Provisional until
-``bench/bench_worker_cpu.mjs`` measures the same code: refit the four numbers from it (docs/PLANS.md). A
-model that errs low gets the invocation killed, so it is fitted high, and a pass plans to ``TARGET`` of its
-limit only.
+Every constant is one place. They are the Worker's own Python, measured per cron pass in Pyodide 0.28.2
+with the real ``workers-runtime-sdk`` by ``bench/bench_worker_cpu.mjs --env RELAY_PLAN=free --per-pass``
+(CPU of each ``entry.Default.scheduled`` invocation with its ``waitUntil`` work, the D1/R2 client in
+another process, the bench's own forwarding cost per call subtracted), and fitted by least squares over
+the passes of seven shapes (a 2-, 15-order page; 1, 4, 11 events sent; a currency fetch): docs/PLANS.md
+says how. A model that errs low gets the invocation killed, so the constants sit at or above the
+measured main-thread median of each shape, and a pass plans to ``TARGET`` of its limit, taking one unit
+past it only when it has done nothing yet (``relay.jobs.cron_pass``).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ class CpuModel:
         return max(0, int(ms / each + 1e-9)) if each > 0 else 10**9
 
 
-# docs/PERFORMANCE.md, "after": an idle cron run 4.9 ms (median; 3 D1 calls); a busy pass 110.7 ms p95 (48
-# subrequests, 40 events with their products.json); the first pass 844 ms (45 subrequests, 11 events, a 250-order
-# page). Before the cut (bench_worker_cpu, p95) the same fit gave 7.2, 3.0, 7.5 and 1.1.
+# bench_worker_cpu per pass (2026-12-06, docs/PLANS.md): least squares gives 0.9 / 1.36 / 0.53 / -0.41 on the main
+# thread's CPU and -0.5 / 2.06 / 0.55 / -0.86 on the process's (GC threads too). An event and its products.json call
+# always come together, so the event's own share cannot be told apart from a call's: it is ~0, kept at 0.1. The
+# smallest units then model at 1.6 + 6 x 1.3 + 0.1 = 9.5 ms (one event: claim, lines, Meta, finish, log, start) and
+# 1.6 + 4 x 1.3 + 2 x 0.6 = 8.0 ms (a 2-order page). Before this fit: 2.6 / 0.8 / 3.2 / 1.6 (docs/PERFORMANCE.md).
 MODEL = CpuModel(per_invocation=1.6, per_subrequest=1.3, per_listed_order=0.6, per_event=0.1)
 
 

@@ -79,6 +79,8 @@ async def scheduled(rt: Runtime, before: Sequence[Callable[[Runtime], Awaitable[
     The jobs get the runtime through the same meter, so what they spend (calls, D1 queries, modeled
     CPU) is counted and the pass plans with the rest. A job that would go over the budget, or fails, is
     logged and the pass runs all the same: a broken health check must not stop orders from being sent.
+    On the free plan (10 ms of CPU: one page or one event a pass) the pass goes first and the jobs run
+    only after a pass that did nothing, with the calls and modeled CPU it left (docs/PLANS.md).
     """
     limits = load_limits(rt.env)
     if limits.cpu_ms is not None and limits.plan == FREE.name:

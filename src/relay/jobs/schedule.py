@@ -25,7 +25,8 @@ Job = Callable[[Runtime], Awaitable[Any]]
 
 HEALTH_CALLS = 5        # one shop's check: debug_token, shop.json, the currency, the stored row, a hold
 QUALITY_CALLS = 2       # one pixel's: Meta's dataset_quality and the stored row
-FIXED_CALLS = 3         # every run's own reads: the two checks' and the pass's start
+FIXED_CALLS = 2         # beside a check on a CPU-limited plan: the pass's start (the jobs run after an idle pass,
+                        # relay.jobs.cron.scheduled) and the job's own read of what is due
 
 
 def per_run(plan: limits.Limits, calls: int, most: int) -> int:
