@@ -9,10 +9,10 @@ Every constant is one place. They are the Worker's own Python, measured per cron
 with the real ``workers-runtime-sdk`` by ``bench/bench_worker_cpu.mjs --env RELAY_PLAN=free --per-pass``
 (CPU of each ``entry.Default.scheduled`` invocation with its ``waitUntil`` work, the D1/R2 client in
 another process, the bench's own forwarding cost per call subtracted), and fitted by least squares over
-the passes of seven shapes (a 2-, 15-order page; 1, 4, 11 events sent; a currency fetch): docs/PLANS.md
-says how. A model that errs low gets the invocation killed, so the constants sit at or above the
-measured main-thread median of each shape, and a pass plans to ``TARGET`` of its limit, taking one unit
-past it only when it has done nothing yet (``relay.jobs.cron_pass``).
+the passes of nine shapes (2- and 15-order pages; 1, 4, 11 events sent; a currency fetch; idle runs):
+docs/PLANS.md says how. A model that errs low gets the invocation killed, so the constants put the units
+a free pass does at about their measured p95, and a pass plans to ``TARGET`` of its limit, taking one
+unit past it only when it has done nothing yet (``relay.jobs.cron_pass``).
 """
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ class CpuModel:
         return max(0, int(ms / each + 1e-9)) if each > 0 else 10**9
 
 
-# bench_worker_cpu per pass (2026-12-06, docs/PLANS.md): least squares gives 0.9 / 1.36 / 0.53 / -0.41 on the main
-# thread's CPU and -0.5 / 2.06 / 0.55 / -0.86 on the process's (GC threads too). An event and its products.json call
-# always come together, so the event's own share cannot be told apart from a call's: it is ~0, kept at 0.1. The
-# smallest units then model at 1.6 + 6 x 1.3 + 0.1 = 9.5 ms (one event: claim, lines, Meta, finish, log, start) and
-# 1.6 + 4 x 1.3 + 2 x 0.6 = 8.0 ms (a 2-order page). Before this fit: 2.6 / 0.8 / 3.2 / 1.6 (docs/PERFORMANCE.md).
+# bench_worker_cpu per pass (2026-12-06, 3,160 passes, docs/PLANS.md): least squares gives 1.62 / 0.85 / 0.70 / 0.40 on
+# the main thread's CPU and 1.32 / 0.92 / 0.95 / 0.91 on the process's (GC threads too). An event always comes with its
+# products.json call, so the two are hard to tell apart: the model puts the cost on the call. The smallest units then
+# model at about their measured main-thread p95: one event 1.6 + 6 x 1.3 + 0.1 = 9.5 ms (the start, claim, lines,
+# Meta, finish, log object; p95 9.5) and a 2-order page 1.6 + 4 x 1.3 + 2 x 0.6 = 8.0 ms (p95 8.3). Before this fit:
+# 2.6 / 0.8 / 3.2 / 1.6 (docs/PERFORMANCE.md), with which no unit fitted 10 ms.
 MODEL = CpuModel(per_invocation=1.6, per_subrequest=1.3, per_listed_order=0.6, per_event=0.1)
 
 
