@@ -199,7 +199,7 @@ class Default(WorkerEntrypoint):
         env = Env.of(raw)
         logs = getattr(raw, "LOGS", None)
         return runtime.Runtime(env=env, db=D1(raw.DB), http=FetchHttp(), blobs=None if _missing(logs) else R2(logs),
-                               env_names=env.names())
+                               env_names=env.names(), cpu_limited=True)
 
     async def fetch(self, request: Any) -> Response:
         url = urlsplit(str(request.url))

@@ -125,6 +125,23 @@ def load_limits(env: Mapping[str, str]) -> Limits:
     return for_plan(plan, override, batch or BATCH_SIZE)
 
 
+def sends_inline(env: Mapping[str, str], cpu_limited: bool) -> bool:
+    """Whether an HTTP invocation (a webhook, a thank-you post) sends its order in its own ``waitUntil``.
+
+    Not on the free plan: there the accept and the send together measured over 10 ms of CPU in the Worker
+    (docs/PERFORMANCE.md) while the accept alone fits, so the webhook only stores the order and the next cron
+    pass, two minutes later at most, sends the stored rows, several in one Meta request (docs/PLANS.md). CPython
+    (``relay serve``) has no CPU limit and always sends at once; so does a Worker whose plan variables are wrong,
+    since the cron refuses to run with them and nothing else would send.
+    """
+    if not cpu_limited:
+        return True
+    try:
+        return load_limits(env).plan != FREE.name
+    except ConfigError:
+        return True
+
+
 def _whole(env: Mapping[str, str], name: str, default: int | None, low: int, high: int, why: str) -> int | None:
     raw = (env.get(name) or "").strip()
     if not raw:

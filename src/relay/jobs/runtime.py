@@ -28,6 +28,8 @@ class Runtime:
     env_names: Iterable[str] | None = None
     log: DeliveryLog = field(default_factory=DeliveryLog)
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep   # waiting for another's fetch (relay.jobs.currency)
+    # True in the Worker, where the plan (RELAY_PLAN) limits each invocation's CPU; False in CPython (relay serve)
+    cpu_limited: bool = False
 
     @cached_property
     def settings(self) -> Settings:

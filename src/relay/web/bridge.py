@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from relay.core.bridge import MAX_BODY
 from relay.core.config import Shop, load_shop
 from relay.core.errors import BodyTooLargeError
-from relay.jobs import bridge
+from relay.jobs import bridge, limits
 from relay.jobs.runtime import Runtime
 from relay.web.bridge_script import SOURCE
 from relay.web.http import Request, Response, error
@@ -47,7 +47,7 @@ async def respond(rt: Runtime, request: Request) -> Response:
         return error(429, "too many posts from this address; the thank-you script posts once per order",
                      **cors, **{"Retry-After": "60"})
     response = Response(204, {}, cors, text="")
-    if received.taken.held:
+    if received.taken.held and limits.sends_inline(rt.env, rt.cpu_limited):   # released: else the cron sends
         response.after.append(bridge.send_held(rt, shop, received.taken.held))
     else:
         response.after.append(rt.log.flush(rt.blobs, rt.clock()))

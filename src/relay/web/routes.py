@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from relay.core.errors import BodyTooLargeError, PayloadError, RelayError, RequestError, TooManyAttempts
-from relay.jobs import delivery, intake
+from relay.jobs import delivery, intake, limits
 from relay.jobs.runtime import Runtime
 from relay.web import bridge, dashboard, orders, status
 from relay.web.http import Request, Response, error, repeated_credential
@@ -76,7 +76,7 @@ async def _route(rt: Runtime, request: Request) -> Response:
         response.after.append(rt.log.flush(rt.blobs, rt.clock()))   # a refused signed order is logged
         return response
     response = Response(200, result.body)
-    if result.should_send:
+    if result.should_send and limits.sends_inline(rt.env, rt.cpu_limited):
         response.after.append(_send_after(rt, result))
     else:
         response.after.append(rt.log.flush(rt.blobs, rt.clock()))
