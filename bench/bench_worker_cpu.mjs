@@ -500,11 +500,25 @@ async function main() {
 
     const has = (k) => wanted.includes(k);
     if (has("webhook")) {
+      // On the free plan the Worker's webhook only stores the order (relay.jobs.limits.sends_inline) and the cron
+      // sends it: that half is measured too, pass by pass, until Meta has every order once.
       const make = webhookMaker(secret);
+      const free = envA.RELAY_PLAN === "free";
       const before = await fakes.count();
-      await repeat("webhook", `webhook (accept + waitUntil send), ${n} orders`, () => invokeFetch(harness, envA, make), [200]);
-      const after = await fakes.count();
-      const sent = after.distinct - before.distinct;
+      const label = free ? `webhook (accept only; the free plan's cron sends), ${n} orders`
+        : `webhook (accept + waitUntil send), ${n} orders`;
+      await repeat("webhook", label, () => invokeFetch(harness, envA, make), [200]);
+      let sent = (await fakes.count()).distinct - before.distinct;
+      if (free) {
+        if (sent !== 0) fail(`webhook: on the free plan the webhook sent ${sent} events itself`);
+        const passes = [];
+        while (sent < n + warm + 1 && passes.length < 400) {
+          passes.push(await invokeScheduled(harness, envA));
+          sent = (await fakes.count()).distinct - before.distinct;
+        }
+        record(`cron sending those ${n + warm + 1} webhooks' orders (free plan), per pass`, "cron-webhooks",
+          passes[0], passes.slice(1), `${passes.length} passes, ${((n + warm + 1) / passes.length).toFixed(1)} events a pass`);
+      }
       if (sent !== n + warm + 1) fail(`webhook: Meta got ${sent} new events for ${n + warm + 1} webhooks`);
     }
     if (has("bridge")) {
