@@ -154,8 +154,10 @@ async def drive(call: Call, db: Database) -> dict[str, Any]:
 
 
 def env(meta_url: str, lightspeed_url: str) -> dict[str, str]:
+    # RELAY_PLAN=paid: the Worker's webhook sends in its own waitUntil, as relay serve does (on the free plan it
+    # leaves the send to the cron pass: tests/test_free_plan_webhook.py)
     return {**scenario.shop_env(), "ADMIN_TOKEN": ADMIN, "META_GRAPH_URL": meta_url,
-            "LIGHTSPEED_API_URL": lightspeed_url}
+            "LIGHTSPEED_API_URL": lightspeed_url, "RELAY_PLAN": "paid"}
 
 
 async def over_local_runner(urls: dict[str, str], db_path: str) -> dict[str, Any]:

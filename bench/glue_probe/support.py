@@ -44,7 +44,7 @@ ls.products = AllProducts()
 
 def env(shops: int, budget: int = 50) -> str:
     e = {"META_GRAPH_URL": "https://meta.fake", "LIGHTSPEED_API_URL": "https://ls.fake",
-         "RELAY_SUBREQUEST_BUDGET": str(budget)}
+         "RELAY_SUBREQUEST_BUDGET": str(budget), "RELAY_PLAN": "paid"}   # the mechanics it measured before the plans
     for i in range(shops):
         p = f"SHOP{i:02d}"
         e.update({f"{p}_LIGHTSPEED_API_KEY": f"key{i}", f"{p}_LIGHTSPEED_API_SECRET": SECRET,
