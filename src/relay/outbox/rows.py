@@ -86,7 +86,7 @@ class Progress:
     run_filter: str | None = None
     run_started: int | None = None
     run_page: int | None = None
-    run_limit: int | None = None      # the run's orders.json ``limit`` (NULL: 250, the only one before 0012)
+    run_limit: int | None = None      # the run's orders.json ``limit`` (NULL: 250, the only one before 0011)
     utc_offset: int | None = None
     paused_until: int | None = None
     rate_limited_until: int | None = None
