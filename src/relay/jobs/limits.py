@@ -129,8 +129,8 @@ def sends_inline(env: Mapping[str, str], cpu_limited: bool) -> bool:
     """Whether an HTTP invocation (a webhook, a thank-you post) sends its order in its own ``waitUntil``.
 
     Not on the free plan: there the accept and the send together measured over 10 ms of CPU in the Worker
-    (docs/PERFORMANCE.md) while the accept alone fits, so the webhook only stores the order and the next cron
-    pass, two minutes later at most, sends the stored rows, several in one Meta request (docs/PLANS.md). CPython
+    (docs/PERFORMANCE.md) while the accept alone fits, so the webhook only stores the order and the cron sends
+    the stored rows, one a pass under the free plan's CPU model, the first within two minutes (docs/PLANS.md). CPython
     (``relay serve``) has no CPU limit and always sends at once; so does a Worker whose plan variables are wrong,
     since the cron refuses to run with them and nothing else would send.
     """
