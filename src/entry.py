@@ -55,8 +55,9 @@ class D1:
     """The ``Database`` port over a D1 binding, on the raw JS binding under the SDK's wrapper.
 
     The SDK's wrapper converts every argument and every result value by value (``python_to_rpc`` /
-    ``python_from_rpc``); here a statement's parameters cross as one JSON string, parsed by JS into the
-    argument list of ``bind``, and a call's results come back as one JSON string. Prepared statements
+    ``python_from_rpc``); here a statement's parameters go to ``bind`` in one call as JS primitives (``None`` as
+    JS ``null``; one JSON string parsed by JS only on a Pyodide without ``jsnull``), and a call's results come
+    back as one JSON string. Prepared statements
     are reused within the invocation (``bind`` returns a new statement; the prepared one is unchanged).
     """
 

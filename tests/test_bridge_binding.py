@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from conftest import PAID_HEADERS, PAID_RAW, Clock, order_body, shop_env, signed_headers
+from relay.core.binding import SHOP_HOUR
 from relay_tools.server import LocalRelay, ServerThread
 
 NUMBER, ORDER_ID, TOTAL = "ORD04217", 384271665, 140.4
@@ -244,7 +245,6 @@ def test_once_the_order_is_known_unbound_posts_are_not_stored(start, meta):
     assert events(meta) == []                               # and they did not release the held order
 
 
-SHOP_HOUR = 300                                             # relay.core.binding.SHOP_HOUR
 
 
 def test_a_flood_for_unknown_orders_is_capped_per_shop_and_hour_and_the_real_post_still_counts(start, meta, clock):

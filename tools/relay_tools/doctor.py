@@ -34,11 +34,11 @@ from relay.core.ports import Http, HttpRequest
 from relay.jobs import health
 from relay_tools import admin_client, envfile, webhooks_api
 from relay_tools.doctor_advice import (
-    LOOPBACK,
     OVERRIDES,
     Check,
     Watched,
     not_run,
+    on_this_machine,
     register_fix,
     worker_base,
 )
@@ -56,7 +56,7 @@ def env_checks(file_env: Mapping[str, str] | None, env: Mapping[str, str], env_f
             value, where = file_env.get(name, "").strip(), str(env_file)
         else:                                      # no file: a loopback address in the environment
             value, where = env.get(name, "").strip(), "the environment"
-            if not any(mark in urlsplit(value).netloc for mark in LOOPBACK):
+            if not on_this_machine(value):
                 value = ""
         out.append(Check(not value, name, f"set in {where} ({value})" if value else "not overridden",
                          f"remove {name} from {where}: it points the Worker at a test server, not the real API"))

@@ -15,9 +15,15 @@ from urllib.parse import urlsplit
 from relay.core.errors import ConfigError
 from relay.core.ports import Http, HttpRequest, HttpResponse
 from relay_tools import webhooks_api
+from relay_tools.admin_client import loopback
 
 OVERRIDES = ("META_GRAPH_URL", "LIGHTSPEED_API_URL")
-LOOPBACK = ("127.", "localhost", "[::1]", "0.0.0.0")
+
+
+def on_this_machine(url: str) -> bool:
+    """A URL whose host is this machine (``relay_tools.admin_client.loopback``, or 0.0.0.0 as a server binds it)."""
+    host = urlsplit(url).hostname or ""
+    return loopback(host) or host == "0.0.0.0"
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class Watched:
         """The failed request as a check: which server did not answer, and what to do about it now."""
         parts = urlsplit(self.failed or "")
         host = parts.hostname or "?"
-        if any(mark in parts.netloc for mark in LOOPBACK):
+        if on_this_machine(self.failed or ""):
             fix = (f"nothing answers at {parts.scheme}://{parts.netloc} on this machine: start the server that "
                    f"address is for (a sandbox that was stopped?), or remove the {' or '.join(OVERRIDES)} that "
                    "points there; then run relay doctor again")
@@ -81,7 +87,7 @@ def register_fix(shop: str, url: str | None, again: str = "") -> str:
     except ConfigError:
         return (f"Lightspeed can only deliver to the Worker's public https:// address, not {worker_base(url)}; "
                 f"deploy (docs/DEPLOYMENT.md), then run relay doctor again with --url set to that address")
-    if any(mark in urlsplit(address).netloc for mark in LOOPBACK):
+    if on_this_machine(address):
         return (f"Lightspeed cannot reach {worker_base(url)} (this machine); deploy, then run relay doctor again "
                 "with --url set to the Worker's https:// address")
     return shlex.join(["uv", "run", "relay", "webhooks", "register", "--shop", shop, "--url", address]) + again

@@ -38,8 +38,7 @@ from relay.core.bridge import EARLY, WINDOW, Record
 CUT_FROM = 200        # an order's user agent this long may be Lightspeed's cut of the browser's longer one
 PER_ORDER = 8         # posts kept per order: the shopper's, a reload or two, and room to spare
 SHOP_HOUR = 300       # new posts a shop's hour adds before pending posts replace the shop's oldest pending one
-BOUND = "bound"
-REASONS = ("agent", "early", "late", "value")     # why a post is not bound: another browser, time, total
+BOUND = "bound"       # or why not: "agent" (another browser), "early", "late" (time), "value" (total)
 FINAL = ("sent", "failed", "skipped", "expired")  # the order's event is decided: a post comes too late
 
 

@@ -53,8 +53,3 @@ class CpuModel:
 # Meta, finish, log object; p95 9.5) and a 2-order page 1.6 + 4 x 1.3 + 2 x 0.6 = 8.0 ms (p95 8.3). Before this fit:
 # 2.6 / 0.8 / 3.2 / 1.6 (docs/PERFORMANCE.md), with which no unit fitted 10 ms.
 MODEL = CpuModel(per_invocation=1.6, per_subrequest=1.3, per_listed_order=0.6, per_event=0.1)
-
-
-def within(model: CpuModel, limit_ms: float, *, subrequests: int = 0, orders: int = 0, events: int = 0) -> bool:
-    """Whether that much work, in one invocation, stays inside ``TARGET`` of ``limit_ms``."""
-    return model.cost(subrequests=subrequests, orders=orders, events=events) <= limit_ms * TARGET

@@ -103,12 +103,9 @@ class Pass:
         """Room for a listing page of ``size`` orders: its calls, its D1 batch, the CPU to parse it."""
         if self.d1_room() < 1:
             return False
-        for hard in (False, True) if self.may_force() else (False,):
-            cpu = self.cpu_room(LIST_COST, hard)
-            if self.room(hard) >= LIST_COST and (cpu is None or
-                                                 cpu >= size * self.limits.cpu_model.per_listed_order):
-                return True
-        return False
+        hard = self.may_force()          # the forced unit's room holds the target's: one check covers both
+        cpu = self.cpu_room(LIST_COST, hard)
+        return self.room(hard) >= LIST_COST and (cpu is None or cpu >= size * self.limits.cpu_model.per_listed_order)
 
     def logs(self, shops: set[str]) -> int:
         """Log objects the pass will write if ``shops`` add lines too (one R2 call each)."""

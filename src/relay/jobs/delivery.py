@@ -121,7 +121,7 @@ async def deliver(rt: Runtime, shop: Shop, claimed: list[Claimed], state: ShopSt
     except LightspeedError as exc:
         finished = [_retry(rt, c, Outcome(Verdict.RETRY, message=str(exc)), now) for c in claimed]
     else:
-        wanted: list[tuple[Claimed, dict[str, Any]]] = []      # rows to send, each with its stored event
+        wanted: list[tuple[Claimed, dict[str, Any], dict[str, Any]]] = []   # rows to send: stored event, event
         for row in claimed:
             stored = json.loads(row.payload)
             p = prepared[row.order_id] = consent.prepare(shop, row, stored)
@@ -131,10 +131,9 @@ async def deliver(rt: Runtime, shop: Shop, claimed: list[Claimed], state: ShopSt
             if not p.consent.send:
                 finished.append(consent.skipped(row, p))
                 continue
-            wanted.append((row, stored))
-        lines = await _all_lines(rt, shop, [row for row, _ in wanted if row.needs_lines], may_fetch)
-        for row, stored in wanted:
-            event = prepared[row.order_id].event
+            wanted.append((row, stored, p.event))
+        lines = await _all_lines(rt, shop, [row for row, _, _ in wanted if row.needs_lines], may_fetch)
+        for row, stored, event in wanted:
             if row.needs_lines:
                 got = lines.get(row.order_id)
                 if got is None:

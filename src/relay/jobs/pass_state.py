@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from relay.core.config import Settings, Shop
 from relay.jobs.currency import MAX_AGE as CURRENCY_MAX_AGE
-from relay.jobs.limits import Limits
+from relay.jobs.limits import CURRENCY_CALLS, Limits
 from relay.jobs.runtime import Runtime
 from relay.outbox.budget import Meter
 from relay.outbox.cron_ledger import CronLedger
@@ -103,7 +103,7 @@ class ShopTurn:
         cost = 0
         cached_at = self.state.currency_at
         if not self.state.currency or cached_at is None or now - cached_at >= CURRENCY_MAX_AGE:
-            cost += 3
+            cost += CURRENCY_CALLS
         if self.state.held_until is not None and self.state.held_token != self.shop.meta_token.fingerprint():
             cost += 1
         return cost

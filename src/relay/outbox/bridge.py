@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +23,11 @@ from typing import Any
 from relay.core import binding
 from relay.core.binding import Placed, Slot
 from relay.core.bridge import KEEP, Post, Record
+from relay.core.clients import client_network
 from relay.core.ports import Database
 
 RATE = 20              # posts per client (an IPv6 /64 or an IPv4 address) and minute; a shopper posts once
 CLIENT_MINUTES = 5     # how long a client's counts are kept
-SHOP_HOUR = binding.SHOP_HOUR
 
 _COUNT = """
 INSERT INTO bridge_clients (client, minute, posts) VALUES (?, ?, 1)
@@ -100,12 +99,7 @@ class Taken:
 
 def client_key(ip: str | None) -> str:
     """What the rate limit counts by: a hash of the address (an IPv6 one's /64), never the address."""
-    text = (ip or "").strip()
-    try:
-        address = ipaddress.ip_address(text)
-        text = str(ipaddress.ip_network(f"{address}/64", strict=False)) if address.version == 6 else str(address)
-    except ValueError:
-        text = text or "-"
+    text = client_network(ip) or (ip or "").strip() or "-"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 

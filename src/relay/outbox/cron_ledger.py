@@ -28,7 +28,6 @@ from relay.outbox.ledger import (
     finish_statements,
     json_chunks,
     record_params,
-    record_statements,
     shop_state,
 )
 from relay.outbox.rows import Claimed, Due, Finished, NewRow, Progress, ShopState
@@ -195,7 +194,7 @@ class CronLedger(Ledger):
             for r in group:
                 start = len(statements)
                 if r.cancelled_at is not None:
-                    statements += record_statements(r, now)[1:]
+                    statements += cancellations.statements(r, r.cancel_event, now)
                 spans.append((first, upserts, start, len(statements)))
         statements += unreadable_statements(p.shop, [row.order_id for row in rows], skipped, now)
         statements.append((_SAVE_LISTING, (p.shop, p.cursor, p.completed_at, p.run_since, p.run_filter,

@@ -15,7 +15,7 @@ Why each statement looks the way it does:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
@@ -24,9 +24,24 @@ from relay.outbox import cancellations
 from relay.outbox.bridge import CLAIM_COLUMN
 from relay.outbox.rows import Claimed, Finished, NewRow, ShopState
 
-_RECORD_COLUMNS = """shop, order_id, event_name, order_number, event_id, event_time, state, payment_status,
-                    order_updated_at, payload, match_keys, needs_lines, source, attempts, next_attempt_at,
-                    last_error, created_at, updated_at"""
+_RECORD_FIELDS = ("shop", "order_id", "event_name", "order_number", "event_id", "event_time", "state",
+                  "payment_status", "order_updated_at", "payload", "match_keys", "needs_lines", "source", "attempts",
+                  "next_attempt_at", "last_error", "created_at", "updated_at")
+_RECORD_COLUMNS = ", ".join(_RECORD_FIELDS)
+
+
+def _record_values(param: Callable[[int], str]) -> str:
+    """The VALUES of ``_RECORD_FIELDS``: ``param(i)`` for the i-th of ``record_params``, 0 for ``attempts``."""
+    values, i = [], 0
+    for name in _RECORD_FIELDS:
+        if name == "attempts":        # a row is recorded before any attempt
+            values.append("0")
+        else:
+            values.append(param(i))
+            i += 1
+    return ", ".join(values)
+
+
 _RECORD_UPSERT = """
 ON CONFLICT (shop, order_id, event_name) DO UPDATE SET
     state = CASE WHEN outbox.state = 'retry' AND excluded.state = 'due' THEN 'retry' ELSE excluded.state END,
@@ -47,7 +62,7 @@ WHERE outbox.state IN ('waiting', 'due', 'retry', 'skipped')
 """
 _RECORD = f"""
 INSERT INTO outbox ({_RECORD_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
+VALUES ({_record_values(lambda i: "?")})
 {_RECORD_UPSERT}
 RETURNING state
 """
@@ -57,8 +72,7 @@ RETURNING state
 # changed row says which it is.
 _RECORD_MANY = f"""
 INSERT INTO outbox ({_RECORD_COLUMNS})
-SELECT {", ".join(f"json_extract(value, '$[{i}]')" for i in range(13))}, 0,
-       {", ".join(f"json_extract(value, '$[{i}]')" for i in range(13, 17))}
+SELECT {_record_values(lambda i: f"json_extract(value, '$[{i}]')")}
 FROM json_each(?) WHERE true
 {_RECORD_UPSERT}
 RETURNING order_id, event_name, state

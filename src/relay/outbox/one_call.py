@@ -55,8 +55,9 @@ class OneCall:
 
         def hand_out(done: asyncio.Future[list[QueryResult]]) -> None:
             error = None if done.cancelled() else done.exception()
-            at = 0
+            end = 0
             for statements, future in queued:
+                start, end = end, end + len(statements)    # a reader that gave up still holds its place
                 if future.done():
                     continue
                 if done.cancelled():
@@ -64,11 +65,9 @@ class OneCall:
                 elif error is not None:
                     future.set_exception(error)
                 else:
-                    future.set_result(done.result()[at:at + len(statements)])
-                at += len(statements)
+                    future.set_result(done.result()[start:end])
 
         task.add_done_callback(hand_out)
-
 
 
 def json_tables(parts: Sequence[tuple[str, str, str]]) -> str:

@@ -253,8 +253,9 @@ def _shop_entry(shop: Shop, fig: dict[str, dict[str, Any]], now: int, version: s
     row = f.pop("health_row")
     # Never checked yet (a fresh deployment, or relay serve just started) is said as a note, not a warning:
     # nothing is wrong, and the next cron run checks. Any other finding of the check is a warning.
-    notes = health.warnings(shop, row, now) if row is None else []
-    found = config_warnings(shop) + (health.warnings(shop, row, now) if row is not None else [])
+    checked = health.warnings(shop, row, now)
+    notes = checked if row is None else []
+    found = config_warnings(shop) + (checked if row is not None else [])
     served = row["served_version"] if row and row["graph_version"] == version else None
     version_note = health.version_warning(version, served, datetime.fromtimestamp(now, UTC).date())
     if version_note:

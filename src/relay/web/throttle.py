@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 
+from relay.core.clients import client_network
 from relay.core.config import Secret
 from relay.core.errors import TooManyAttempts
 from relay.core.sentences import Said
@@ -28,12 +28,7 @@ FAILURE_WINDOW = 15 * 60           # ... in this many seconds, then 429 until th
 
 def _client_key(admin: Secret, request: Request) -> str:
     """Whom to count: the caller's address (an IPv6 caller by its /64), as an HMAC so no address is stored."""
-    address = request.client.strip()
-    try:
-        ip = ipaddress.ip_address(address)
-        address = str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
-    except ValueError:
-        address = "unknown"
+    address = client_network(request.client) or "unknown"
     return hmac.new(admin.reveal().encode(), f"relay-client|{address}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
