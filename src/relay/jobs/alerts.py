@@ -1,7 +1,8 @@
 """Alerts: one message to ``ALERT_WEBHOOK_URL`` when a shop's condition starts, one when it clears.
 
-Runs from the cron before the pass (after the token check, so a hold it sets is reported at once).
-Every condition is read for all shops in one D1 batch; the conditions that are on are kept in the
+Runs from the cron after the token check, so a hold it sets is reported at once (before the pass; on the free
+plan after an idle one). Every condition is read for all shops in one D1 batch (``statements``), which the
+Worker's cron reads ahead in a call it makes anyway (relay.jobs.schedule); the conditions that are on are kept in the
 ``alerts`` table (migrations/0009), so a condition lasting many passes sends one "started" message,
 and its end one "cleared" message, never a flood. A message that could not be delivered is not
 recorded and is tried again next pass. Without ``ALERT_WEBHOOK_URL`` the job costs nothing.
@@ -50,10 +51,10 @@ def thresholds(env: Mapping[str, str]) -> dict[str, int]:
     return out
 
 
-async def read(rt: runtime.Runtime, limits: dict[str, int], now: int) -> list[list[dict[str, Any]]]:
-    """Everything the conditions need, for all shops, in one D1 call."""
+def statements(limits: dict[str, int], now: int) -> list[tuple[str, tuple[Any, ...]]]:
+    """Everything the conditions need, for all shops: ``read``'s batch."""
     unconfirmed_since = now - limits["ALERT_UNCONFIRMED_HOURS"] * HOUR
-    results = await rt.db.batch([
+    return [
         ("SELECT shop, held_until, held_reason FROM shops WHERE held_until > ?", (now - HOLD_GAP,)),
         ("SELECT shop, COUNT(*) AS n FROM outbox WHERE state IN ('due', 'retry', 'sending') GROUP BY shop", ()),
         ("SELECT shop, COUNT(*) AS n, GROUP_CONCAT(order_number) AS numbers FROM outbox "
@@ -64,8 +65,20 @@ async def read(rt: runtime.Runtime, limits: dict[str, int], now: int) -> list[li
         ("SELECT shop, token_fingerprint, token_expires_at FROM shop_health", ()),
         ("SELECT shop, cursor FROM backfill WHERE cursor IS NOT NULL", ()),
         ("SELECT shop, condition, started_at, count FROM alerts", ()),
-    ])
-    return [r.rows for r in results]
+    ]
+
+
+def reads(rt: runtime.Runtime) -> list[tuple[str, tuple[Any, ...]]]:
+    """What ``run`` reads first on this runtime, now: nothing without ``ALERT_WEBHOOK_URL``. The parameters
+    hold the second it is asked; if ``run``'s clock has moved past it, ``run`` reads for itself (one call more)."""
+    if not (rt.env.get("ALERT_WEBHOOK_URL") or "").strip():
+        return []
+    return statements(thresholds(rt.env), rt.now())
+
+
+async def read(rt: runtime.Runtime, limits: dict[str, int], now: int) -> list[list[dict[str, Any]]]:
+    """Everything the conditions need, for all shops, in one D1 call."""
+    return [r.rows for r in await rt.db.batch(statements(limits, now))]
 
 
 def conditions(shops: list[Shop], rows: list[list[dict[str, Any]]], limits: dict[str, int],

@@ -15,8 +15,9 @@ before either runs out. Whatever it did not reach, the next pass continues:
   for every planned shop (under one lease token), then each shop's lines are fetched and its events
   go to Meta in one request (bisecting a rejected batch), and one ``batch`` finishes them all. A pass
   starts with one D1 call too (``CronLedger.start_pass``: upkeep, expiry, what is due, every shop's
-  position and state), so the budget goes to events: at 50 subrequests and no CPU limit, about 40 a
-  pass with their lines; on the free plan the CPU model decides, a few a pass.
+  position and state; on the free plan the reads of the jobs that run after an idle pass as well), so
+  the budget goes to events: at 50 subrequests and no CPU limit, about 40 a pass with their lines; on
+  the free plan the CPU model decides, a few a pass.
 - Fairness: every shop wanting a listing lists a page each round, and a round sends first for the
   shop served least recently (among equals, the smaller backlog), taking what it needs; what is left
   goes to the next, so a big shop cannot starve the others and each Meta request carries many events.
@@ -34,24 +35,27 @@ from typing import Any
 
 from relay.core.config import load_shop, scan_shops
 from relay.core.errors import BudgetExhausted
+from relay.core.ports import QueryResult
 from relay.jobs import delivery
 from relay.jobs.cron_pass import Pass
 from relay.jobs.limits import FREE, Limits, load_limits
 from relay.jobs.pass_state import PassReport, Sleep
 from relay.jobs.runtime import Runtime
 from relay.outbox.budget import Meter
+from relay.outbox.read_ahead import ReadAhead, Statement
 
 logger = logging.getLogger("relay")
 
 
 async def run_pass(rt: Runtime, *, only: str | None = None, since: int | None = None, listing: bool = True,
                    limits: Limits | None = None, sleep: Sleep = asyncio.sleep, flush: bool = True,
-                   spaced: bool = True) -> PassReport:
+                   spaced: bool = True, reads: Sequence[Statement] = ()) -> PassReport:
     """One cron invocation's work for every shop (or ``only`` one), within the subrequest budget.
 
     ``since`` (unix seconds) starts a fresh listing from that time; ``listing=False`` only sends what
     is due (the local server's retry timer). ``flush`` writes the delivery log at the end, inside the budget.
     ``spaced=False`` lists even when the last complete listing is recent (``relay backfill``, run by hand).
+    ``reads`` ride in the pass's first D1 call, answered in ``PassReport.read`` while still current.
     """
     limits = limits or load_limits(rt.env)
     shops, problems = scan_shops(rt.env, rt.env_names)
@@ -63,9 +67,10 @@ async def run_pass(rt: Runtime, *, only: str | None = None, since: int | None = 
     for name, problem in problems.items():
         work.rt.log.add(name, now, kind="config", error=problem)
     try:
-        report = await work.run(shops, since)
+        report = await work.run(shops, since, reads)
         report.problems = problems
         await work.save()
+        report.read = work.read_ahead()
     finally:
         if flush:
             await work.rt.log.flush(work.rt.blobs, work.rt.clock())
@@ -81,35 +86,63 @@ async def scheduled(rt: Runtime, before: Sequence[Callable[[Runtime], Awaitable[
     logged and the pass runs all the same: a broken health check must not stop orders from being sent.
     On the free plan (10 ms of CPU: one page or one event a pass) the pass goes first and the jobs run
     only after a pass that did nothing, with the calls and modeled CPU it left (docs/PLANS.md).
+
+    The reads the jobs start with (a job's ``reads``, ``relay.jobs.schedule``) are made ahead, all in one
+    D1 call (``relay.outbox.read_ahead``): on the free plan in the pass's first call, so an idle run is one
+    D1 call; on the paid plan in one call before the jobs, which still run before the pass, so the pass
+    sees a hold the health check set. A job after one that wrote reads for itself, as before.
     """
     limits = load_limits(rt.env)
+    reads = _reads(rt, before)
     if limits.cpu_ms is not None and limits.plan == FREE.name:
         # 10 ms of CPU holds one unit of work: the pass goes first, and the jobs run only after a pass that
-        # did nothing, with what it left (their reads are D1 calls a busy pass cannot spare)
-        report = await run_pass(rt, limits=limits, sleep=sleep, flush=False)
+        # did nothing, with what it left (their reads, made in the pass's first call, cost no call of their own)
+        report = await run_pass(rt, limits=limits, sleep=sleep, flush=False, reads=reads)
         try:
             if not report.turns:
                 spent = report.cpu_ms
                 await _jobs(rt, before, dataclasses.replace(
                     limits, budget=None if limits.budget is None else max(limits.budget - report.used - 1, 0),
                     d1_budget=None if limits.d1_budget is None else max(limits.d1_budget - report.used - 1, 0)),
-                    spent)
+                    spent, reads, report.read)
         finally:
             await rt.log.flush(rt.blobs, rt.clock())
         return report
-    meter = await _jobs(rt, before, limits, None)
+    meter = await _jobs(rt, before, limits, None, reads)
     left = None if limits.budget is None else max(limits.budget - meter.used, 0)
     d1_left = None if limits.d1_budget is None else max(limits.d1_budget - meter.d1_used, 0)
     return await run_pass(rt, limits=dataclasses.replace(limits, budget=left, d1_budget=d1_left,
                                                          cpu_spent=meter.cpu_used), sleep=sleep)
 
 
+def _reads(rt: Runtime, jobs: Sequence[Callable[[Runtime], Awaitable[Any]]]) -> list[Statement]:
+    """The reads ``jobs`` start with: each job's ``reads(rt)``, if it has one."""
+    found: list[Statement] = []
+    for job in jobs:
+        reads = getattr(job, "reads", None)
+        try:
+            found += reads(rt) if reads is not None else ()
+        except Exception:        # the job meets the same problem when it runs, and is logged then; the pass goes on
+            logger.debug("cron job %r: its reads are not made ahead", job, exc_info=True)
+    return found
+
+
 async def _jobs(rt: Runtime, jobs: Sequence[Callable[[Runtime], Awaitable[Any]]], limits: Limits,
-                spent: float | None) -> Meter:
-    """Run ``jobs`` through one meter of ``limits`` (``spent``: modeled CPU already used this invocation)."""
+                spent: float | None, reads: Sequence[Statement] = (),
+                read: Sequence[tuple[Statement, QueryResult]] = ()) -> Meter:
+    """Run ``jobs`` through one meter of ``limits`` (``spent``: modeled CPU already used this invocation).
+
+    ``read``: ``reads`` with their answers, read ahead; without them (none, or no longer current) ``reads``
+    are made here first, in one call."""
     meter = Meter(limits.budget, d1_limit=limits.d1_budget, cpu=limits.cpu_model, cpu_limit=limits.cpu_ms,
                   cpu_spent=spent)
-    metered = dataclasses.replace(rt, db=meter.database(rt.db), http=meter.http(rt.http),
+    db = meter.database(rt.db)
+    if reads and not read:
+        try:
+            read = list(zip(reads, await db.batch(reads), strict=True))
+        except Exception:        # D1 failed or the budget is spent: each job reads for itself, and is logged
+            logger.debug("the cron jobs' reads failed; each job reads for itself", exc_info=True)
+    metered = dataclasses.replace(rt, db=ReadAhead(db, read), http=meter.http(rt.http),
                                   blobs=meter.blobs(rt.blobs) if rt.blobs is not None else None)
     for job in jobs:
         name = getattr(getattr(job, "func", job), "__name__", "a job")

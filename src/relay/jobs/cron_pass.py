@@ -17,13 +17,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import groupby
 
 from relay.core import lightspeed
 from relay.core.config import CLUSTER_HOSTS, Settings, Shop
 from relay.core.errors import BudgetExhausted
-from relay.core.ports import HttpResponse
+from relay.core.ports import HttpResponse, QueryResult
 from relay.jobs.limits import (
     FREE,
     LIST_COST,
@@ -40,6 +40,7 @@ from relay.jobs.runtime import Runtime
 from relay.jobs.send_round import release, send_round
 from relay.outbox.budget import Meter
 from relay.outbox.cron_ledger import CronLedger
+from relay.outbox.read_ahead import Statement
 from relay.outbox.rows import Due, Progress, ShopState
 
 logger = logging.getLogger("relay")
@@ -66,6 +67,7 @@ class Pass:
         # on the free plan a pass's CPU holds a page or a few events: its send round goes before the pages, or a
         # long listing of small pages would keep listed orders from going out until Meta's window closed on them
         self.sends_first = limits.plan == FREE.name and limits.cpu_ms is not None
+        self.read: list[tuple[Statement, QueryResult]] = []
 
     def room(self, hard: bool = False) -> int:
         """Subrequests this pass may still start: the budget, and the modeled CPU's room for calls, less
@@ -129,9 +131,11 @@ class Pass:
         state.ls_wait = wait
         state.ls_wait_turn = max(state.ls_wait_turn, wait)
 
-    async def run(self, shops: list[Shop], since: int | None) -> PassReport:
+    async def run(self, shops: list[Shop], since: int | None, reads: Sequence[Statement] = ()) -> PassReport:
+        """The pass; ``reads`` ride in its first D1 call for the jobs after it (``read_ahead``)."""
         now = self.rt.now()
-        start = await self.ledger.start_pass(now)
+        start = await self.ledger.start_pass(now, reads)
+        self.read = list(zip(reads, start.also, strict=True))
         by_shop = sorted(start.expired, key=lambda r: (str(r["shop"]), int(r["order_id"])))
         for name, group in groupby(by_shop, key=lambda r: str(r["shop"])):
             gone = list(group)
@@ -221,6 +225,11 @@ class Pass:
                            "run's fixed work (modeled %.1f ms): set RELAY_PLAN=paid (docs/PLANS.md)",
                            self.limits.plan, self.limits.cpu_ms, self.meter.cpu_used)
         return report
+
+    def read_ahead(self) -> list[tuple[Statement, QueryResult]]:
+        """What the start read for others, while it is still what they would read: only if the pass made no
+        D1 call after its start (an idle pass writes nothing; a released hold or a pause would)."""
+        return self.read if self.meter.d1_used == 1 else []
 
     async def save(self) -> None:
         turns = [(s.progress, s.meta_added) for s in self.shops.values()

@@ -257,9 +257,12 @@ ON CONFLICT (shop) DO UPDATE SET
 """
 
 
+STORED: tuple[str, tuple[()]] = ("SELECT * FROM shop_health", ())    # ``stored``'s read (relay.jobs.schedule)
+
+
 async def stored(db: Database) -> dict[str, dict[str, Any]]:
     """The latest check per shop."""
-    result = await db.run("SELECT * FROM shop_health")
+    result = await db.run(*STORED)
     return {r["shop"]: r for r in result.rows}
 
 
@@ -317,7 +320,8 @@ async def run_daily(rt: runtime.Runtime, only: str | None = None, force: bool = 
                     limit: int = MAX_SHOPS_PER_RUN) -> dict[str, HealthReport]:
     """Check the shops whose last check is a day old (or whose token changed), a few per cron run.
 
-    Called on every cron run; costs one query when nothing is due. ``force`` checks now (``relay health``).
+    Called on every cron run; costs one query when nothing is due (none in the Worker, whose cron reads it
+    ahead: relay.jobs.schedule). ``force`` checks now (``relay health``).
     """
     shops, _ = scan_shops(rt.env, rt.env_names)
     if only is not None:

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from relay.core.config import Settings, Shop
+from relay.core.ports import QueryResult
 from relay.jobs.currency import MAX_AGE as CURRENCY_MAX_AGE
 from relay.jobs.limits import CURRENCY_CALLS, Limits
 from relay.jobs.runtime import Runtime
 from relay.outbox.budget import Meter
 from relay.outbox.cron_ledger import CronLedger
+from relay.outbox.read_ahead import Statement
 from relay.outbox.rows import Progress, ShopState
 
 Sleep = Callable[[float], Awaitable[Any]]
@@ -52,6 +54,9 @@ class PassReport:
     turns: int = 0                 # turns that did something (a page, a batch, a pause)
     cpu_ms: float | None = None    # the invocation's modeled CPU (relay.core.cpu_model), when the plan has a limit
     starved: bool = False          # work was waiting and the plan's CPU held none of it (docs/PLANS.md)
+    # the reads its start made for others (``run_pass``'s ``reads``) with their answers; empty when the pass made
+    # another D1 call after its start, which may have changed what they read (relay.outbox.read_ahead)
+    read: list[tuple[Statement, QueryResult]] = field(default_factory=list)
 
     @property
     def used(self) -> int:

@@ -1,7 +1,8 @@
 """Once a day per pixel, Meta's Dataset Quality figures for the Purchase event, stored for /status and /dashboard.
 
-Runs from the cron before the pass (``relay.jobs.cron.scheduled``), a few pixels per invocation, so it
-costs one query when nothing is due and two subrequests per pixel asked (the call and the write). Shops
+Runs from the cron (``relay.jobs.cron.scheduled``: before the pass, on the free plan after an idle one), a few
+pixels per invocation, so it costs one query when nothing is due (none of its own in the Worker, whose cron
+reads it ahead: relay.jobs.schedule) and two subrequests per pixel asked (the call and the write). Shops
 sharing a pixel share one row. A check that got no answer is tried again after an hour; a token without
 access to the dataset is asked again the next day, or at once when the token is replaced.
 """
@@ -35,10 +36,13 @@ ON CONFLICT (pixel_id) DO UPDATE SET
 """
 
 
+STORED: tuple[str, tuple[()]] = ("SELECT * FROM dataset_quality", ())    # ``stored``'s read (relay.jobs.schedule)
+
+
 async def stored(db: Database) -> dict[str, dict[str, Any]]:
     """The latest answer per pixel id, its JSON lists decoded."""
     out = {}
-    for r in (await db.run("SELECT * FROM dataset_quality")).rows:
+    for r in (await db.run(*STORED)).rows:
         out[str(r["pixel_id"])] = {**r, **{k: json.loads(r[k] or "[]") for k in ("match_keys", "dedup", "diagnostics")}}
     return out
 

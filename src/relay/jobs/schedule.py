@@ -9,24 +9,31 @@ CPU cost model fits beside an idle run's fixed work, and none (not even their re
 then the cron leaves them to ``relay health`` (docs/PLANS.md), rather than run an invocation Cloudflare
 would end. On that plan they also run only after a pass that did nothing (``relay.jobs.cron.scheduled``): a
 pass that lists or sends has no CPU to spare for them.
+
+In the Worker each job says what it reads first (``ReadingJob.reads``: the stored checks, the alerts'
+conditions), so the cron reads all of it ahead in one D1 call it makes anyway (``relay.outbox.read_ahead``):
+the pass's first on the free plan, one before the jobs on the paid plan.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from relay.core.cpu_model import TARGET
 from relay.jobs import alerts, health, limits, quality
 from relay.jobs.runtime import Runtime
+from relay.outbox.read_ahead import Statement
 
 Job = Callable[[Runtime], Awaitable[Any]]
 
 HEALTH_CALLS = 5        # one shop's check: debug_token, shop.json, the currency, the stored row, a hold
 QUALITY_CALLS = 2       # one pixel's: Meta's dataset_quality and the stored row
 FIXED_CALLS = 2         # beside a check on a CPU-limited plan: the pass's start (the jobs run after an idle pass,
-                        # relay.jobs.cron.scheduled) and the job's own read of what is due
+                        # relay.jobs.cron.scheduled), which carries the jobs' reads, and one spare: a job after one
+                        # that wrote reads for itself (the alerts after a check)
 
 
 def per_run(plan: limits.Limits, calls: int, most: int) -> int:
@@ -39,9 +46,25 @@ def per_run(plan: limits.Limits, calls: int, most: int) -> int:
     return max(0, min(most, int(left // model.cost(subrequests=calls, invocations=0))))
 
 
+@dataclass(frozen=True)
+class ReadingJob:
+    """A cron job (``func``) and the reads it starts with for a runtime (``reads``): the cron makes them ahead,
+    in a D1 call that goes out anyway, and the job gets their answers without a call of its own."""
+
+    func: Job
+    reads: Callable[[Runtime], Sequence[Statement]]
+
+    async def __call__(self, rt: Runtime) -> Any:
+        return await self.func(rt)
+
+
 async def health_check(rt: Runtime) -> Any:
     n = per_run(limits.load_limits(rt.env), HEALTH_CALLS, limits.HEALTH_SHOPS)
     return await health.run_daily(rt, limit=n) if n else {}     # none fits: not even its read (a D1 call)
+
+
+def health_reads(rt: Runtime) -> list[Statement]:
+    return [health.STORED] if per_run(limits.load_limits(rt.env), HEALTH_CALLS, limits.HEALTH_SHOPS) else []
 
 
 async def dataset_quality(rt: Runtime) -> Any:
@@ -49,9 +72,14 @@ async def dataset_quality(rt: Runtime) -> Any:
     return await quality.run_daily(rt, limit=n) if n else {}
 
 
+def quality_reads(rt: Runtime) -> list[Statement]:
+    return [quality.STORED] if per_run(limits.load_limits(rt.env), QUALITY_CALLS, quality.PIXELS_PER_RUN) else []
+
+
 def before_pass(worker: bool = True) -> tuple[Job, ...]:
     """``worker=False``: CPython (``relay serve``), where no plan limits the CPU."""
     if not worker:
         return (functools.partial(health.run_daily, limit=limits.HEALTH_SHOPS),
                 functools.partial(quality.run_daily, limit=quality.PIXELS_PER_RUN), alerts.run)
-    return (health_check, dataset_quality, alerts.run)
+    return (ReadingJob(health_check, health_reads), ReadingJob(dataset_quality, quality_reads),
+            ReadingJob(alerts.run, alerts.reads))

@@ -2,8 +2,9 @@
 
 Each method is one D1 call however many rows and shops it touches (``Database.batch``), because a
 cron invocation spends its subrequest budget on D1 calls too: a pass starts with one call
-(``start_pass``: upkeep, expiry, what is due, every shop's position and state), claims for several
-shops in one (``claim_many``) and finishes them in one (``finish_many``).
+(``start_pass``: upkeep, expiry, what is due, every shop's position and state, and the reads of the jobs
+that may run after the pass), claims for several shops in one (``claim_many``) and finishes them in one
+(``finish_many``).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class PassStart:
     due: dict[str, Due] = field(default_factory=dict)
     states: dict[str, ShopState] = field(default_factory=dict)
     expired: list[dict[str, Any]] = field(default_factory=list)     # shop, order_id, event_id
+    also: list[QueryResult] = field(default_factory=list)           # the answers to ``start_pass``'s ``also``
 
 
 def _progress(rows: list[dict[str, Any]]) -> dict[str, Progress]:
@@ -125,15 +127,19 @@ class CronLedger(Ledger):
     async def progress(self) -> dict[str, Progress]:
         return await _progress_rows(self.db)
 
-    async def start_pass(self, now: int) -> PassStart:
+    async def start_pass(self, now: int, also: Sequence[tuple[str, Sequence[Any]]] = ()) -> PassStart:
         """Everything a pass starts from, in one D1 call. The same call first does the outbox's upkeep,
         so that a shop that sends nothing for days still gets it: rows past ``RETENTION`` are deleted
         (any later delivery of such an order is too old to send, so deleting it cannot cause a second
         send), as are bridge posts past 8 days; open rows about to leave Meta's window become
         ``expired`` (kept a pass at least: the deletion runs first); rows past the window forget the
-        shopper's IP address and user agent."""
+        shopper's IP address and user agent.
+
+        ``also`` are reads for others, run last in the same call (after the upkeep, so they see what it
+        did) and answered in ``PassStart.also``: the cron's jobs read their tables here, not in calls of
+        their own (``relay.outbox.read_ahead``)."""
         window_cutoff = now - (WINDOW - EXPIRE_MARGIN)
-        _, _, expired, _, due_rows, progress, shops = await self.db.batch([
+        _, _, expired, _, due_rows, progress, shops, *others = await self.db.batch([
             (_DELETE_OLD, (now - RETENTION,)),
             (bridge.DELETE_OLD, (now - KEEP,)),
             (_EXPIRE_ALL, (now, window_cutoff, now, window_cutoff)),
@@ -141,6 +147,7 @@ class CronLedger(Ledger):
             (_DUE_BY_SHOP, (now, now)),
             ("SELECT * FROM backfill", ()),
             ("SELECT * FROM shops", ()),
+            *also,
         ])
         due: dict[str, Due] = {}
         for r in due_rows.rows:
@@ -149,7 +156,7 @@ class CronLedger(Ledger):
                                  r["held_until"] if r["held_until"] is not None else before.held_until,
                                  r["held_token"] if r["held_token"] is not None else before.held_token)
         return PassStart(_progress(progress.rows), due, {r["shop"]: shop_state(r) for r in shops.rows},
-                         expired.rows)
+                         expired.rows, others)
 
     async def claim_many(self, limits: Mapping[str, int], now: int, token: str,
                          lease_seconds: int) -> dict[str, list[Claimed]]:
