@@ -55,7 +55,7 @@ def scenario(tmp_path: Path, plan: str, cpu_limited: bool) -> tuple[int, int, in
         for work in response.after:          # the Worker hands these to ctx.waitUntil: the same invocation
             await work
         after_webhook = len(meta.events())
-        await cron.run_pass(rt, limits=limits.load_limits(env), sleep=asyncio.sleep)
+        await cron.run_pass(rt, limits=limits.load_limits(env, cpu_limited=True), sleep=asyncio.sleep)
         await http.aclose()
         state = db.conn.execute("SELECT state FROM outbox").fetchone()[0]
         return after_webhook, len(meta.events()), response.status, state

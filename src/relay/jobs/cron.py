@@ -53,7 +53,7 @@ async def run_pass(rt: Runtime, *, only: str | None = None, since: int | None = 
     is due (the local server's retry timer). ``flush`` writes the delivery log at the end, inside the budget.
     ``spaced=False`` lists even when the last complete listing is recent (``relay backfill``, run by hand).
     """
-    limits = limits or load_limits(rt.env)
+    limits = limits or load_limits(rt.env, rt.cpu_limited)
     shops, problems = scan_shops(rt.env, rt.env_names)
     if only is not None:
         wanted = load_shop(rt.env, only)
@@ -82,7 +82,7 @@ async def scheduled(rt: Runtime, before: Sequence[Callable[[Runtime], Awaitable[
     On the free plan (10 ms of CPU: one page or one event a pass) the pass goes first and the jobs run
     only after a pass that did nothing, with the calls and modeled CPU it left (docs/PLANS.md).
     """
-    limits = load_limits(rt.env)
+    limits = load_limits(rt.env, rt.cpu_limited)
     if limits.cpu_ms is not None and limits.plan == FREE.name:
         # 10 ms of CPU holds one unit of work: the pass goes first, and the jobs run only after a pass that
         # did nothing, with what it left (their reads are D1 calls a busy pass cannot spare)
@@ -128,9 +128,9 @@ async def sweep(rt: Runtime, only: str | None = None) -> dict[str, delivery.Send
     """Send everything due now, shop by shop: the cron pass without the Lightspeed listing.
 
     The local server's retry timer runs this; it shares ``relay.jobs.cron``'s turns and Meta allowance
-    but has no subrequest budget and no CPU limit (CPython has neither).
+    but has no subrequest budget (and in CPython, ``rt.cpu_limited`` False, no CPU limit either).
     """
-    limits = dataclasses.replace(load_limits(rt.env), budget=None, d1_budget=None, cpu_ms=None)
+    limits = dataclasses.replace(load_limits(rt.env, rt.cpu_limited), budget=None, d1_budget=None)
     report = await run_pass(rt, only=only, listing=False, limits=limits, flush=False)
     return {name: delivery.SendReport(sent=r.sent, retry=r.retry, failed=r.failed, expired=r.expired, held=r.held,
                              requests=r.requests)

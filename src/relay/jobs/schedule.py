@@ -13,7 +13,6 @@ pass that lists or sends has no CPU to spare for them.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,18 +39,16 @@ def per_run(plan: limits.Limits, calls: int, most: int) -> int:
 
 
 async def health_check(rt: Runtime) -> Any:
-    n = per_run(limits.load_limits(rt.env), HEALTH_CALLS, limits.HEALTH_SHOPS)
+    n = per_run(limits.load_limits(rt.env, rt.cpu_limited), HEALTH_CALLS, limits.HEALTH_SHOPS)
     return await health.run_daily(rt, limit=n) if n else {}     # none fits: not even its read (a D1 call)
 
 
 async def dataset_quality(rt: Runtime) -> Any:
-    n = per_run(limits.load_limits(rt.env), QUALITY_CALLS, quality.PIXELS_PER_RUN)
+    n = per_run(limits.load_limits(rt.env, rt.cpu_limited), QUALITY_CALLS, quality.PIXELS_PER_RUN)
     return await quality.run_daily(rt, limit=n) if n else {}
 
 
-def before_pass(worker: bool = True) -> tuple[Job, ...]:
-    """``worker=False``: CPython (``relay serve``), where no plan limits the CPU."""
-    if not worker:
-        return (functools.partial(health.run_daily, limit=limits.HEALTH_SHOPS),
-                functools.partial(quality.run_daily, limit=quality.PIXELS_PER_RUN), alerts.run)
+def before_pass() -> tuple[Job, ...]:
+    """The jobs, Worker and CPython alike: each sizes itself by its runtime's ``cpu_limited`` (in CPython, ``relay
+    serve``, no plan limits the CPU, so each takes its most a run)."""
     return (health_check, dataset_quality, alerts.run)

@@ -152,7 +152,7 @@ async def respond_replay(rt: Runtime, request: Request) -> Response:
                      Allow="POST")
     if not await auth.bearer(rt, request):
         return auth.unauthorized(rt.settings.admin_token)
-    meter = Meter(limits.load_limits(rt.env).budget)
+    meter = Meter(limits.load_limits(rt.env, rt.cpu_limited).budget)
     metered = dataclasses.replace(rt, db=meter.database(rt.db), http=meter.http(rt.http),
                                   blobs=meter.blobs(rt.blobs) if rt.blobs is not None else None)
     shop = load_shop(rt.env, shop_name(rt, request.query.get("shop")))
