@@ -39,7 +39,11 @@ CUT_FROM = 200        # an order's user agent this long may be Lightspeed's cut 
 PER_ORDER = 8         # posts kept per order: the shopper's, a reload or two, and room to spare
 SHOP_HOUR = 300       # new posts a shop's hour adds before pending posts replace the shop's oldest pending one
 BOUND = "bound"       # or why not: "agent" (another browser), "early", "late" (time), "value" (total)
-FINAL = ("sent", "failed", "skipped", "expired")  # the order's event is decided: a post comes too late
+# The ledger states in which the order's event is decided: a post that comes then is too late (not kept, counted
+# as after the send: relay.outbox.bridge), and a send that ends in one settles the order's posts and clears their IP
+# address and user agent (relay.jobs.consent.cleanup). ``expired`` is as decided as ``sent``: the ledger never
+# reopens it and ``relay replay`` refuses it (Meta's 7-day window).
+FINAL = ("sent", "failed", "skipped", "expired")
 
 
 @dataclass(frozen=True)
