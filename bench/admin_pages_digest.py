@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import json
 import sys
@@ -220,7 +221,7 @@ async def busy(pages: Pages, tmp: Path) -> None:
                 listed.append(order)
                 lightspeed.products[order_id] = lines["orderProducts"][:2]
         local = LocalRelay(env, tmp / "busy.db", None, clock=clock, rand=lambda: 0.5, sweep_interval=None)
-        rt = local.runtime()
+        rt = dataclasses.replace(local.runtime(), cpu_limited=True)     # the Worker's
         for _ in range(400):
             await cron.scheduled(rt, before=schedule.before_pass(), sleep=_no_sleep)   # as the Worker's cron
             clock.advance(60)

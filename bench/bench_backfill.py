@@ -161,7 +161,7 @@ async def simulate(args: argparse.Namespace, plan: str, folder: Path) -> dict[st
         http = HttpxClient()
         ports = Ports(db, FolderBlobs(folder / "logs"), http, meta.url, clock, args.latency_ms / 1000)
         env = env_for(args.shops, meta, lightspeed, plan, args.budget)
-        plan_limits = limits.load_limits(env)
+        plan_limits = limits.load_limits(env, cpu_limited=True)
         interval = args.cron_minutes * 60
 
         async def sleep(seconds: float) -> None:
@@ -177,7 +177,8 @@ async def simulate(args: argparse.Namespace, plan: str, folder: Path) -> dict[st
             tick_start = clock.now
             before = Counter(ports.calls)
             posts_before = len(meta.event_posts)
-            rt = runtime.Runtime(env=env, db=ports, http=ports, blobs=ports, clock=clock, random=lambda: 0.5)
+            rt = runtime.Runtime(env=env, db=ports, http=ports, blobs=ports, clock=clock, random=lambda: 0.5,
+                                 cpu_limited=True)     # the Worker's cron
             cpu = time.thread_time()
             try:
                 report = await cron.scheduled(rt, before=(schedule.health_check,), sleep=sleep)

@@ -12,26 +12,23 @@ check refreshes it), and not cached yet (the first order of a new shop). Figures
 from __future__ import annotations
 
 import asyncio
-import json
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from relay.core.ports import HttpRequest, HttpResponse, QueryResult
-from relay.jobs import runtime
-from relay.web import routes
-from relay.web.http import Request
-from relay_tools.edges import FolderBlobs, HttpxClient
-from relay_tools.fakes import FakeLightspeed, FakeMeta
-from relay_tools.sqlite import SqliteDatabase
-
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "lightspeed"
-RAW = (FIXTURES / "webhook-order-paid.raw.json").read_bytes()
-DELIVERY = json.loads((FIXTURES / "webhook-order-paid.headers.json").read_text())
-NOW = 1763498829 + 300          # the fixture's createdAt plus five minutes: inside Meta's window
+sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import KEY, PAID_RAW, SECRET, shop_env  # noqa: E402
+from relay.core.ports import HttpRequest, HttpResponse, QueryResult  # noqa: E402
+from relay.jobs import runtime  # noqa: E402
+from relay_tools.edges import FolderBlobs, HttpxClient  # noqa: E402
+from relay_tools.fakes import FakeLightspeed, FakeMeta  # noqa: E402
+from relay_tools.sqlite import SqliteDatabase  # noqa: E402
+from worker_webhook import NOW, cache_currency, deliver  # noqa: E402
 
 
 class Counted:
@@ -67,32 +64,18 @@ class Counted:
 
 
 async def one_webhook(folder: Path, cached: bool) -> tuple[Counter[str], int, dict[str, Any]]:
-    headers = DELIVERY["headers"]
     meta = FakeMeta().start()
-    lightspeed = FakeLightspeed("bench-key", DELIVERY["secret_used_for_signature"]).start()
+    lightspeed = FakeLightspeed(KEY, SECRET).start()
     try:
         db = SqliteDatabase(folder / "relay.db")
         db.migrate()
         if cached:
-            db.conn.execute("INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES ('vik', 'EUR', ?, ?)",
-                            (NOW - 3600, NOW - 3600))
+            cache_currency(db)
         http = HttpxClient()
         ports = Counted(db, http, FolderBlobs(folder / "logs"), meta.url)
-        secret = DELIVERY["secret_used_for_signature"]
-        env = {"VIK_LIGHTSPEED_API_KEY": "bench-key", "VIK_LIGHTSPEED_API_SECRET": secret,
-               "VIK_LIGHTSPEED_SHOP_ID": headers["X-Shop-Id"], "VIK_META_ACCESS_TOKEN": "EAAbench-token-not-real",
-               "VIK_META_PIXEL_ID": "987654321012345", "VIK_SHOP_URL": "https://www.vikginchoice.example",
-               "META_GRAPH_URL": meta.url, "LIGHTSPEED_API_URL": lightspeed.url}
-        rt = runtime.Runtime(env=env, db=ports, http=ports, blobs=ports, clock=lambda: float(NOW),
-                             random=lambda: 0.5)
-
-        async def body() -> bytes:
-            return RAW
-
-        request = Request("POST", "/", {"shop": "vik"}, {k.lower(): v for k, v in headers.items()}, body)
-        response = await routes.handle(rt, request)
-        for work in response.after:          # the Worker hands these to ctx.waitUntil: the same invocation
-            await work
+        rt = runtime.Runtime(env=shop_env(meta, lightspeed), db=ports, http=ports, blobs=ports,
+                             clock=lambda: float(NOW), random=lambda: 0.5)
+        response = await deliver(rt)
         await http.aclose()
         state = db.conn.execute("SELECT state FROM outbox").fetchone()
         db.close()
@@ -104,7 +87,7 @@ async def one_webhook(folder: Path, cached: bool) -> tuple[Counter[str], int, di
 
 
 def main() -> None:
-    print(f"One accepted webhook (shared paid fixture, {len(RAW):,} bytes, lines embedded), "
+    print(f"One accepted webhook (shared paid fixture, {len(PAID_RAW):,} bytes, lines embedded), "
           "subrequests of its invocation:")
     for cached in (True, False):
         with tempfile.TemporaryDirectory() as folder:

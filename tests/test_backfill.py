@@ -94,10 +94,11 @@ class Harness:
         self.spent: list[int] = []          # subrequests of each pass, counted here
         self.on_sleep: Callable[[float], None] | None = None
 
-    def runtime(self) -> runtime.Runtime:
+    def runtime(self, cpu_limited: bool = True) -> runtime.Runtime:
+        """The Worker's (its plan limits the CPU), or ``cpu_limited=False`` CPython's (``relay backfill``)."""
         assert self.http is not None
         return runtime.Runtime(env=self.env, db=self.db, http=self.http, blobs=self.blobs, clock=self.clock,
-                               random=lambda: 0.5)
+                               random=lambda: 0.5, cpu_limited=cpu_limited)
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
@@ -120,7 +121,8 @@ class Harness:
         def on_pass(report: pass_state.PassReport, totals: backfill_cli.Totals) -> None:
             counts.append(self._count())
 
-        totals = await backfill_cli.run_until_done(self.runtime, sleep=self.sleep, on_pass=on_pass, **options)
+        totals = await backfill_cli.run_until_done(lambda: self.runtime(cpu_limited=False), sleep=self.sleep,
+                                                   on_pass=on_pass, **options)
         self.spent += [b - a for a, b in zip(counts, counts[1:], strict=False)]
         return totals
 
@@ -508,12 +510,12 @@ def test_the_cron_run_shares_one_budget_with_the_jobs_before_it(harness, meta, l
 def test_budget_and_batch_size_settings_are_checked(env):
     env["RELAY_SUBREQUEST_BUDGET"] = "10"
     with pytest.raises(ConfigError, match="RELAY_SUBREQUEST_BUDGET must be a whole number from 20"):
-        limits.load_limits(env)
+        limits.load_limits(env, cpu_limited=True)
     env.update(RELAY_SUBREQUEST_BUDGET="1000", RELAY_BATCH_SIZE="1001")
     with pytest.raises(ConfigError, match="at most 1,000 events"):
-        limits.load_limits(env)
+        limits.load_limits(env, cpu_limited=True)
     env["RELAY_BATCH_SIZE"] = "500"
-    assert limits.load_limits(env) == limits.for_plan(limits.PAID, budget=1000, batch_size=500)
+    assert limits.load_limits(env, cpu_limited=True) == limits.for_plan(limits.PAID, budget=1000, batch_size=500)
 
 
 def test_a_page_and_the_listing_position_are_one_transaction(harness, clock):

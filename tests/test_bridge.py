@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from conftest import FIXTURE_CREATED, PAID_HEADERS, PAID_RAW, Clock, order_body, sha256, shop_env, signed_headers
+from relay_tools.fakes import graph_error
 from relay_tools.server import LocalRelay, ServerThread
 
 FBP = "fb.1.1763498500123.1116446470"
@@ -248,6 +249,31 @@ def test_a_post_after_the_send_keeps_no_ip_or_agent(start, meta):
     assert bridge_rows(relay) == []                        # not kept at all: it can no longer count
     [entry] = httpx.get(f"{relay.url}/status", headers={"Authorization": f"Bearer {ADMIN}"}).json()["shops"]
     assert entry["bridge"]["after"] == 1
+
+
+def test_a_post_after_the_order_expired_is_as_late_as_one_after_the_send(start, meta, clock):
+    """``expired`` is in ``relay.core.binding.FINAL``, the one list of decided states the bridge and the send path
+    read: a post that comes after the order left Meta's window is counted as after the send and not kept, and
+    nothing sends the order with it (the cron's pass claims no expired row, a replay refuses it)."""
+    relay = start()
+    meta.script.append(graph_error(500, 2, "Service temporarily unavailable", transient=True))
+    webhook(relay)
+    relay.drain()
+    assert row(relay)["state"] == "retry"
+    clock.advance(7 * 86400)
+    server_pass(relay)                                     # the pass's start expires what left Meta's window
+    assert row(relay)["state"] == "expired"
+    assert post(relay).status_code == 204
+    relay.drain()
+    assert bridge_rows(relay) == []
+    [entry] = httpx.get(f"{relay.url}/status", headers={"Authorization": f"Bearer {ADMIN}"}).json()["shops"]
+    assert (entry["bridge"]["after"], entry["bridge"].get("rejected", 0)) == (1, 0)   # not "late": decided
+    replayed = httpx.post(f"{relay.url}/orders/replay?shop=vik", json={"number": NUMBER},
+                          headers={"Authorization": f"Bearer {ADMIN}"})
+    relay.drain()
+    server_pass(relay)
+    assert replayed.json()["requeued"] == 0 and row(relay)["state"] == "expired"
+    assert len(meta.event_posts) == 1, "only the send that failed before the order expired"
 
 
 # --- consent ------------------------------------------------------------------------------------

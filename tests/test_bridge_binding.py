@@ -15,7 +15,10 @@ import httpx
 import pytest
 
 from conftest import PAID_HEADERS, PAID_RAW, Clock, order_body, shop_env, signed_headers
-from relay.core.binding import SHOP_HOUR
+from relay.core import capi
+from relay.core.binding import SHOP_HOUR, Placed
+from relay.core.config import load_shop
+from relay.core.order import parse_webhook
 from relay_tools.server import LocalRelay, ServerThread
 
 NUMBER, ORDER_ID, TOTAL = "ORD04217", 384271665, 140.4
@@ -307,3 +310,15 @@ def test_which_user_agents_are_the_same_browser(post_agent, order_agent, same):
     from relay.core.binding import same_browser
 
     assert same_browser(post_agent, order_agent) is same
+
+
+@pytest.mark.parametrize("agent", [REAL, INSTAGRAM, "WebshopappApi/1.0", None],
+                         ids=["browser", "in-app", "api", "none"])
+def test_an_orders_facts_are_its_stored_events_whether_read_from_the_order_or_the_event(meta, lightspeed, agent):
+    """``Placed``: the webhook's wait for a post reads them from the order, the send from the stored event, a post
+    from the event's columns; the same facts every way (an order made through the API has no browser to bind)."""
+    order = parse_webhook(order_body(userAgent=agent, priceIncl=140.404))
+    event = capi.build_event(order, load_shop(shop_env(meta, lightspeed), "vik"))
+    placed = Placed.of_order(order)
+    assert placed == Placed.of_event(event["event_time"], event)
+    assert placed.agent == (agent if agent in (REAL, INSTAGRAM) else None) and placed.total == 140.4

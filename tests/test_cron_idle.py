@@ -50,8 +50,9 @@ def test_an_idle_free_run_is_one_d1_call_and_still_runs_the_daily_checks_when_du
     h = harness
     free_env(env)
     env["ALERT_WEBHOOK_URL"] = f"{receiver.url}/hooks/relay"
-    assert limits.load_limits(env).plan == "free"
-    assert schedule.per_run(limits.load_limits(env), schedule.QUALITY_CALLS, quality.PIXELS_PER_RUN) == 1
+    assert limits.load_limits(env, cpu_limited=True).plan == "free"
+    plan = limits.load_limits(env, cpu_limited=True)
+    assert schedule.per_run(plan, schedule.QUALITY_CALLS, quality.PIXELS_PER_RUN) == 1
 
     first = invocations(h, meta, clock, 8)
     assert first[0][0] > 0, "the first run lists (an empty page)"
@@ -75,7 +76,7 @@ def test_an_idle_paid_run_reads_for_its_jobs_in_one_call_before_the_pass(harness
     checks, the alerts' conditions) are one call, then the pass's start."""
     h = harness
     env["ALERT_WEBHOOK_URL"] = f"{receiver.url}/hooks/relay"
-    assert limits.load_limits(env).plan == "paid"
+    assert limits.load_limits(env, cpu_limited=True).plan == "paid"
     runs = invocations(h, meta, clock, 8)
     assert len(meta.debug_requests) == 1 and len(meta.quality_requests) == 1
     assert {calls for turns, calls, _ in runs[1:] if not turns} == {2}

@@ -10,52 +10,34 @@ the loopback fakes, the shared signed fixture through ``relay.web.routes.handle`
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
 
+from conftest import KEY, SECRET, shop_env
 from relay.jobs import cron, limits, runtime
-from relay.web import routes
-from relay.web.http import Request
 from relay_tools.edges import FolderBlobs, HttpxClient
 from relay_tools.fakes import FakeLightspeed, FakeMeta
 from relay_tools.sqlite import SqliteDatabase
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "lightspeed"
-RAW = (FIXTURES / "webhook-order-paid.raw.json").read_bytes()
-DELIVERY = json.loads((FIXTURES / "webhook-order-paid.headers.json").read_text())
-NOW = 1763498829 + 300          # the fixture's createdAt plus five minutes: inside Meta's window
+from worker_webhook import NOW, cache_currency, deliver
 
 
 def scenario(tmp_path: Path, plan: str, cpu_limited: bool) -> tuple[int, int, int, str]:
     """Meta's events after the webhook's invocation, after the next cron pass, the answer's status, the row."""
-    headers = DELIVERY["headers"]
     meta = FakeMeta().start()
-    lightspeed = FakeLightspeed("key", DELIVERY["secret_used_for_signature"]).start()
+    lightspeed = FakeLightspeed(KEY, SECRET).start()
     db = SqliteDatabase(tmp_path / "relay.db")
     db.migrate()
-    db.conn.execute("INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES ('vik', 'EUR', ?, ?)",
-                    (NOW - 3600, NOW - 3600))
-    env = {"VIK_LIGHTSPEED_API_KEY": "key", "VIK_LIGHTSPEED_API_SECRET": DELIVERY["secret_used_for_signature"],
-           "VIK_LIGHTSPEED_SHOP_ID": headers["X-Shop-Id"], "VIK_META_ACCESS_TOKEN": "EAAtest-token-not-real",
-           "VIK_META_PIXEL_ID": "987654321012345", "META_GRAPH_URL": meta.url, "LIGHTSPEED_API_URL": lightspeed.url,
-           "RELAY_PLAN": plan}
+    cache_currency(db)
+    env = shop_env(meta, lightspeed, RELAY_PLAN=plan)
 
     async def run() -> tuple[int, int, int, str]:
         http = HttpxClient()
         rt = runtime.Runtime(env=env, db=db, http=http, blobs=FolderBlobs(tmp_path / "logs"),
                              clock=lambda: float(NOW), random=lambda: 0.5, cpu_limited=cpu_limited)
-
-        async def body() -> bytes:
-            return RAW
-
-        request = Request("POST", "/", {"shop": "vik"}, {k.lower(): v for k, v in headers.items()}, body)
-        response = await routes.handle(rt, request)
-        for work in response.after:          # the Worker hands these to ctx.waitUntil: the same invocation
-            await work
+        response = await deliver(rt)
         after_webhook = len(meta.events())
-        await cron.run_pass(rt, limits=limits.load_limits(env), sleep=asyncio.sleep)
+        await cron.run_pass(rt, limits=limits.load_limits(env, cpu_limited=True), sleep=asyncio.sleep)
         await http.aclose()
         state = db.conn.execute("SELECT state FROM outbox").fetchone()[0]
         return after_webhook, len(meta.events()), response.status, state

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from relay.core import utc
 from relay.jobs import cron
 from relay.web import orders
 from relay_tools import cli
@@ -239,3 +240,10 @@ def test_a_failed_order_cancelled_afterwards_is_refused_by_number_and_by_state(s
 def test_times_read_as_utc_iso_text(ts):
     assert orders.iso(ts) == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert orders.iso(None) is None
+
+
+def test_a_time_no_date_can_show_reads_as_1970_or_9999_not_a_500():
+    """relay.core.utc, the one formatter /orders and /status share, holds a stored time to what a date can show."""
+    assert orders.iso(-1) == utc.iso(-86_401) == "1970-01-01T00:00:00Z"
+    assert orders.iso(utc.MAX_TIMESTAMP + 1) == utc.iso(10**15) == "9999-12-31T23:59:59Z"
+    assert (utc.iso_date(-3), utc.iso_date(10**9)) == ("1970-01-01", "9999-12-31")

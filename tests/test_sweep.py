@@ -228,5 +228,5 @@ def test_since_must_be_an_iso_time(value, capsys):
 def test_the_default_budget_is_the_free_plan(env):
     for name in ("RELAY_PLAN", "RELAY_SUBREQUEST_BUDGET"):
         del env[name]
-    free = limits.load_limits(env)
+    free = limits.load_limits(env, cpu_limited=True)
     assert (free.plan, free.budget, free.d1_budget, free.cpu_ms) == ("free", 50, 50, 10.0)

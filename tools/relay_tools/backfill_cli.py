@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -18,8 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
-from relay.core import lightspeed
-from relay.jobs import cron, limits, pass_state, runtime
+from relay.jobs import cron, pass_state, runtime
 from relay_tools import envfile
 from relay_tools.server import LocalRelay
 
@@ -74,18 +72,16 @@ async def run_until_done(runtime: Callable[[], runtime.Runtime], *, only: str | 
 
     Waits out Lightspeed's and Meta's rate limits when they ask for at most ``max_wait`` seconds;
     Meta retries that back off to later are left to the cron trigger, and so is a listing that keeps
-    failing (``IDLE_PASSES`` waits in a row without a page stored or a request sent).
+    failing (``IDLE_PASSES`` waits in a row without a page stored or a request sent). ``runtime`` is CPython's
+    (``cpu_limited`` False): each pass has the plan's calls but full pages and no CPU model (docs/PLANS.md).
     """
     totals = Totals()
     first = True
     idle = 0
     while True:
         rt = runtime()
-        # the plan's calls per pass, but not its CPU model: this is CPython, not the Worker (docs/PLANS.md)
-        local = dataclasses.replace(limits.load_limits(rt.env), cpu_ms=None, page_size=lightspeed.PAGE_LIMIT)
         # the first pass lists now even if the cron listed a minute ago: whoever runs this wants today's orders
-        report = await cron.run_pass(rt, only=only, since=since if first else None, sleep=sleep, spaced=not first,
-                                     limits=local)
+        report = await cron.run_pass(rt, only=only, since=since if first else None, sleep=sleep, spaced=not first)
         first = False
         totals.add(report)
         if on_pass is not None:

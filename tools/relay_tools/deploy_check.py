@@ -93,7 +93,7 @@ def check(source: Mapping[str, str], environ: Mapping[str, str], env_file: str |
         result.retention_days = retention_days(environ.get("LOG_RETENTION_DAYS") or values.get("LOG_RETENTION_DAYS"))
     except ConfigError as exc:
         result.errors.append(str(exc))
-    for load in (load_limits, thresholds):
+    for load in (lambda values: load_limits(values, cpu_limited=True), thresholds):
         try:
             load(values)
         except ConfigError as exc:

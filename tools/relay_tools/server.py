@@ -124,7 +124,7 @@ class LocalRelay:
         Dataset Quality figures, alerts), then the sweep."""
         rt = self.runtime()
         try:
-            for job in schedule.before_pass(worker=False):
+            for job in schedule.before_pass():
                 try:
                     await job(rt)
                 except Exception:  # a broken check must not stop orders from being sent

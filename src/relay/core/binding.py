@@ -33,30 +33,51 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from relay.core import capi
 from relay.core.bridge import EARLY, WINDOW, Record
+from relay.core.order import Order
 
 CUT_FROM = 200        # an order's user agent this long may be Lightspeed's cut of the browser's longer one
 PER_ORDER = 8         # posts kept per order: the shopper's, a reload or two, and room to spare
 SHOP_HOUR = 300       # new posts a shop's hour adds before pending posts replace the shop's oldest pending one
 BOUND = "bound"       # or why not: "agent" (another browser), "early", "late" (time), "value" (total)
-FINAL = ("sent", "failed", "skipped", "expired")  # the order's event is decided: a post comes too late
+# The ledger states in which the order's event is decided: a post that comes then is too late (not kept, counted
+# as after the send: relay.outbox.bridge), and a send that ends in one settles the order's posts and clears their IP
+# address and user agent (relay.jobs.consent.cleanup). ``expired`` is as decided as ``sent``: the ledger never
+# reopens it and ``relay replay`` refuses it (Meta's 7-day window).
+FINAL = ("sent", "failed", "skipped", "expired")
 
 
 @dataclass(frozen=True)
 class Placed:
-    """What binds a post to an order: the checkout browser's user agent, when the order was placed, its total."""
+    """What binds a post to an order: the checkout browser's user agent, when the order was placed, its total.
+
+    Always the facts of the order's Purchase event as stored (its ``client_user_agent``, which only a browser
+    order's event carries; its ``event_time``; its ``custom_data.value``), whichever way they arrive: the event
+    (the send), its columns read in SQL (a post), or the order it is built from (the webhook's wait for a post).
+    ``of`` is the one constructor; the others only say where each fact comes from.
+    """
 
     agent: str | None
     created_at: int
     total: float
 
     @classmethod
-    def of_event(cls, event_time: int, event: Mapping[str, Any]) -> Placed:
-        """From the order's stored event: a browser order's event carries its user agent, no other does."""
-        agent = event.get("user_data", {}).get("client_user_agent")
-        value = event.get("custom_data", {}).get("value")
+    def of(cls, agent: Any, event_time: Any, value: Any) -> Placed:
+        """From the event's three facts as stored: a missing or non-text agent is none, a missing value 0."""
         return cls(agent if isinstance(agent, str) else None, int(event_time),
                    float(value) if isinstance(value, int | float) else 0.0)
+
+    @classmethod
+    def of_event(cls, event_time: int, event: Mapping[str, Any]) -> Placed:
+        return cls.of(event.get("user_data", {}).get("client_user_agent"), event_time,
+                      event.get("custom_data", {}).get("value"))
+
+    @classmethod
+    def of_order(cls, order: Order) -> Placed:
+        """As ``capi.build_event`` would store them, without building (and hashing) the event."""
+        return cls.of(order.user_agent if capi.is_browser_order(order) else None, capi.event_time(order),
+                      capi.money(order.price_incl))
 
 
 def same_browser(post_agent: str | None, order_agent: str | None) -> bool:

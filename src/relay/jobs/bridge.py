@@ -64,7 +64,6 @@ async def hold_until(rt: Runtime, shop: Shop, order: Order, now: int) -> int | N
         return None
     if not capi.is_browser_order(order):
         return None
-    placed = Placed(order.user_agent, capi.event_time(order), capi.money(order.price_incl))
-    if await BridgeStore(rt.db).bound(shop.name, order.number, placed):
+    if await BridgeStore(rt.db).bound(shop.name, order.number, Placed.of_order(order)):
         return None
     return now + shop.bridge_wait

@@ -20,8 +20,6 @@ from relay.core.config import Shop
 from relay.outbox import bridge as store
 from relay.outbox.rows import Claimed, Finished
 
-FINAL = ("sent", "failed", "skipped")   # the post's IP address and user agent are cleared then
-
 
 @dataclass(frozen=True)
 class Prepared:
@@ -72,13 +70,13 @@ def stamp(finished: Sequence[Finished], prepared: dict[int, Prepared]) -> list[F
 
 def cleanup(shop: Shop, claimed: Sequence[Claimed], finished: Sequence[Finished],
             prepared: dict[int, Prepared]) -> list[tuple[str, Sequence[Any]]]:
-    """Statements that settle each decided order's posts: bound or not, their verdict, and no IP address
-    or user agent after the send."""
+    """Statements that settle each decided order's posts (``binding.FINAL``): bound or not, their verdict, and
+    no IP address or user agent after the send."""
     numbers = {row.order_id: row.order_number for row in claimed}
     return [
         store.decided(shop.name, numbers[f.order_id], p.bindings, p.verdicts)
         for f in finished
-        if f.state in FINAL and (p := prepared.get(f.order_id)) is not None and p.records
+        if f.state in binding.FINAL and (p := prepared.get(f.order_id)) is not None and p.records
     ]
 
 

@@ -57,7 +57,7 @@ async def run_pass(rt: Runtime, *, only: str | None = None, since: int | None = 
     ``spaced=False`` lists even when the last complete listing is recent (``relay backfill``, run by hand).
     ``reads`` ride in the pass's first D1 call, answered in ``PassReport.read`` while still current.
     """
-    limits = limits or load_limits(rt.env)
+    limits = limits or load_limits(rt.env, rt.cpu_limited)
     shops, problems = scan_shops(rt.env, rt.env_names)
     if only is not None:
         wanted = load_shop(rt.env, only)
@@ -92,7 +92,7 @@ async def scheduled(rt: Runtime, before: Sequence[Callable[[Runtime], Awaitable[
     D1 call; on the paid plan in one call before the jobs, which still run before the pass, so the pass
     sees a hold the health check set. A job after one that wrote reads for itself, as before.
     """
-    limits = load_limits(rt.env)
+    limits = load_limits(rt.env, rt.cpu_limited)
     reads = _reads(rt, before)
     if limits.cpu_ms is not None and limits.plan == FREE.name:
         # 10 ms of CPU holds one unit of work: the pass goes first, and the jobs run only after a pass that
@@ -161,9 +161,9 @@ async def sweep(rt: Runtime, only: str | None = None) -> dict[str, delivery.Send
     """Send everything due now, shop by shop: the cron pass without the Lightspeed listing.
 
     The local server's retry timer runs this; it shares ``relay.jobs.cron``'s turns and Meta allowance
-    but has no subrequest budget and no CPU limit (CPython has neither).
+    but has no subrequest budget (and in CPython, ``rt.cpu_limited`` False, no CPU limit either).
     """
-    limits = dataclasses.replace(load_limits(rt.env), budget=None, d1_budget=None, cpu_ms=None)
+    limits = dataclasses.replace(load_limits(rt.env, rt.cpu_limited), budget=None, d1_budget=None)
     report = await run_pass(rt, only=only, listing=False, limits=limits, flush=False)
     return {name: delivery.SendReport(sent=r.sent, retry=r.retry, failed=r.failed, expired=r.expired, held=r.held,
                              requests=r.requests)

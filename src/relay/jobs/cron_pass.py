@@ -72,7 +72,9 @@ class Pass:
     def room(self, hard: bool = False) -> int:
         """Subrequests this pass may still start: the budget, and the modeled CPU's room for calls, less
         what its ending needs (the progress write, and one log object per shop that has lines). Nothing
-        once the pass has run ``PASS_SECONDS``: the next cron run goes on, rather than overlap it."""
+        once the pass has run ``PASS_SECONDS``: the next cron run goes on, rather than overlap it. The CPU here
+        only bounds the calls (as if nothing else used it); the events' and orders' CPU is planned with
+        ``cpu_room``, and both read the one meter, so no unit is counted twice (tests/test_pass_room.py)."""
         if self.rt.clock() - self.started >= PASS_SECONDS:
             return 0
         left = self.meter.left()

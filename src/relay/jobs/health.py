@@ -25,6 +25,7 @@ from relay.core.config import Settings, Shop, canonical_name, how_to_set, scan_s
 from relay.core.errors import LightspeedError
 from relay.core.ports import Database, Http, HttpRequest, HttpResponse
 from relay.core.sentences import Foreign, Said
+from relay.core.utc import MAX_TIMESTAMP
 from relay.jobs import delivery, runtime
 from relay.outbox.delivery_log import scrub
 from relay.outbox.rows import ShopState
@@ -36,7 +37,6 @@ RECHECK_UNKNOWN = 3600             # a check that got no answer is tried again a
 STALE_AFTER = 2 * 24 * 3600        # no check for this long means the cron is not running
 MAX_SHOPS_PER_RUN = 6              # two subrequests each, beside the sweep's, in one cron invocation
 TIMEOUT = 10.0
-MAX_TIMESTAMP = 253402300799       # 9999-12-31T23:59:59Z, the last second a datetime can show
 REQUIRED_SCOPE = "ads_management"
 
 # Graph API versions and the day Meta stops serving them (https://developers.facebook.com/docs/graph-api/changelog/versions/).

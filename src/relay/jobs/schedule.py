@@ -17,7 +17,6 @@ the pass's first on the free plan, one before the jobs on the paid plan.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,27 +58,27 @@ class ReadingJob:
 
 
 async def health_check(rt: Runtime) -> Any:
-    n = per_run(limits.load_limits(rt.env), HEALTH_CALLS, limits.HEALTH_SHOPS)
+    n = per_run(limits.load_limits(rt.env, rt.cpu_limited), HEALTH_CALLS, limits.HEALTH_SHOPS)
     return await health.run_daily(rt, limit=n) if n else {}     # none fits: not even its read (a D1 call)
 
 
 def health_reads(rt: Runtime) -> list[Statement]:
-    return [health.STORED] if per_run(limits.load_limits(rt.env), HEALTH_CALLS, limits.HEALTH_SHOPS) else []
+    return [health.STORED] if per_run(limits.load_limits(rt.env, rt.cpu_limited), HEALTH_CALLS,
+                                      limits.HEALTH_SHOPS) else []
 
 
 async def dataset_quality(rt: Runtime) -> Any:
-    n = per_run(limits.load_limits(rt.env), QUALITY_CALLS, quality.PIXELS_PER_RUN)
+    n = per_run(limits.load_limits(rt.env, rt.cpu_limited), QUALITY_CALLS, quality.PIXELS_PER_RUN)
     return await quality.run_daily(rt, limit=n) if n else {}
 
 
 def quality_reads(rt: Runtime) -> list[Statement]:
-    return [quality.STORED] if per_run(limits.load_limits(rt.env), QUALITY_CALLS, quality.PIXELS_PER_RUN) else []
+    return [quality.STORED] if per_run(limits.load_limits(rt.env, rt.cpu_limited), QUALITY_CALLS,
+                                       quality.PIXELS_PER_RUN) else []
 
 
-def before_pass(worker: bool = True) -> tuple[Job, ...]:
-    """``worker=False``: CPython (``relay serve``), where no plan limits the CPU."""
-    if not worker:
-        return (functools.partial(health.run_daily, limit=limits.HEALTH_SHOPS),
-                functools.partial(quality.run_daily, limit=quality.PIXELS_PER_RUN), alerts.run)
+def before_pass() -> tuple[Job, ...]:
+    """The jobs, Worker and CPython alike: each sizes itself by its runtime's ``cpu_limited`` (in CPython, ``relay
+    serve``, no plan limits the CPU, so each takes its most a run), and says what it reads first."""
     return (ReadingJob(health_check, health_reads), ReadingJob(dataset_quality, quality_reads),
             ReadingJob(alerts.run, alerts.reads))

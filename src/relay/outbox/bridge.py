@@ -171,10 +171,7 @@ def _placed(rows: list[dict[str, Any]]) -> tuple[Placed | None, bool]:
     if not rows:
         return None, False
     r = rows[0]
-    total = r.get("total")
-    return (Placed(r.get("agent") if isinstance(r.get("agent"), str) else None, int(r["event_time"]),
-                   float(total) if isinstance(total, int | float) else 0.0),
-            r["state"] in binding.FINAL)
+    return Placed.of(r.get("agent"), r["event_time"], r.get("total")), r["state"] in binding.FINAL
 
 
 def _record(number: str, r: Mapping[str, Any]) -> Record:

@@ -107,7 +107,7 @@ async def _replay(rt: runtime.Runtime, form: dict[str, str]) -> Response:
     shop = load_shop(rt.env, form.get("shop", ""))
     number = form.get("number", "").strip()[:64]
     lang = form.get("lang", "") if form.get("lang") in wording.LANGUAGES else "en"
-    meter = Meter(limits.load_limits(rt.env).budget)
+    meter = Meter(limits.load_limits(rt.env, rt.cpu_limited).budget)
     metered = dataclasses.replace(rt, db=meter.database(rt.db), http=meter.http(rt.http),
                                   blobs=meter.blobs(rt.blobs) if rt.blobs is not None else None)
     try:

@@ -10,12 +10,11 @@ sends the rest. ``relay orders`` and ``relay replay`` print exactly these answer
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import re
-from datetime import date
 from typing import Any
 
+from relay.core import utc
 from relay.core.config import REQUIRED, Shop, load_shop, missing_variables, prefix_of
 from relay.core.errors import PayloadError, RequestError, UnknownShopError
 from relay.core.redact import redact
@@ -37,21 +36,8 @@ NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 def iso(ts: Any) -> str | None:
-    """UTC ``YYYY-MM-DDTHH:MM:SSZ``. Three per row, 50 rows a page: the date is made once per day (a page's
-    rows share a few days), the time from whole numbers, at half the CPU of ``datetime.isoformat`` in the
-    Worker's Python (which was a fifth of ``strftime``'s); the same text."""
-    if ts is None:
-        return None
-    day, second = divmod(int(ts), 86400)
-    return f"{_day(day)}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
-
-
-_EPOCH_DAY = date(1970, 1, 1).toordinal()
-
-
-@functools.lru_cache(maxsize=256)
-def _day(day: int) -> str:
-    return date.fromordinal(_EPOCH_DAY + day).isoformat()
+    """A ledger time as ``relay.core.utc.iso`` shows it, ``None`` for none (not sent yet, no retry planned)."""
+    return None if ts is None else utc.iso(ts)
 
 
 def view(shop: str, row: dict[str, Any], now: int) -> dict[str, Any]:
@@ -152,7 +138,7 @@ async def respond_replay(rt: Runtime, request: Request) -> Response:
                      Allow="POST")
     if not await auth.bearer(rt, request):
         return auth.unauthorized(rt.settings.admin_token)
-    meter = Meter(limits.load_limits(rt.env).budget)
+    meter = Meter(limits.load_limits(rt.env, rt.cpu_limited).budget)
     metered = dataclasses.replace(rt, db=meter.database(rt.db), http=meter.http(rt.http),
                                   blobs=meter.blobs(rt.blobs) if rt.blobs is not None else None)
     shop = load_shop(rt.env, shop_name(rt, request.query.get("shop")))
