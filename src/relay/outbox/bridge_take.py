@@ -54,6 +54,11 @@ ON CONFLICT (client, minute) DO UPDATE SET posts = posts + 1
 RETURNING posts
 """
 
+def _compact(sql: str) -> str:
+    """One line, single spaces: a post sends this text to D1 six times over, so its indentation stays here."""
+    return " ".join(sql.split())
+
+
 # ?1 shop, ?2 order number, ?3 client, ?4 minute, ?5 now, ?6 hour, ?7 the post's user agent, ?8 its value
 FACTS = f"""
 WITH ledger AS (
@@ -71,7 +76,7 @@ placed AS (
 posts AS (
     SELECT id, received_at, value, trim(COALESCE(user_agent, ''), {_SPACE}) AS theirs
     FROM bridge WHERE shop = ?1 AND order_number = ?2
-    UNION ALL SELECT NULL, ?5, ?8, trim(COALESCE(?7, ''), {_SPACE})),           -- the new post: no id yet
+    UNION ALL SELECT NULL, ?5, ?8, trim(COALESCE(?7, ''), {_SPACE})),           /* the new post: no id yet */
 split AS (
     SELECT id, received_at, value, theirs,
            CASE WHEN instr(value, '.') THEN substr(value, 1, instr(value, '.') - 1) ELSE value END AS whole,
@@ -103,54 +108,54 @@ facts AS (
     FROM placed p),
 decision AS (
     SELECT ok, known, final, kept, hour_stored,
-           NOT known OR (NOT final AND post_bound) AS wanted,          -- pending, or bound to its open order
+           NOT known OR (NOT final AND post_bound) AS wanted,    /* pending, or bound to its open order */
            known AND final AS after
     FROM facts)
 """
 
 # The order is known and open: its pending posts get their binding.
-SETTLE = FACTS + """
+SETTLE = _compact(FACTS + """
 UPDATE bridge SET binding = (SELECT j.binding FROM judged j WHERE j.id = bridge.id)
 WHERE shop = ?1 AND order_number = ?2 AND binding IS NULL
   AND (SELECT ok AND known AND NOT final FROM decision)
-"""
+""")
 # The order is not known and has room, but the shop's hour is past SHOP_HOUR: its oldest pending post goes.
-EVICT_SHOP_OLDEST = FACTS + f"""
+EVICT_SHOP_OLDEST = _compact(FACTS + f"""
 DELETE FROM bridge WHERE id = (
     SELECT id FROM bridge WHERE shop = ?1 AND binding IS NULL AND received_at >= ?5 - {KEEP}
     ORDER BY received_at, id LIMIT 1)
   AND (SELECT ok AND NOT known AND kept < {PER_ORDER} AND hour_stored >= {SHOP_HOUR} FROM decision)
-"""
+""")
 # The order has PER_ORDER posts and this one may be kept: its oldest post not bound goes (one known not to be bound
 # before a pending one).
-EVICT = FACTS + f"""
+EVICT = _compact(FACTS + f"""
 DELETE FROM bridge WHERE id = (
     SELECT id FROM bridge WHERE shop = ?1 AND order_number = ?2 AND binding IS NOT 'bound'
     ORDER BY binding IS NULL, received_at, id LIMIT 1)
   AND (SELECT ok AND wanted AND kept >= {PER_ORDER} FROM decision)
-"""
-TALLY = FACTS + f"""
+""")
+TALLY = _compact(FACTS + f"""
 INSERT INTO bridge_shops (shop, hour, stored, dropped, after_send)
 SELECT ?1, ?6, wanted AND kept < {PER_ORDER}, NOT (wanted AND kept < {PER_ORDER}) AND NOT after, after
 FROM decision WHERE ok
 ON CONFLICT (shop, hour) DO UPDATE SET stored = stored + excluded.stored, dropped = dropped + excluded.dropped,
     after_send = after_send + excluded.after_send
-"""
+""")
 # A paid order held for its post (BRIDGE_WAIT) becomes due now.
-DUE_NOW = FACTS + f"""
+DUE_NOW = _compact(FACTS + f"""
 UPDATE outbox SET next_attempt_at = ?5, updated_at = ?5
 WHERE shop = ?1 AND order_number = ?2 COLLATE NOCASE AND order_number = ?2
   AND event_name = 'Purchase' AND state = 'due' AND next_attempt_at > ?5
   AND (SELECT ok AND known AND wanted AND kept < {PER_ORDER} FROM decision)
 RETURNING order_id
-"""
+""")
 # ?9 consent, ?10 fbp, ?11 fbc, ?12 fbclid, ?13 url, ?14 ip address
-STORE = FACTS + f"""
+STORE = _compact(FACTS + f"""
 INSERT INTO bridge (shop, order_number, received_at, consent, fbp, fbc, fbclid, value, url, ip, user_agent, binding)
 SELECT ?1, ?2, ?5, ?9, ?10, ?11, ?12, ?8, ?13, ?14, ?7, CASE WHEN known THEN 'bound' END
 FROM decision WHERE ok AND wanted AND kept < {PER_ORDER}
 RETURNING id, binding
-"""
+""")
 
 DELETE_OLD_CLIENTS = "DELETE FROM bridge_clients WHERE minute < ?"
 DELETE_OLD = "DELETE FROM bridge WHERE received_at < ?"   # also run by the cron pass: (now - KEEP,)
