@@ -423,7 +423,37 @@ async function checkBridgeBinding(base) {
   const settled = rows.map((x) => `${x.binding}/${x.verdict}`).join(",");
   expect(settled === "agent/agent,bound/attached" && rows.every((x) => x.ip === null && x.user_agent === null),
     `bridge rows on D1 should be settled (agent/agent, bound/attached) with no IP or agent, are ${JSON.stringify(rows)}`);
-  return `stranger's post then the shopper's, then the webhook → Meta got the shopper's fbp and address; D1 posts ${settled}`;
+  return `stranger's post then the shopper's, then the webhook → Meta got the shopper's fbp and address; D1 posts ${settled}; `
+    + await checkHeldOrder(env, base, hook, secret, fixture, ours);
+}
+
+async function checkHeldOrder(env, base, hook, secret, fixture, ours) {
+  // A third order, its webhook first and held for its post (BRIDGE_WAIT): each post is decided and written in one
+  // D1 call (relay.outbox.bridge_take), on D1's own SQLite: the stranger's is not kept, the shopper's (its agent,
+  // its total to the cent, 140.40 for 140.4) is kept bound and makes the held order due, which its waitUntil sends.
+  const held = { ...env, VIK_BRIDGE_WAIT: "120" };
+  const text = hook.bytes.toString("utf8").replace('"id":384271665,', '"id":384271698,').replace('"number":"ORD04217"', '"number":"ORD04298"');
+  const bytes = Buffer.from(text, "utf8");
+  const headers = { ...hook.headers, "X-Signature": createHash("md5").update(Buffer.concat([bytes, Buffer.from(secret)])).digest("hex") };
+  const post = (body, ip, agent) => invoke(held, new Request(`${base}/bridge?shop=vik`, { method: "POST",
+    body: JSON.stringify({ order_number: "ORD04298", consent: "granted", ...body }),
+    headers: { "Content-Type": "text/plain", "CF-Connecting-IP": ip, "User-Agent": agent } }));
+  await ctx.upstreams.dump();
+  let r = await invoke(held, new Request(`${base}/?shop=vik`, { method: "POST", headers, body: bytes }));
+  expect(r.status === 200, `the held order's webhook: expected 200, got ${r.status} ${r.body}`);
+  r = await post({ fbp: "fb.1.1763400000000.666666666", value: "140.4" }, "2001:db8:8::1", "Mozilla/5.0 Stranger/2.0");
+  expect(r.status === 204, `stranger's post for the held order: expected 204, got ${r.status}`);
+  expect(eventPosts(await ctx.upstreams.dump()).length === 0, "a stranger's post must not release the held order");
+  r = await post({ fbp: ours, value: "140.40" }, "2001:db8:9::2", fixture.order.userAgent);
+  expect(r.status === 204, `shopper's post for the held order: expected 204, got ${r.status}`);
+  const posted = eventPosts(await ctx.upstreams.dump());
+  expect(posted.length === 1 && JSON.parse(posted[0].body).data[0].user_data.fbp === ours,
+    `the shopper's bound post should send the held order once with its fbp, got ${posted.length} request(s)`);
+  const db = held.DB;
+  const rows = (await db.prepare("SELECT binding, verdict FROM bridge WHERE order_number = 'ORD04298'").all()).results;
+  const kept = rows.map((x) => `${x.binding}/${x.verdict}`).join(",");
+  expect(kept === "bound/attached", `D1 should keep only the shopper's post, bound and attached, has ${kept}`);
+  return `held order: stranger's post not kept, the shopper's sent it (D1 posts ${kept})`;
 }
 
 async function checkAdminSession(workerEnv, base) {

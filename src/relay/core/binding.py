@@ -24,6 +24,10 @@ bound is not kept at all, and a bound one replaces one that is not. While the or
 (the thank-you page may beat the webhook) posts are kept pending, the newest ``PER_ORDER`` per order, and
 past ``SHOP_HOUR`` new posts in the shop's hour a pending post replaces the shop's oldest pending one, so
 a flood bounds the table without pushing out a post made seconds ago.
+
+This module is the rule as it reads; ``relay.outbox.bridge_take`` applies ``place`` (and ``binding`` to each post)
+as SQL, so that a post costs one D1 call. tests/test_bridge_take_sql.py and tests/test_bridge_binding_sql.py run
+generated cases through both and keep them equal.
 """
 
 from __future__ import annotations
