@@ -5,6 +5,7 @@
 // so their CPU is timed and subtracted from the invocation's (process.cpuUsage, all threads).
 //
 //   node bench/glue_probe/probe.mjs [TREE] [--only webhook,cron] [--profile DIR] [--pyprof] [--phases] [--pass N]
+//                                   [--env NAME=VALUE ...]   (e.g. --env RELAY_PLAN=free: the webhook only stores)
 //
 // TREE: a checkout to measure (default: this one; e.g. `git archive main | tar -x -C /tmp/main`). Needs
 // `npm ci` and one conformance run (conformance/.cache holds the SDK). --profile writes V8 .cpuprofile files
@@ -22,7 +23,9 @@ import { parseArgs } from "node:util";
 
 const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: {
   profile: { type: "string" }, pyprof: { type: "boolean" }, phases: { type: "boolean" }, hooks: { type: "string", default: "40" },
-  only: { type: "string" }, pass: { type: "string", default: "3" } } });
+  only: { type: "string" }, pass: { type: "string", default: "3" },
+  env: { type: "string", multiple: true, default: [] } } });
+const EXTRA = Object.fromEntries(opt.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SELF = resolve(HERE, "..", "..");
 const REPO = resolve(positionals[0] ?? SELF);
@@ -180,7 +183,7 @@ const pyFetch = harness.get("fetch");
 const pyScheduled = harness.get("scheduled");
 
 function makeEnv(shops) {
-  return { ...JSON.parse(sup.env(shops)), DB: new D1Database(), LOGS: new R2Bucket() };
+  return { ...JSON.parse(sup.env(shops)), ...EXTRA, DB: new D1Database(), LOGS: new R2Bucket() };
 }
 
 async function invoke(fn) {
