@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 from relay.core.ports import Blobs
@@ -46,8 +46,9 @@ logger = logging.getLogger("relay")
 
 
 def log_key(shop: str, now: float, ident: str) -> str:
-    t = time.gmtime(now)
-    return f"logs/{shop}/{t.tm_year:04d}/{t.tm_mon:02d}/{t.tm_mday:02d}/{time.strftime('%H%M%S', t)}-{ident}.ndjson"
+    t = time.gmtime(now)   # the time of day formatted here: strftime is ~4x dearer in Pyodide and says the same
+    return (f"logs/{shop}/{t.tm_year:04d}/{t.tm_mon:02d}/{t.tm_mday:02d}/"
+            f"{t.tm_hour:02d}{t.tm_min:02d}{t.tm_sec:02d}-{ident}.ndjson")
 
 
 def scrub(text: str) -> str:
@@ -118,7 +119,7 @@ class DeliveryLog:
             return []
         keys = []
         for shop, entries in lines.items():
-            key = log_key(shop, now, f"{int(now * 1000) % 1000:03d}{uuid.uuid4().hex[:9]}")
+            key = log_key(shop, now, f"{int(now * 1000) % 1000:03d}{os.urandom(5).hex()[:9]}")   # 9 random hex digits
             data = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
             try:
                 await blobs.put(key, data.encode("utf-8"))
