@@ -225,6 +225,10 @@ class Env(Mapping[str, str]):
     def __getitem__(self, name: str) -> str:
         return self._vars[name]
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """``Mapping.get`` without its ``KeyError``: most optional variables are unset, and each raise costs."""
+        return self._vars.get(name, default)
+
     def names(self) -> list[str]:
         return self._names
 
