@@ -126,15 +126,19 @@ def _check_depth(body: bytes) -> None:
     level at a time, all with bytes methods in C (no regular expression over the whole body): escaped
     backslashes, then escaped quotes, go first, so every quote left opens or closes a string; then
     only quotes and brackets are kept, and every other quote-separated piece is a string's inside.
-    When no string holds a bracket (every order Lightspeed sends), each string's two quotes are side by side:
-    removing ``""`` pairs from the left then leaves no quote, and the same brackets, without splitting the body
-    into one piece per string (a thousand objects for a 13 KB order).
+
+    Three shortcuts give the same brackets with fewer passes over a 13 KB order: a body without ``\\"``
+    escapes no quote (taking out its backslash pairs cannot make one, and backslashes go anyway), so it is
+    not rewritten; the brackets are counted on the kept characters, where they all still are; and when no string
+    holds a bracket (every order Lightspeed sends), each string's two quotes are side by side, so removing ``""``
+    pairs from the left leaves no quote, without splitting the body into a thousand pieces, one per string.
     """
-    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+    if b'\\"' in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = body.translate(None, _NOT_STRUCTURE)
+    if structure.count(b"[") + structure.count(b"{") <= MAX_DEPTH:
         return
-    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in body else body
-    structure = unescaped.translate(None, _NOT_STRUCTURE)
-    brackets = structure.replace(b'""', b"")   # no string holds a bracket: each one's quotes are now side by side
+    brackets = structure.replace(b'""', b"")
     if b'"' in brackets:
         brackets = b"".join(structure.split(b'"')[::2])
     for _ in range(MAX_DEPTH):
@@ -237,7 +241,7 @@ def _text(value: Any) -> str | None:
         return text or None
     if value is None or value is False or value is True:
         return None
-    if isinstance(value, dict | list):
+    if isinstance(value, (dict, list)):   # a tuple: ``dict | list`` would build a union object on every call
         return None                    # an object where text belongs is no text
     text = _SURROGATE.sub("\ufffd", str(value)).strip()
     return text or None
@@ -274,7 +278,7 @@ def _money(value: Any, what: str) -> Decimal:
         amount = value
     elif isinstance(value, bool) or value is None:
         raise PayloadError(f"{what} is missing")
-    elif isinstance(value, dict | list):
+    elif isinstance(value, (dict, list)):
         raise PayloadError(f"{what} is not a number")
     else:
         try:
