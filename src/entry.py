@@ -36,7 +36,7 @@ warm.warm_up()
 # The JS built-ins used per call, looked up once (each ``js.X`` is a lookup across the bridge); like the SDK's own
 # ``from js import Object``, they are globals, which the memory snapshot restores by name.
 _JSON, _Object, _Reflect, _AbortSignal, _Response = js.JSON, js.Object, js.Reflect, js.AbortSignal, js.Response
-_fromEntries = _Object.fromEntries
+_fromEntries, _stringify = _Object.fromEntries, _JSON.stringify   # bound once: each attribute read is a crossing
 
 
 def _plain(value: Any) -> Any:
@@ -46,7 +46,7 @@ def _plain(value: Any) -> Any:
     each step a call across the JS/Python bridge; one string and a C-speed parse cost a fraction of it.
     D1 rows are plain JSON (text, numbers, null), so nothing is lost.
     """
-    return json.loads(_JSON.stringify(value))
+    return json.loads(_stringify(value))
 
 
 def _options(value: dict[str, Any]) -> Any:
@@ -127,7 +127,7 @@ class R2:
 
 def _headers(js_headers: Any) -> dict[str, str]:
     """A JS ``Headers`` as a dict in one crossing (names come lower-case; repeated ones joined by ", ")."""
-    headers: dict[str, str] = _plain(_Object.fromEntries(js_headers))
+    headers: dict[str, str] = _plain(_fromEntries(js_headers))
     return headers
 
 

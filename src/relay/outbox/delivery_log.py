@@ -61,12 +61,13 @@ def _cap(text: str) -> str:
 
 
 def _plain(key: str, value: Any) -> Any:
-    """The value if it may go into a line, else ``None`` (dropped)."""
-    if isinstance(value, bool | int | float):
+    """The value if it may go into a line, else ``None`` (dropped). (Type tuples, not ``X | Y``: that builds a
+    union object on every call, a dozen times a line.)"""
+    if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
         return scrub(value) if key in FREE_TEXT else _cap(value)
-    if isinstance(value, list | tuple) and all(isinstance(v, str) and len(v) <= 64 for v in value):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) and len(v) <= 64 for v in value):
         return list(value)
     return None
 
