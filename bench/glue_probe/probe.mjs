@@ -155,7 +155,9 @@ def _timed(owner, name):
             try: return f(*a, **k)
             finally: done(t)
     setattr(owner, name, functools.wraps(f)(w))
-for owner, names in [(entry.Default, "fetch runtime"), (entry, "_headers _plain _options Response"),
+# entry._response builds the Response since the webhook CPU work (it wraps the SDK's class, so that stays as it is)
+_made = "_response _body" if hasattr(entry, "_response") else "Response"
+for owner, names in [(entry.Default, "fetch runtime"), (entry, "_headers _plain _options " + _made),
                      (entry.D1, "run batch"), (entry.R2, "put"), (entry.FetchHttp, "send"),
                      (routes, "handle _read_limited _send_after"),
                      (intake, "receive_webhook load_shop verify parse_webhook row_for"), (capi, "build_event events_request classify"),
