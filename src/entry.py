@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import js
 from pyodide.ffi import JsException, to_js
+from pyodide.http import FetchResponse
 
 try:
     from pyodide.ffi import jsnull as _null  # JS null: Pyodide passes None as undefined
@@ -25,6 +27,7 @@ from relay.core.ports import HttpRequest, HttpResponse, QueryResult
 from relay.jobs import cron, runtime, schedule
 from relay.web import routes
 from relay.web.http import Request
+from relay.web.http import Response as Answer
 
 # Python Workers snapshot the interpreter after this module's import and start each isolate from it:
 # the first webhook's lazy work (imports, tables, compiled patterns, first-call caches) is done now.
@@ -33,7 +36,7 @@ warm.warm_up()
 # The JS built-ins used per call, looked up once (each ``js.X`` is a lookup across the bridge); like the SDK's own
 # ``from js import Object``, they are globals, which the memory snapshot restores by name.
 _JSON, _Object, _Reflect, _AbortSignal, _Response = js.JSON, js.Object, js.Reflect, js.AbortSignal, js.Response
-_fromEntries = _Object.fromEntries
+_fromEntries, _stringify = _Object.fromEntries, _JSON.stringify   # bound once: each attribute read is a crossing
 
 
 def _plain(value: Any) -> Any:
@@ -43,7 +46,7 @@ def _plain(value: Any) -> Any:
     each step a call across the JS/Python bridge; one string and a C-speed parse cost a fraction of it.
     D1 rows are plain JSON (text, numbers, null), so nothing is lost.
     """
-    return json.loads(_JSON.stringify(value))
+    return json.loads(_stringify(value))
 
 
 def _options(value: dict[str, Any]) -> Any:
@@ -124,8 +127,40 @@ class R2:
 
 def _headers(js_headers: Any) -> dict[str, str]:
     """A JS ``Headers`` as a dict in one crossing (names come lower-case; repeated ones joined by ", ")."""
-    headers: dict[str, str] = _plain(_Object.fromEntries(js_headers))
+    headers: dict[str, str] = _plain(_fromEntries(js_headers))
     return headers
+
+
+async def _body(js_request: Any) -> bytes:
+    """The request's body as bytes: its ``arrayBuffer`` and one copy (the SDK's ``bytes()`` asks ``bodyUsed``
+    twice on the way, and the body is read once here)."""
+    buffer = await js_request.arrayBuffer()
+    data: bytes = buffer.to_bytes()
+    return data
+
+
+_INITS: dict[tuple[int, str, tuple[tuple[str, str], ...]], Any] = {}   # a Response's init, by what it holds
+
+
+def _response(response: Answer) -> Response:
+    """The runtime's Response for a route's answer, in two crossings: the body's bytes and the constructor.
+
+    The init object (status and headers) is made once per distinct value and reused: ``new Response`` only
+    reads it. The SDK's ``Response(js_response)`` would ask the JS object for its constructor's name twice and
+    for its URL; wrapping it directly does what that constructor does with a JS Response (a new one's URL is
+    empty).
+    """
+    key = (response.status, response.content_type, tuple(response.headers.items()))
+    init = _INITS.get(key)
+    if init is None:
+        if len(_INITS) >= 64:   # a Retry-After's seconds differ each time: keep the cache small
+            _INITS.clear()
+        init = _INITS[key] = _options(
+            {"status": response.status, "headers": {"content-type": response.content_type, **response.headers}})
+    body = None if response.status in (204, 304) else to_js(response.encoded())   # a 204 must have no body
+    wrapped = Response.__new__(Response)
+    FetchResponse.__init__(wrapped, "", _Response.new(body, init))
+    return wrapped
 
 
 class FetchHttp:
@@ -160,6 +195,7 @@ class Env(Mapping[str, str]):
     """
 
     _last: Env | None = None
+    _last_raw: Any = None
 
     def __init__(self, names: list[str], values: dict[str, Any], text: str = "") -> None:
         self._names = names
@@ -169,6 +205,10 @@ class Env(Mapping[str, str]):
 
     @classmethod
     def of(cls, raw: Any) -> Env:
+        """The env's values, read once per env object: workerd hands an isolate's invocations the same one, whose
+        vars cannot change; another object (a test's) is read and compared, as before."""
+        if cls._last is not None and raw == cls._last_raw:   # the same JS object (``===``): one comparison
+            return cls._last
         keys = _Object.keys(raw)
         names: list[str] = _plain(keys)
         try:
@@ -176,6 +216,7 @@ class Env(Mapping[str, str]):
         except JsException:   # a binding that cannot be serialized: read the names one by one instead
             return cls(names, {name: getattr(raw, name, None) for name in names})
         last = cls._last
+        cls._last_raw = raw
         if last is not None and last._text == text and last._names == names:
             return last
         env = cls._last = cls(names, json.loads(text), text)
@@ -183,6 +224,10 @@ class Env(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return self._vars[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """``Mapping.get`` without its ``KeyError``: most optional variables are unset, and each raise costs."""
+        return self._vars.get(name, default)
 
     def names(self) -> list[str]:
         return self._names
@@ -203,18 +248,17 @@ class Default(WorkerEntrypoint):
                                env_names=env.names(), cpu_limited=True)
 
     async def fetch(self, request: Any) -> Response:
-        url = urlsplit(str(request.url))
-        headers = _headers(request.js_object.headers)
+        js_request = request.js_object   # read directly: the SDK's properties add a Python call each
+        url = urlsplit(str(js_request.url))
+        headers = _headers(js_request.headers)
         headers.setdefault("host", url.netloc)   # what a form's Origin is compared with (relay.web.auth)
         plain = Request(
-            method=str(request.method).upper(), path=url.path, query=dict(parse_qsl(url.query)),
-            headers=headers, read_body=request.bytes, client=headers.get("cf-connecting-ip", ""))
+            method=str(js_request.method).upper(), path=url.path, query=dict(parse_qsl(url.query)),
+            headers=headers, read_body=partial(_body, js_request), client=headers.get("cf-connecting-ip", ""))
         response = await routes.handle(self.runtime(), plain)
         for work in response.after:
             self.ctx.waitUntil(work)
-        body = None if response.status in (204, 304) else to_js(response.encoded())   # a 204 must have no body
-        options = {"status": response.status, "headers": {"content-type": response.content_type, **response.headers}}
-        return Response(_Response.new(body, _options(options)))
+        return _response(response)
 
     async def scheduled(self, controller: Any, env: Any = None, ctx: Any = None) -> None:
         rt = self.runtime()

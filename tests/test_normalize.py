@@ -346,6 +346,33 @@ def test_phone_table_matches_phonenumbers_for_every_region():
         assert any(by_digit), region
 
 
+def test_phone_normalizes_its_own_result_to_itself():
+    """``relay.core.match`` hashes ``"+" + normalize("ph", ...)`` without normalizing it again: that is only the
+    same key while no calling code is a prefix of another, each region's national lengths are ones its calling
+    code allows, and code plus number stay within the 20 digits ``phone`` reads."""
+    from relay.core.normalize_phone import _CALLING_CODES, _LENGTH_CHARS, _REGIONS
+
+    codes = list(_CALLING_CODES)
+    assert [(a, b) for a in codes for b in codes if a != b and b.startswith(a)] == []
+    longest = 0
+    for region, (code, _trunks, _idd, lengths) in _REGIONS.items():
+        allowed = _CALLING_CODES[code][1]
+        for digit in range(10):
+            assert set(lengths[digit]) <= set(allowed[digit]), (region, digit)
+        longest = max([longest, *(_LENGTH_CHARS.index(ch) + len(code) for field in lengths for ch in field)])
+    assert longest <= 20
+    written = ["06-12345678", "+31 6 12345678", "0031 (0)6 1234 5678", "(650)555-1212", "011 31 6 12345678",
+               "8 800 123-45-67", "+39 06 1234 5678", "470 12 34 56", "020 7946 0958", "31612345678"]
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+        numbers = written + ([phonenumbers.format_number(example, PhoneNumberFormat.NATIONAL)] if example else [])
+        for raw in numbers:
+            for country in (region, None):
+                digits = normalize("ph", raw, country)
+                if digits is not None:
+                    assert normalize("ph", "+" + digits, country) == digits, (raw, country)
+
+
 def test_calling_codes_cover_every_code_phonenumbers_knows():
     codes = _phone_regions.CALLING_CODES
     assert set(codes) == set(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)

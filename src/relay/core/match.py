@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.core.normalize import birth_date, hash_field, normalize, sha256_hex, spaced_name
+from relay.core.normalize import LATEST_BIRTH_YEAR, birth_date, hash_field, normalize, sha256_hex, spaced_name
 from relay.core.order import Address, Order
 
 # Words that make up Dutch, Flemish, French, German, Italian, Spanish and Portuguese surname
@@ -93,15 +93,19 @@ def user_data(order: Order, *, browser: bool) -> dict[str, Any]:
             data[key] = hashed[0] if len(hashed) == 1 else hashed
 
     put("em", order.email)
-    put("ph", *(_phone(order, number) for number in (order.phone, order.mobile)))
+    phones = [sha256_hex(number[1:]) for number in dict.fromkeys(_phone(order, n) for n in (order.phone, order.mobile))
+              if number]   # "+" and digits that normalize("ph") gives back unchanged: hashed as they are
+    if phones:
+        data["ph"] = phones[0] if len(phones) == 1 else phones
     for key, name in (("fn", order.firstname), ("ln", surname(order))):
         put(key, name)
         spaced = spaced_name(name) if name and key in data else None
         if spaced:   # the older form, hashed as it is: normalizing it again would remove its spaces
             data[key] = [data[key], sha256_hex(spaced)]
     put("ge", order.gender)
-    if order.birth_date:
-        put("db", birth_date(order.birth_date, country, max_year=order.created_at.year))
+    born = birth_date(order.birth_date, country, max_year=order.created_at.year) if order.birth_date else None
+    if born is not None and int(born[:4]) <= LATEST_BIRTH_YEAR:   # what normalize("db") would give back unchanged
+        data["db"] = sha256_hex(born)
     put("ct", address.city, region=address.country)
     put("st", address.region, region=address.country)
     put("zp", address.zipcode, region=address.country)
@@ -118,7 +122,12 @@ def user_data(order: Order, *, browser: bool) -> dict[str, Any]:
 
 
 def _phone(order: Order, number: str | None) -> str | None:
-    """``number`` as "+" and E.164 digits, placed with the billing country, else the shipping one."""
+    """``number`` as "+" and E.164 digits, placed with the billing country, else the shipping one.
+
+    ``normalize("ph")`` of what this returns is its digits again, whatever the country: they start with a
+    calling code (none is a prefix of another) followed by a national number of a length that code allows
+    (tests/test_normalize.py checks both on the region tables), so ``user_data`` hashes them without
+    normalizing them a second time."""
     if not number:
         return None
     for country in dict.fromkeys((order.billing.country, order.shipping.country)):

@@ -126,11 +126,21 @@ def _check_depth(body: bytes) -> None:
     level at a time, all with bytes methods in C (no regular expression over the whole body): escaped
     backslashes, then escaped quotes, go first, so every quote left opens or closes a string; then
     only quotes and brackets are kept, and every other quote-separated piece is a string's inside.
+
+    Three shortcuts give the same brackets with fewer passes over a 13 KB order: a body without ``\\"``
+    escapes no quote (taking out its backslash pairs cannot make one, and backslashes go anyway), so it is
+    not rewritten; the brackets are counted on the kept characters, where they all still are; and when no string
+    holds a bracket (every order Lightspeed sends), each string's two quotes are side by side, so removing ``""``
+    pairs from the left leaves no quote, without splitting the body into a thousand pieces, one per string.
     """
-    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+    if b'\\"' in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = body.translate(None, _NOT_STRUCTURE)
+    if structure.count(b"[") + structure.count(b"{") <= MAX_DEPTH:
         return
-    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    brackets = b"".join(unescaped.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
+    brackets = structure.replace(b'""', b"")
+    if b'"' in brackets:
+        brackets = b"".join(structure.split(b'"')[::2])
     for _ in range(MAX_DEPTH):
         inner = brackets.replace(b"[]", b"").replace(b"{}", b"")
         if inner == brackets:
@@ -223,10 +233,15 @@ def _embedded_lines(block: Any) -> tuple[Line, ...] | None:
 
 def _text(value: Any) -> str | None:
     """Text, or ``None`` for absent; unpaired surrogates (``"\\ud800"``) become U+FFFD, so the value
-    can always be UTF-8 encoded, hashed and stored."""
+    can always be UTF-8 encoded, hashed and stored.
+
+    A JSON string (nearly every call) goes first; an ASCII one holds no surrogate, so it skips the pattern."""
+    if type(value) is str:
+        text = (value if value.isascii() else _SURROGATE.sub("\ufffd", value)).strip()
+        return text or None
     if value is None or value is False or value is True:
         return None
-    if isinstance(value, dict | list):
+    if isinstance(value, (dict, list)):   # a tuple: ``dict | list`` would build a union object on every call
         return None                    # an object where text belongs is no text
     text = _SURROGATE.sub("\ufffd", str(value)).strip()
     return text or None
@@ -240,12 +255,15 @@ def _id(value: Any) -> int | None:
 
 
 def _ip(value: Any) -> str | None:
-    """``remoteIp`` when it is an IPv4 or IPv6 address (Meta's ``client_ip_address``), else dropped."""
+    """``remoteIp`` when it is an IPv4 or IPv6 address (Meta's ``client_ip_address``), else dropped.
+
+    ``ipaddress.ip_address`` tries IPv4 first and fails (an exception) on every IPv6 address; a colon, which
+    only IPv6 has, says which one to try, with the same result."""
     text = _text(value)
     if text is None or len(text) > 64:
         return None
     try:
-        return str(ipaddress.ip_address(text))
+        return str(ipaddress.IPv6Address(text) if ":" in text else ipaddress.IPv4Address(text))
     except ValueError:
         return None
 
@@ -256,14 +274,17 @@ def _user_agent(value: Any) -> str | None:
 
 
 def _money(value: Any, what: str) -> Decimal:
-    if isinstance(value, bool) or value is None:
+    if type(value) is Decimal:   # a JSON number, already read exactly from its text by ``loads``
+        amount = value
+    elif isinstance(value, bool) or value is None:
         raise PayloadError(f"{what} is missing")
-    if isinstance(value, dict | list):
+    elif isinstance(value, (dict, list)):
         raise PayloadError(f"{what} is not a number")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise PayloadError(f"{what} is not a number") from exc
+    else:
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation as exc:
+            raise PayloadError(f"{what} is not a number") from exc
     if not amount.is_finite():
         raise PayloadError(f"{what} is not a finite number")
     if abs(amount) >= MAX_MONEY:

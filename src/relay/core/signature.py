@@ -31,7 +31,7 @@ def verify(body: bytes, header: str | None, secret: Secret | str) -> None:
     given = header.strip()
     if not _HEX32.fullmatch(given):
         raise SignatureError("X-Signature header is not a 32-character hex md5 digest")
-    if not isinstance(body, bytes | bytearray):
+    if not isinstance(body, (bytes, bytearray)):
         raise SignatureError("signature must be checked over the raw body bytes")
     expected = sign(bytes(body), secret)
     if not hmac.compare_digest(expected.encode("ascii"), given.lower().encode("ascii")):
