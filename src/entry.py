@@ -139,7 +139,8 @@ async def _body(js_request: Any) -> bytes:
     return data
 
 
-_INITS: dict[tuple[int, str, tuple[tuple[str, str], ...]], Any] = {}   # a Response's init, by what it holds
+# A Response's init, by what it holds; filled by requests, never at import (the memory snapshot keeps no JS object).
+_INITS: dict[tuple[int, str, tuple[tuple[str, str], ...]], Any] = {}
 
 
 def _response(response: Answer) -> Response:
