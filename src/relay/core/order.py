@@ -115,6 +115,8 @@ def loads(body: bytes) -> Any:
         ) from exc
     except ValueError as exc:      # an integer over Python's 4,300-digit conversion limit
         raise PayloadError("body holds a number too long to be a Lightspeed value; nothing was stored") from exc
+    except ArithmeticError as exc:  # decimal.InvalidOperation: an exponent past what Decimal can hold (1e99...9)
+        raise PayloadError("body holds a number too large to be a Lightspeed value; nothing was stored") from exc
     except RecursionError as exc:  # unreachable after _check_depth; kept so no parser limit can answer 500
         raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels; this is not a Lightspeed order") from exc
 
