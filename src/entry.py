@@ -6,6 +6,7 @@ core in ``relay`` imports and runs unchanged on CPython.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import js
-from pyodide.ffi import JsException, to_js
+from pyodide.ffi import JsException, JsProxy, to_js
 from pyodide.http import FetchResponse
 
 try:
@@ -54,6 +55,12 @@ def _options(value: dict[str, Any]) -> Any:
     return to_js(value, dict_converter=_fromEntries)
 
 
+def _raw(binding: Any) -> Any:
+    """The JS binding: as given when it is one (``Default.runtime`` reads the raw env), else the one the SDK's
+    ``_BindingWrapper`` holds. A JS object is not asked for ``_binding``: a missing attribute raises inside Pyodide."""
+    return binding if isinstance(binding, JsProxy) else getattr(binding, "_binding", binding)
+
+
 class D1:
     """The ``Database`` port over a D1 binding, on the raw JS binding under the SDK's wrapper.
 
@@ -65,7 +72,7 @@ class D1:
     """
 
     def __init__(self, binding: Any) -> None:
-        self.binding = getattr(binding, "_binding", binding)   # the SDK's _BindingWrapper holds the JS binding
+        self.binding = _raw(binding)
         self._prepared: dict[str, Any] = {}
 
     def _statement(self, sql: str, params: Sequence[Any]) -> Any:
@@ -99,7 +106,7 @@ class R2:
     """The ``Blobs`` port over an R2 binding (the raw JS binding, options as plain JS objects)."""
 
     def __init__(self, binding: Any) -> None:
-        self.binding = getattr(binding, "_binding", binding)
+        self.binding = _raw(binding)
 
     async def put(self, key: str, data: bytes, content_type: str = "application/x-ndjson") -> None:
         await self.binding.put(key, data.decode("utf-8"), _options({"httpMetadata": {"contentType": content_type}}))
@@ -159,9 +166,18 @@ def _response(response: Answer) -> Response:
         init = _INITS[key] = _options(
             {"status": response.status, "headers": {"content-type": response.content_type, **response.headers}})
     body = None if response.status in (204, 304) else to_js(response.encoded())   # a 204 must have no body
+    js_response = _Response.new(body, init)
+    if not _WRAP_DIRECTLY:   # an SDK whose Response is not pyodide's FetchResponse: its own constructor
+        return Response(js_response)
     wrapped = Response.__new__(Response)
-    FetchResponse.__init__(wrapped, "", _Response.new(body, init))
+    FetchResponse.__init__(wrapped, "", js_response)
     return wrapped
+
+
+# The direct wrap is what workers-runtime-sdk's Response(js_response) does (1.9.5: ``super().__init__(body.url,
+# body)``); checked once at import so another SDK version falls back to its own constructor instead of failing.
+_WRAP_DIRECTLY = issubclass(Response, FetchResponse) and \
+    list(inspect.signature(FetchResponse.__init__).parameters)[:3] == ["self", "url", "js_response"]
 
 
 class FetchHttp:
