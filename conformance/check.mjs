@@ -356,6 +356,8 @@ async function checkWorkerFetch() {
     && bridged[0].fbp === thankYou.fbp, `bridge row should hold the post with CF-Connecting-IP, has ${JSON.stringify(bridged)}`);
   // Rotating addresses inside one IPv6 /64 (what one subscriber gets) is one client for the bridge's limit:
   // 20 posts a minute from the /64, then 429; the next /64 is another client.
+  // The limit counts per clock minute: start early in a minute, so the 21 posts cannot straddle two of them.
+  if (Date.now() % 60000 > 30000) await new Promise((r) => setTimeout(r, 60000 - (Date.now() % 60000) + 50));
   const rotated = [];
   for (let n = 1; n <= 21; n++) {
     r = await invoke(env, new Request(`${base}/bridge?shop=vik`, { method: "POST",
