@@ -37,6 +37,7 @@ from relay.jobs.limits import (
 from relay.jobs.listing import list_page, start_listing
 from relay.jobs.pass_state import PassReport, ShopPass, ShopTurn, Sleep, turn_of
 from relay.jobs.runtime import Runtime
+from relay.jobs.send_ahead import claim_ahead, send_claimed
 from relay.jobs.send_round import release, send_round
 from relay.outbox.budget import Meter
 from relay.outbox.cron_ledger import CronLedger
@@ -136,7 +137,8 @@ class Pass:
     async def run(self, shops: list[Shop], since: int | None, reads: Sequence[Statement] = ()) -> PassReport:
         """The pass; ``reads`` ride in its first D1 call for the jobs after it (``read_ahead``)."""
         now = self.rt.now()
-        start = await self.ledger.start_pass(now, reads)
+        ahead = claim_ahead(self, shops, now)
+        start = await self.ledger.start_pass(now, reads, ahead)
         self.read = list(zip(reads, start.also, strict=True))
         by_shop = sorted(start.expired, key=lambda r: (str(r["shop"]), int(r["order_id"])))
         for name, group in groupby(by_shop, key=lambda r: str(r["shop"])):
@@ -165,6 +167,8 @@ class Pass:
         for rank, s in enumerate(order):
             s.rank = rank
         try:
+            if start.claimed is not None:
+                await send_claimed(self, order, start.claimed, now)
             await self._rounds(order)
         except BudgetExhausted as exc:          # a planning bug, never the plan: report it, lose nothing
             self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))

@@ -76,6 +76,9 @@ UNLIMITED = 10**9
 # D1 batch (which carries the shop's turn) and one log object. On that plan the daily jobs run only after a pass
 # that did nothing (relay.jobs.cron.scheduled), so their reads are not part of it.
 LISTING_PASS_CALLS = 4
+# And of one that sends one event: the pass's start, which claims it too (relay.jobs.send_ahead), its products.json,
+# the Meta request, the finish (which carries the shop's turn) and one log object.
+SEND_PASS_CALLS = 5
 
 
 @dataclass(frozen=True)

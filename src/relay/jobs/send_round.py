@@ -21,7 +21,7 @@ from relay.jobs import currency, delivery
 from relay.jobs.limits import CURRENCY_CALLS, LIST_COST, LOW_WATER, ROUND_CALLS, ROUND_COST, SPARE, UNLIMITED
 from relay.jobs.pass_state import PassContext, ShopTurn, deadline, turn_of
 from relay.outbox.cron_ledger import turn_statement
-from relay.outbox.rows import Finished
+from relay.outbox.rows import Claimed, Finished
 
 
 async def release(work: PassContext, s: ShopTurn) -> None:
@@ -117,7 +117,7 @@ def plan(work: PassContext, order: list[ShopTurn], hard: bool = False) -> list[t
 
 async def send_round(work: PassContext, order: list[ShopTurn]) -> bool:
     """Claim for every planned shop in one D1 call, fetch lines and post one Meta request per shop,
-    and finish them all in one D1 call."""
+    and finish them all in one D1 call (``deliver_round``)."""
     planned = plan(work, order) or (plan(work, order, hard=True) if work.may_force() else [])
     if not planned:
         return work.may_force() and await refresh_currency(work, order)
@@ -125,6 +125,14 @@ async def send_round(work: PassContext, order: list[ShopTurn]) -> bool:
     token = uuid.uuid4().hex
     claimed = await work.ledger.claim_many({s.shop.name: limit for s, limit, _ in planned}, now, token,
                                            delivery.LEASE_SECONDS)
+    return await deliver_round(work, planned, claimed, token, now)
+
+
+async def deliver_round(work: PassContext, planned: list[tuple[ShopTurn, int, int]],
+                        claimed: dict[str, list[Claimed]], token: str, now: int) -> bool:
+    """A round's rows, claimed under ``token`` (by ``send_round``, or by the pass's start: ``relay.jobs.send_ahead``):
+    each shop's lines and one Meta request, then one D1 call finishes them all with the shops' turns. Whether
+    anything moved."""
     later = sum(lines + s.state_cost(now) + 2 for s, _, lines in planned)   # what the planned shops still need
     finished: dict[str, list[Finished]] = {}
     also: dict[str, list[tuple[str, Sequence[Any]]]] = {}

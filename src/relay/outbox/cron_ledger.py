@@ -16,7 +16,8 @@ from typing import Any
 from relay.core.bridge import KEEP
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.ports import Database, QueryResult
-from relay.outbox import bridge, cancellations
+from relay.outbox import bridge, cancellations, claim_ahead
+from relay.outbox.claim_ahead import Claim, ClaimAhead
 from relay.outbox.ledger import (
     _BROWSER_FIELDS,
     _CLAIM_DUE,
@@ -95,6 +96,7 @@ class PassStart:
     states: dict[str, ShopState] = field(default_factory=dict)
     expired: list[dict[str, Any]] = field(default_factory=list)     # shop, order_id, event_id
     also: list[QueryResult] = field(default_factory=list)           # the answers to ``start_pass``'s ``also``
+    claimed: Claim | None = None                                    # the row claimed ahead (``claim_ahead``)
 
 
 def _progress(rows: list[dict[str, Any]]) -> dict[str, Progress]:
@@ -127,7 +129,8 @@ class CronLedger(Ledger):
     async def progress(self) -> dict[str, Progress]:
         return await _progress_rows(self.db)
 
-    async def start_pass(self, now: int, also: Sequence[tuple[str, Sequence[Any]]] = ()) -> PassStart:
+    async def start_pass(self, now: int, also: Sequence[tuple[str, Sequence[Any]]] = (),
+                         ahead: ClaimAhead | None = None) -> PassStart:
         """Everything a pass starts from, in one D1 call. The same call first does the outbox's upkeep,
         so that a shop that sends nothing for days still gets it: rows past ``RETENTION`` are deleted
         (any later delivery of such an order is too old to send, so deleting it cannot cause a second
@@ -135,10 +138,13 @@ class CronLedger(Ledger):
         ``expired`` (kept a pass at least: the deletion runs first); rows past the window forget the
         shopper's IP address and user agent.
 
-        ``also`` are reads for others, run last in the same call (after the upkeep, so they see what it
-        did) and answered in ``PassStart.also``: the cron's jobs read their tables here, not in calls of
-        their own (``relay.outbox.read_ahead``)."""
+        With ``ahead`` the pass's claim follows its reads (``claim_ahead``: they see what was due before it),
+        answered in ``PassStart.claimed``. ``also`` are reads for others, run last in the same call (after the
+        upkeep, so they see what it did) and answered in ``PassStart.also``: the cron's jobs read their tables
+        here, not in calls of their own (``relay.outbox.read_ahead``); they run only after a pass that claimed
+        nothing, whose claim wrote nothing."""
         window_cutoff = now - (WINDOW - EXPIRE_MARGIN)
+        claim = [claim_ahead.statement(ahead, now)] if ahead is not None else []
         _, _, expired, _, due_rows, progress, shops, *others = await self.db.batch([
             (_DELETE_OLD, (now - RETENTION,)),
             (bridge.DELETE_OLD, (now - KEEP,)),
@@ -147,6 +153,7 @@ class CronLedger(Ledger):
             (_DUE_BY_SHOP, (now, now)),
             ("SELECT * FROM backfill", ()),
             ("SELECT * FROM shops", ()),
+            *claim,
             *also,
         ])
         due: dict[str, Due] = {}
@@ -156,7 +163,7 @@ class CronLedger(Ledger):
                                  r["held_until"] if r["held_until"] is not None else before.held_until,
                                  r["held_token"] if r["held_token"] is not None else before.held_token)
         return PassStart(_progress(progress.rows), due, {r["shop"]: shop_state(r) for r in shops.rows},
-                         expired.rows, others)
+                         expired.rows, others[len(claim):], claim_ahead.claimed(others[0]) if claim else None)
 
     async def claim_many(self, limits: Mapping[str, int], now: int, token: str,
                          lease_seconds: int) -> dict[str, list[Claimed]]:
