@@ -9,15 +9,19 @@ served (least recently served first). Real SQLite, real HTTP to the loopback fak
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
 import pytest
 
 from conftest import SECRET, shop_env
-from relay.core.cpu_model import MODEL
-from relay.jobs import delivery, limits
+from relay.core.config import load_shop
+from relay.core.cpu_model import MODEL, CpuModel
+from relay.core.order import parse_order
+from relay.jobs import delivery, intake, limits
 from relay.jobs.limits import SEND_PASS_CALLS
+from relay.outbox.ledger import Ledger
 from test_backfill import LINES, PAID, Harness, harness, listed, sent_event_ids
 from test_plans import CRON, SMALL, KillAt, KilledByTheRuntime, free_env
 
@@ -151,3 +155,40 @@ def test_a_model_that_holds_more_than_one_event_plans_its_round_after_its_start(
     assert set(sent_event_ids(meta).values()) == {1}
     assert max(len(r.json()["data"]) for r in meta.requests if r.path.endswith("/events")) > 1, \
         "a round of several events, as before"
+
+
+TIGHT = CpuModel(per_invocation=3.0, per_subrequest=0.5, per_listed_order=0.5, per_event=0.5)   # test_plans'
+
+
+@pytest.mark.parametrize("model", [MODEL, TIGHT], ids=["shipped: the start claims", "tight: the round claims"])
+def test_a_shop_whose_hold_ran_out_with_nothing_due_does_not_take_the_free_passes(harness, env, meta, lightspeed,
+                                                                                  clock, model):
+    """A hold under the same token ends by itself: its time passes, its row stays. Such a shop with nothing due
+    was counted as a full batch due (as if its token had been replaced and its retries released), and being the
+    least recently served it took every free pass's one round, which claimed nothing: the other shops' events
+    never went out."""
+    h, now = harness, int(clock.now)
+    free_env(env)
+    env.update(shop_env(meta, lightspeed, "ATELIER"))
+    env["ATELIER_LIGHTSPEED_API_KEY"], env["ATELIER_META_PIXEL_ID"] = "atelier-key", "111222333444550"
+    vik, atelier = load_shop(env, "vik"), load_shop(env, "atelier")
+    for n in range(2):
+        row = intake.row_for(parse_order(listed(PAID, 905_000 + n, now - 3600)), vik, now, "backfill")
+        asyncio.run(Ledger(h.sqlite).record(row, now))
+        lightspeed.products[905_000 + n] = LINES
+    h.sqlite.conn.executemany(
+        "INSERT INTO shops (shop, currency, currency_at, held_until, held_token, updated_at) "
+        "VALUES (?, 'EUR', ?, ?, ?, ?)",
+        [("vik", now, None, None, now), ("atelier", now, now - 10, atelier.meta_token.fingerprint(), now)])
+    h.sqlite.conn.executemany("INSERT INTO backfill (shop, served_at, updated_at) VALUES (?, ?, ?)",
+                              [("vik", now - 100, now), ("atelier", now - 1000, now)])
+    h.sqlite.conn.commit()
+    plan = limits.for_plan(limits.FREE, model=model)
+
+    async def scenario() -> None:
+        for _ in range(4):
+            await h.one_pass(limits=plan, listing=False)
+            clock.advance(CRON)
+
+    h.run(scenario)
+    assert sorted(sent_event_ids(meta)) == ["purchase_ORD905000", "purchase_ORD905001"]

@@ -6,7 +6,8 @@ events went to Meta in one request. The rest of the budget goes to lines and Met
 50 subrequests a pass sends about 40 events with their contents, unless the plan's CPU model says
 fewer fit (``relay.core.cpu_model``: each event, and each of its ``products.json`` calls, costs CPU).
 The finish also stores each served shop's turn (rotation, the Meta requests of this minute), so a pass
-stopped after a round has lost nothing of it.
+stopped after a round has lost nothing of it. On the free plan, where a pass holds one event, the pass's start
+makes the claim (``relay.jobs.send_ahead``) and ``deliver_round`` does the rest.
 """
 
 from __future__ import annotations
@@ -26,15 +27,20 @@ from relay.outbox.rows import Claimed, Finished
 
 async def release(work: PassContext, s: ShopTurn) -> None:
     """Lift the hold of a shop whose Meta token was replaced: its waiting retries are due now, as many
-    as a round may claim, all assumed to need their lines until the claim says otherwise."""
+    as a round may claim, all assumed to need their lines until the claim says otherwise. A hold under the
+    same token whose time has passed lifts nothing: its retries fell due with it and are counted already (a
+    shop with none was counted as a full batch, and on the free plan took every pass's one round, claiming
+    nothing)."""
+    replaced = s.state.held_token != s.shop.meta_token.fingerprint()
     work.meter.shop = s.shop.name
     try:
         s.held = s.report.held = await delivery.held(work.rt, s.shop, s.state, work.rt.now())
     finally:
         work.meter.shop = None
     s.state = dataclasses.replace(s.state, held_until=None)
-    if not s.held:
+    if not s.held and replaced:
         s.due = s.needs_lines = max(s.due, work.limits.batch_size)
+
 
 async def refresh_currency(work: PassContext, order: list[ShopTurn]) -> bool:
     """A unit of its own for a pass that could not send even one event: the currency of the next shop to send

@@ -40,7 +40,7 @@ pick AS (
     LEFT JOIN shops s ON s.shop = due.shop
     WHERE s.currency <> '' AND s.currency_at > ?
       AND (s.held_until IS NULL OR s.held_until <= ?)
-      AND NOT (COALESCE(b.rate_limited_until, 0) > ? AND (due.lines > 0 OR s.held_until IS NOT NULL))
+      AND NOT (COALESCE(b.rate_limited_until, 0) > ? AND due.lines > 0)
       AND NOT (b.meta_window IS ? AND b.meta_requests >= ?)
       AND NOT EXISTS (SELECT 1 FROM shops h JOIN cfg c ON c.shop = h.shop
                       WHERE h.held_until IS NOT NULL AND h.held_token IS NOT c.fingerprint)
