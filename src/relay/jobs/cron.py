@@ -15,7 +15,8 @@ before either runs out. Whatever it did not reach, the next pass continues:
   for every planned shop (under one lease token), then each shop's lines are fetched and its events
   go to Meta in one request (bisecting a rejected batch), and one ``batch`` finishes them all. A pass
   starts with one D1 call too (``CronLedger.start_pass``: upkeep, expiry, what is due, every shop's
-  position and state; on the free plan the reads of the jobs that run after an idle pass as well), so
+  position and state; on the free plan the reads of the jobs that run after an idle pass, and the claim of the
+  one event the pass holds, ``relay.jobs.send_ahead``, as well), so
   the budget goes to events: at 50 subrequests and no CPU limit, about 40 a pass with their lines; on
   the free plan the CPU model decides, a few a pass.
 - Fairness: every shop wanting a listing lists a page each round, and a round sends first for the

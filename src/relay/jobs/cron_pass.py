@@ -40,7 +40,7 @@ from relay.jobs.runtime import Runtime
 from relay.jobs.send_ahead import claim_ahead, send_claimed
 from relay.jobs.send_round import release, send_round
 from relay.outbox.budget import Meter
-from relay.outbox.cron_ledger import CronLedger
+from relay.outbox.cron_ledger import CronLedger, PassStart
 from relay.outbox.read_ahead import Statement
 from relay.outbox.rows import Due, Progress, ShopState
 
@@ -140,6 +140,18 @@ class Pass:
         ahead = claim_ahead(self, shops, now)
         start = await self.ledger.start_pass(now, reads, ahead)
         self.read = list(zip(reads, start.also, strict=True))
+        order = self.shop_turns(shops, start, since, now)
+        try:
+            if start.claimed is not None:
+                await send_claimed(self, order, start.claimed, now)
+            await self._rounds(order)
+        except BudgetExhausted as exc:          # a planning bug, never the plan: report it, lose nothing
+            self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))
+        return self._report()
+
+    def shop_turns(self, shops: list[Shop], start: PassStart, since: int | None, now: int) -> list[ShopTurn]:
+        """Each shop's turn as the start found it (its expired rows logged), in the order the pass serves them:
+        the least recently served first, then the smaller backlog, then the name."""
         by_shop = sorted(start.expired, key=lambda r: (str(r["shop"]), int(r["order_id"])))
         for name, group in groupby(by_shop, key=lambda r: str(r["shop"])):
             gone = list(group)
@@ -166,13 +178,7 @@ class Pass:
         order = sorted(self.shops.values(), key=lambda s: (s.progress.served_at or 0, s.due, s.shop.name))
         for rank, s in enumerate(order):
             s.rank = rank
-        try:
-            if start.claimed is not None:
-                await send_claimed(self, order, start.claimed, now)
-            await self._rounds(order)
-        except BudgetExhausted as exc:          # a planning bug, never the plan: report it, lose nothing
-            self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))
-        return self._report()
+        return order
 
     async def _rounds(self, order: list[ShopTurn]) -> None:
         """Rounds until nothing moves: a listing page for every shop that wants one, then one send round

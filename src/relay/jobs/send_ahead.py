@@ -41,9 +41,18 @@ def claim_ahead(work: PassContext, shops: Sequence[Shop], now: int) -> ClaimAhea
 
 
 async def send_claimed(work: PassContext, order: list[ShopTurn], claim: Claim, now: int) -> bool:
-    """The round of the row the start claimed: its lines, Meta, and the finish with the shop's turn. A claim for
-    a shop the pass does not serve (none: the statement picks among the pass's shops) waits out its lease."""
-    planned = [(s, 1, int(claim.row.needs_lines)) for s in order if s.shop.name == claim.shop]
-    if not planned:
+    """The round of the row the start claimed: its lines, Meta, and the finish with the shop's turn.
+
+    The claim was planned before the start; what the start found may leave less: rows it expired are log lines,
+    and each other shop with lines is one more log object. When the event no longer fits inside the limit, or
+    the claim is for a shop the pass does not serve (none: the statement picks among the pass's shops), the
+    row is not sent: it waits out its lease (``LEASE_SECONDS``) and a later pass claims it again."""
+    s = next((s for s in order if s.shop.name == claim.shop), None)
+    if s is None:
         return False
-    return await deliver_round(work, planned, {claim.shop: [claim.row]}, claim.token, now)
+    lines = int(claim.row.needs_lines)
+    calls = lines + 2 + work.logs({s.shop.name}) - work.logs(set())     # Meta, the finish, its log object
+    cpu, left = work.cpu_room(calls, hard=True), work.meter.left()
+    if (cpu is not None and cpu < work.limits.cpu_model.per_event) or (left is not None and left < calls + 1):
+        return False
+    return await deliver_round(work, [(s, 1, lines)], {claim.shop: [claim.row]}, claim.token, now)

@@ -2,9 +2,9 @@
 
 Each method is one D1 call however many rows and shops it touches (``Database.batch``), because a
 cron invocation spends its subrequest budget on D1 calls too: a pass starts with one call
-(``start_pass``: upkeep, expiry, what is due, every shop's position and state, and the reads of the jobs
-that may run after the pass), claims for several shops in one (``claim_many``) and finishes them in one
-(``finish_many``).
+(``start_pass``: upkeep, expiry, what is due, every shop's position and state, the reads of the jobs
+that may run after the pass, and on the free plan the claim of its one event: ``relay.outbox.claim_ahead``),
+claims for several shops in one (``claim_many``) and finishes them in one (``finish_many``).
 """
 
 from __future__ import annotations
