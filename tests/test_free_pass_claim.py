@@ -36,16 +36,26 @@ def calls(h: Harness, meta: Any, lightspeed: Any) -> Counter[str]:
                    listing=len(lightspeed.requests) - products)
 
 
+def paid_listed(h: Harness, lightspeed: Any, first_id: int, count: int, now: int) -> None:
+    """``count`` paid orders listed without their lines (their lines at ``products.json``), and vik's currency
+    fetched just now, so a free pass's one unit is an event."""
+    orders = [listed(PAID, first_id + i, now - 3600 + i * 60) for i in range(count)]
+    lightspeed.orders.extend(orders)
+    for order in orders:
+        lightspeed.products[order["id"]] = LINES
+    cached_currency(h, now)
+
+
+def cached_currency(h: Harness, now: int) -> None:
+    h.sqlite.conn.execute("INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES ('vik', 'EUR', ?, ?)",
+                          (now, now))
+
+
 def test_a_free_pass_sending_one_listed_order_makes_five_subrequests_and_a_killed_one_sends_nothing_twice(
         harness, env, meta, lightspeed, clock):
     h, now = harness, clock.now
     free_env(env)
-    orders = [listed(PAID, 870_000 + i, now - 3600 + i * 60) for i in range(3)]
-    lightspeed.orders.extend(orders)
-    for order in orders:
-        lightspeed.products[order["id"]] = LINES
-    h.sqlite.conn.execute("INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES ('vik', 'EUR', ?, ?)",
-                          (now, now))
+    paid_listed(h, lightspeed, 870_000, 3, now)
     sends: list[Counter[str]] = []
 
     async def one(**kill: Any) -> Counter[str]:
@@ -113,8 +123,7 @@ def test_the_start_claims_for_the_least_recently_served_shop_as_the_send_round_w
             order = listed(PAID, 880_000 + 10 * n + i, now - 3600 + i * 60)
             account.append(order)
             lightspeed.products[order["id"]] = LINES
-    h.sqlite.conn.execute("INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES ('vik', 'EUR', ?, ?)",
-                          (now, now))
+    cached_currency(h, now)
     order: list[str] = []
 
     async def scenario() -> None:
@@ -138,12 +147,7 @@ def test_a_model_that_holds_more_than_one_event_plans_its_round_after_its_start(
     """With room for several events (a small model) the start claims nothing: the round plans them all."""
     h, now = harness, clock.now
     free_env(env)
-    orders = [listed(PAID, 890_000 + i, now - 3600 + i * 60) for i in range(6)]
-    lightspeed.orders.extend(orders)
-    for o in orders:
-        lightspeed.products[o["id"]] = LINES
-    h.sqlite.conn.execute("INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES ('vik', 'EUR', ?, ?)",
-                          (now, now))
+    paid_listed(h, lightspeed, 890_000, 6, now)
     plan = limits.for_plan(limits.FREE, model=SMALL)
 
     async def scenario() -> None:
