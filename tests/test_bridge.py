@@ -408,3 +408,21 @@ def test_the_served_script_is_javascript_without_eval(start):
     assert "max-age" in answer.headers["cache-control"]
     assert "eval(" not in answer.text and "new Function" not in answer.text
     assert httpx.get(f"{relay.url}/bridge.js?shop=nosuch").status_code == 404
+
+
+def test_an_expired_orders_posts_forget_the_address_and_browser(start, meta, clock):
+    """An order that leaves Meta's window is never sent, so no send clears its posts: the pass that expires it
+    does, as it does for the order's own row."""
+    relay = start()
+    assert post(relay).status_code == 204                 # before the webhook: kept, pending
+    meta.script.append(graph_error(500, 2, "Service temporarily unavailable", transient=True))
+    webhook(relay)
+    relay.drain()
+    assert row(relay)["state"] == "retry"
+    [kept] = bridge_rows(relay)
+    assert kept["ip"] and kept["user_agent"] == AGENT
+    clock.advance(7 * 86400)
+    server_pass(relay)
+    assert row(relay)["state"] == "expired"
+    [kept] = bridge_rows(relay)
+    assert (kept["ip"], kept["user_agent"]) == (None, None)

@@ -27,8 +27,8 @@ from relay.core.ports import Database
 from relay.outbox import bridge_take
 from relay.outbox.bridge_take import CLIENT_MINUTES, DELETE_OLD, RATE
 
-__all__ = ["CLAIM_COLUMN", "CLIENT_MINUTES", "DELETE_OLD", "RATE", "BridgeStore", "Taken", "client_key", "decided",
-           "records_of"]
+__all__ = ["CLAIM_COLUMN", "CLIENT_MINUTES", "DELETE_OLD", "FORGET_EXPIRED", "RATE", "BridgeStore", "Taken",
+           "client_key", "decided", "records_of"]
 
 _KEPT = "SELECT id, received_at, consent, value, user_agent, binding FROM bridge WHERE shop = ? AND order_number = ?"
 
@@ -37,6 +37,16 @@ CLAIM_COLUMN = """(SELECT json_group_array(json_object('id', b.id, 'received_at'
         'consent', b.consent, 'fbp', b.fbp, 'fbc', b.fbc, 'fbclid', b.fbclid, 'value', b.value, 'ip', b.ip,
         'user_agent', b.user_agent, 'binding', b.binding))
     FROM bridge b WHERE b.shop = outbox.shop AND b.order_number = outbox.order_number) AS bridge"""
+
+# Run by the cron pass after its expiry: an order that left Meta's window is never sent, so the send path's
+# ``decided`` never clears its posts' IP address and user agent; they are forgotten here instead, as the order's
+# own row forgets its own.
+FORGET_EXPIRED = """
+UPDATE bridge SET ip = NULL, user_agent = NULL
+WHERE (ip IS NOT NULL OR user_agent IS NOT NULL) AND EXISTS (
+    SELECT 1 FROM outbox o WHERE o.shop = bridge.shop AND o.order_number = bridge.order_number
+      AND o.event_name = 'Purchase' AND o.state = 'expired')
+"""
 
 _DECIDED = """
 UPDATE bridge SET ip = NULL, user_agent = NULL, binding = COALESCE(binding, json_extract(?, '$.r' || id)),

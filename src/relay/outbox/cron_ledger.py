@@ -136,7 +136,7 @@ class CronLedger(Ledger):
         (any later delivery of such an order is too old to send, so deleting it cannot cause a second
         send), as are bridge posts past 8 days; open rows about to leave Meta's window become
         ``expired`` (kept a pass at least: the deletion runs first); rows past the window forget the
-        shopper's IP address and user agent.
+        shopper's IP address and user agent, and so do the thank-you posts of expired orders.
 
         With ``ahead`` the pass's claim follows its reads (``claim_ahead``: they see what was due before it),
         answered in ``PassStart.claimed``. ``also`` are reads for others, run last in the same call (after the
@@ -145,11 +145,12 @@ class CronLedger(Ledger):
         nothing, whose claim wrote nothing."""
         window_cutoff = now - (WINDOW - EXPIRE_MARGIN)
         claim = [claim_ahead.statement(ahead, now)] if ahead is not None else []
-        _, _, expired, _, due_rows, progress, shops, *others = await self.db.batch([
+        _, _, expired, _, _, due_rows, progress, shops, *others = await self.db.batch([
             (_DELETE_OLD, (now - RETENTION,)),
             (bridge.DELETE_OLD, (now - KEEP,)),
             (_EXPIRE_ALL, (now, window_cutoff, now, window_cutoff)),
             (_FORGET_BROWSER, (window_cutoff, None, None)),
+            (bridge.FORGET_EXPIRED, ()),
             (_DUE_BY_SHOP, (now, now)),
             ("SELECT * FROM backfill", ()),
             ("SELECT * FROM shops", ()),
