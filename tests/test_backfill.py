@@ -53,6 +53,16 @@ def listed(template: dict[str, Any], order_id: int, created: float, updated: flo
     return order
 
 
+def paid_with_lines(lightspeed: Any, first_id: int, count: int, now: float, step: int = 60) -> list[dict[str, Any]]:
+    """``count`` paid orders placed an hour ago, ``step`` seconds apart, listed without their lines (as Lightspeed
+    lists them) and with their lines at ``products.json``."""
+    orders = [listed(PAID, first_id + i, now - 3600 + i * step) for i in range(count)]
+    lightspeed.orders.extend(orders)
+    for order in orders:
+        lightspeed.products[order["id"]] = LINES
+    return orders
+
+
 def event_id(order: dict[str, Any]) -> str:
     return f"purchase_{order['number']}"
 

@@ -22,7 +22,7 @@ from relay.core.order import parse_order
 from relay.jobs import delivery, intake, limits
 from relay.jobs.limits import SEND_PASS_CALLS
 from relay.outbox.ledger import Ledger
-from test_backfill import LINES, PAID, Harness, harness, listed, sent_event_ids
+from test_backfill import LINES, PAID, Harness, harness, listed, paid_with_lines, sent_event_ids
 from test_plans import CRON, SMALL, KillAt, KilledByTheRuntime, free_env
 
 __all__ = ["harness"]      # the fixture, shared with test_backfill
@@ -39,10 +39,7 @@ def calls(h: Harness, meta: Any, lightspeed: Any) -> Counter[str]:
 def paid_listed(h: Harness, lightspeed: Any, first_id: int, count: int, now: int) -> None:
     """``count`` paid orders listed without their lines (their lines at ``products.json``), and vik's currency
     fetched just now, so a free pass's one unit is an event."""
-    orders = [listed(PAID, first_id + i, now - 3600 + i * 60) for i in range(count)]
-    lightspeed.orders.extend(orders)
-    for order in orders:
-        lightspeed.products[order["id"]] = LINES
+    paid_with_lines(lightspeed, first_id, count, now)
     cached_currency(h, now)
 
 

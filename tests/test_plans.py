@@ -19,7 +19,7 @@ from relay.core.cpu_model import MODEL, TARGET, CpuModel
 from relay.core.errors import ConfigError
 from relay.jobs import cron, limits, schedule
 from relay_tools.fakes import FakeLightspeed, WindowedLightspeed
-from test_backfill import LINES, PAID, UNPAID, Harness, harness, list_requests, listed, sent_event_ids
+from test_backfill import LINES, PAID, UNPAID, Harness, harness, list_requests, listed, paid_with_lines, sent_event_ids
 
 __all__ = ["harness"]      # the fixture, shared with test_backfill
 
@@ -191,10 +191,7 @@ def test_on_the_free_plan_the_daily_jobs_run_only_after_a_pass_that_did_nothing(
     Every pass stays inside the model and 50 subrequests, D1, fetch and R2 counted at the ports."""
     h, now = harness, clock.now
     free_env(env)
-    orders = [listed(PAID, 850_000 + i, now - 3600 + i * 60) for i in range(3)]
-    lightspeed.orders.extend(orders)
-    for order in orders:
-        lightspeed.products[order["id"]] = LINES
+    paid_with_lines(lightspeed, 850_000, 3, now)
     jobs_ran: list[int] = []
 
     async def daily(rt: Any) -> None:
@@ -227,10 +224,7 @@ def test_relay_backfill_on_the_free_plan_is_not_held_to_the_workers_cpu(harness,
     """`relay backfill` runs in CPython: the plan's calls per pass, but full pages and no CPU model."""
     h, now = harness, clock.now
     free_env(env)
-    orders = [listed(PAID, 840_000 + i, now - 3600 + i * 10) for i in range(30)]
-    lightspeed.orders.extend(orders)
-    for order in orders:
-        lightspeed.products[order["id"]] = LINES
+    paid_with_lines(lightspeed, 840_000, 30, now, step=10)
     totals = h.run(h.until_done)
     assert totals.shops["vik"].sent == 30 and set(sent_event_ids(meta).values()) == {1}
     assert {p["limit"] for p in list_requests(lightspeed)} == {"250"} and max(h.spent) <= 50
