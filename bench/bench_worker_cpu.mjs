@@ -469,7 +469,8 @@ async function main() {
       const row = { label, kind, n: s.n, median: s.median, p95: s.p95, max: s.max, thread_median: t.median,
         first: first?.cpu ?? null, first_calls: first ? first.calls : null,
         subrequests: { median: sub.median, max: sub.max, fetch: part("fetch"), d1: part("d1"), r2: part("r2") },
-        shim_ms: shimMs, less_shim: s.median - shimMs, note: extraInfo };
+        shim_ms: shimMs, less_shim: s.median - shimMs, note: extraInfo,
+        thread_p95: t.p95, samples: ms.map((m) => [+m.cpu.toFixed(3), +m.thread.toFixed(3)]) };   // in order: [cpu, thread]
       rows.push(row);
       console.error(`  ${label}: median ${s.median.toFixed(1)} ms, p95 ${s.p95.toFixed(1)} ms (n ${s.n})${extraInfo ? "; " + extraInfo : ""}`);
     };
@@ -588,8 +589,10 @@ async function main() {
         out.first_pass = { cpu: f.cpu, thread: f.thread, calls: f.calls, events: events[0] };
         out.passes = passes.map((m) => ({ cpu: m.cpu, thread: m.thread, calls: m.calls, listed: m.listed, events: m.events }));
         const all = stats(passes.map((m) => m.cpu));
+        const allThread = stats(passes.map((m) => m.thread));
         const busy = passes.filter((m) => m.listed || m.events);
         out.all_passes = { n: passes.length, median: all.median, p95: all.p95, max: all.max,
+          thread_median: allThread.median, thread_p95: allThread.p95, thread_max: allThread.max,
           progressed: busy.length, events: events.reduce((a, b) => a + b, 0), drained: Boolean(out.drained),
           events_per_pass: events.reduce((a, b) => a + b, 0) / passes.length };
       }
@@ -657,12 +660,12 @@ function print(out) {
     `D1 ${(out.shim.d1 / 1000).toFixed(2)} ms (a batch of 8: ${(out.shim.d1batch / 1000).toFixed(2)}), ` +
     `R2 ${(out.shim.r2 / 1000).toFixed(2)} ms, fetch ${(out.shim.fetch / 1000).toFixed(2)} ms`);
   console.log("");
-  console.log("| invocation | n | median ms | p95 ms | max ms | first ms | subrequests (fetch + D1 + R2) | thread median ms | shim ms | median - shim |");
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  console.log("| invocation | n | median ms | p95 ms | max ms | first ms | subrequests (fetch + D1 + R2) | thread median ms | thread p95 ms | shim ms | median - shim |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of out.rows) {
     const s = r.subrequests;
     const subs = `${s.median} (${s.fetch} + ${s.d1} + ${s.r2})` + (s.max !== s.median ? `, max ${s.max}` : "");
-    console.log(`| ${r.label} | ${r.n} | ${f(r.median)} | ${f(r.p95)} | ${f(r.max)} | ${f(r.first)} | ${subs} | ${f(r.thread_median)} | ${r.shim_ms.toFixed(2)} | ${f(r.less_shim)} |`);
+    console.log(`| ${r.label} | ${r.n} | ${f(r.median)} | ${f(r.p95)} | ${f(r.max)} | ${f(r.first)} | ${subs} | ${f(r.thread_median)} | ${f(r.thread_p95)} | ${r.shim_ms.toFixed(2)} | ${f(r.less_shim)} |`);
   }
   if (out.first_pass) {
     const p = out.first_pass;
@@ -671,7 +674,8 @@ function print(out) {
   }
   if (out.all_passes) {
     const a = out.all_passes;
-    console.log(`cron-busy every pass (1-${a.n}): median ${f(a.median)} ms, p95 ${f(a.p95)} ms, max ${f(a.max)} ms CPU; ` +
+    console.log(`cron-busy every pass (1-${a.n}): median ${f(a.median)} ms, p95 ${f(a.p95)} ms, max ${f(a.max)} ms CPU ` +
+      `(thread: median ${f(a.thread_median)}, p95 ${f(a.thread_p95)}, max ${f(a.thread_max)}); ` +
       `${a.progressed} of ${a.n} listed or sent something; ${a.events} events, ${a.events_per_pass.toFixed(2)} a pass ` +
       `(${Math.round(a.events_per_pass * 720)} a day at a pass every 2 minutes)${a.drained ? "; drained" : "; NOT drained"}`);
   }

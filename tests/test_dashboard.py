@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from conftest import order_body, shop_env, signed_headers
-from relay.core.config import Secret
-from relay.jobs import health
+from conftest import PAID_RAW, order_body, shop_env, signed_headers
+from relay.core.config import Secret, load_shop
+from relay.core.order import parse_order
+from relay.jobs import delivery, health, intake
 from relay.web import auth, dashboard_html, wording
 from relay_tools.fakes import graph_error
 
@@ -225,3 +228,31 @@ def test_times_read_as_the_shop_reads_its_clock(ago, offset, lang, shown):
     now = 1764534420                                    # 2025-11-30 20:27 UTC (21:27 in the shop at +01:00)
     assert wording.when(now - ago, offset, lang, now) == shown
     assert wording.when(None, offset, lang, now) == ""
+
+
+def test_a_long_backlog_shows_the_thirty_to_act_on_first_and_counts_the_rest(relay, meta, clock):
+    """A day of missed webhooks leaves hundreds of orders due: the list shows failed ones first, then the newest
+    due, thirty in all, and says how many more there are (all of them, not a count capped by what was read)."""
+    rt = relay.relay.runtime()
+    vik = load_shop(rt.env, "vik")
+    now = int(clock.now)
+
+    async def fill() -> None:
+        for n in range(1, 451):
+            raw = json.loads(PAID_RAW)["order"]
+            raw.update(id=70_000 + n, number=f"BK{n:05d}", createdAt=_iso(now - 7200 + n),
+                       updatedAt=_iso(now - 7100 + n))
+            await intake.record_order(rt, vik, parse_order(raw), "backfill")
+        meta.reject_event_ids.add("purchase_BK00001")            # the oldest: refused by Meta
+        await delivery.send_due(rt, vik, order_id=70_001)
+
+    relay.call(fill())
+    text = get(relay, {"Authorization": f"Bearer {ADMIN}"}).text
+    shown = re.findall(r'<span class="num">(BK\d{5})</span>', text)
+    assert shown[0] == "BK00001"                                  # failed, though the oldest: first
+    assert shown[1:] == [f"BK{n:05d}" for n in range(450, 421, -1)]   # then the newest due, 30 in all
+    assert "420 more: relay orders --shop vik" in text
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()

@@ -5,6 +5,10 @@ time zone as its orders show it. They go out in the one D1 call that /status's f
 Rows carry delivery facts only, never ``payload`` (no customer data, not even hashed). "Needs
 attention" is every event touched in the last 7 days that is not sent and not cancelled: failed,
 expired, retrying, waiting for payment, and queued or being sent (which a held shop's events are).
+
+Only the rows a shop's list shows are read (``SHOW_PER_SHOP``, picked in SQL in the page's order), with
+the shop's full count beside them: a day of missed webhooks leaves hundreds of orders due, and reading
+them all to show thirty cost a free-plan page more than its 10 ms of CPU.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from relay.core.ports import Database
 from relay.outbox.one_call import json_rows, rows_of
 
 ATTENTION = ("failed", "expired", "retry", "waiting", "due", "sending")
-LIMIT = 400                    # rows read for the page, all shops; each shop shows at most SHOW_PER_SHOP
-SHOW_PER_SHOP = 30
+SHOW_PER_SHOP = 30             # rows read and shown per shop; the rest are counted
+# The list's order: what the owner can act on first (failed, then retrying), then newest first.
+RANK = ("CASE state WHEN 'failed' THEN 0 WHEN 'retry' THEN 1 WHEN 'due' THEN 2 WHEN 'sending' THEN 2 "
+        "WHEN 'expired' THEN 3 WHEN 'waiting' THEN 4 ELSE 5 END")
 SEARCH_LIMIT = 20
 DAY = 86400
 
@@ -28,7 +34,8 @@ COLUMNS = ("shop, order_id, event_name, order_number, event_time, state, payment
 
 @dataclass
 class Reads:
-    attention: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # by shop, newest first
+    attention: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # by shop, in RANK order
+    counts: dict[str, int] = field(default_factory=dict)     # by shop: all the rows that need attention
     found: list[dict[str, Any]] = field(default_factory=list)                  # the search, all shops
     utc_offsets: dict[str, int] = field(default_factory=dict)                  # learned from orders
 
@@ -39,9 +46,11 @@ async def read(db: Database, shops: Sequence[str], now: int, number: str | None 
     marks = ", ".join("?" for _ in shops)
     states = ", ".join(f"'{s}'" for s in ATTENTION)
     statements: list[tuple[str, Sequence[Any]]] = [
-        (json_rows(f"SELECT {COLUMNS} FROM outbox WHERE state IN ({states}) AND updated_at >= ? "
-                   f"AND shop IN ({marks}) ORDER BY event_time DESC, order_id DESC LIMIT ?", COLUMNS),
-         (now - 7 * DAY, *shops, LIMIT)),
+        (json_rows(f"SELECT {COLUMNS}, total FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY shop "
+                   f"ORDER BY {RANK}, event_time DESC, order_id DESC) AS pick, COUNT(*) OVER (PARTITION BY shop) "
+                   f"AS total FROM outbox WHERE state IN ({states}) AND updated_at >= ? AND shop IN ({marks})) "
+                   "WHERE pick <= ? ORDER BY shop, pick", COLUMNS + ", total"),
+         (now - 7 * DAY, *shops, SHOW_PER_SHOP)),
         ("SELECT shop, utc_offset FROM backfill WHERE utc_offset IS NOT NULL", ()),
     ]
     if number:
@@ -52,6 +61,7 @@ async def read(db: Database, shops: Sequence[str], now: int, number: str | None 
     reads = Reads(utc_offsets={str(r["shop"]): int(r["utc_offset"]) for r in results[1].rows})
     for row in rows_of(results[0]):
         reads.attention.setdefault(str(row["shop"]), []).append(row)
+        reads.counts[str(row["shop"])] = int(row.pop("total"))
     if number:
         reads.found = rows_of(results[2])
     return reads

@@ -178,11 +178,10 @@ class Page:
         title = f"<h3>{w['needs_title']}</h3>"
         if not rows:
             return title + f"<p class=\"muted\">{w['none_need']}</p>"
-        rank = {"failed": 0, "retry": 1, "due": 2, "sending": 2, "expired": 3, "waiting": 4}
-        shown = sorted(rows, key=lambda r: (rank.get(str(r["state"]), 5), -int(r["event_time"])))[:30]
-        items = "".join(self.order(name, row, bool(s["held"])) for row in shown)
-        more = f"<p class=\"muted\">{escape(w['more'].format(n=len(rows) - len(shown), shop=name))}</p>" \
-            if len(rows) > len(shown) else ""
+        items = "".join(self.order(name, row, bool(s["held"])) for row in rows)   # ranked and capped in SQL
+        total = self.reads.counts.get(name, len(rows))
+        more = f"<p class=\"muted\">{escape(w['more'].format(n=total - len(rows), shop=name))}</p>" \
+            if total > len(rows) else ""
         return f"{title}<ul class=\"orders\">{items}</ul>{more}"
 
     def order(self, shop: str, row: dict[str, Any], held: bool, with_shop: bool = False) -> str:
