@@ -19,7 +19,12 @@
 //   Meta and Lightspeed are relay_tools.fakes in a CPython process (bench/bench_worker_cpu.py --serve).
 // - CPU per invocation is process.cpuUsage() (user + system, all threads: V8's GC and compiler threads
 //   included, so it errs high) around the call and all of its waitUntil work, after warm-up; "thread" is the
-//   main thread alone (/proc/self/task/<pid>/schedstat). Figures only: nothing here is asserted on time.
+//   main thread alone (/proc/self/task/<pid>/schedstat), the isolate's thread: what Cloudflare counts against
+//   the plan's limit (the runtime reads the thread's CPU clock before and after calling into the Worker, and
+//   has the OS signal that thread at the limit: Kenton Varda, Workers' lead, at
+//   community.cloudflare.com/t/how-is-cpu-time-per-request-measured-in-cloudflare-workers/49964). It still
+//   holds the shim's own cost. --json keeps every invocation's [process, thread] pair. Figures only: nothing
+//   here is asserted on time.
 //
 // Kinds (in this order; "first" is the first invocation of the kind in this process):
 //   webhook        a signed paid-order webhook for a new order (accept + the waitUntil send), 30 orders
