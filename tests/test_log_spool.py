@@ -190,6 +190,24 @@ def test_free_webhook_and_post_make_one_d1_call_and_the_cron_writes_the_lines_th
     assert staged_lines(spool.objects()) == expected, "the same lines, bytes and keys (less the random part)"
 
 
+def test_a_free_pass_that_claimed_its_event_reads_no_staged_row_and_the_next_idle_one_writes_them(edges):
+    """The pass sending the webhook's order has no CPU to copy: its start does not even read the rows."""
+    edge = edges("spool")
+    seen = SpoolReads(edge.db)
+
+    async def steps() -> None:
+        await invoke(edge.rt(), webhook_request(PAID_RAW))
+        free = limits.load_limits(edge.env, cpu_limited=True)
+        sending = await cron.run_pass(edge.rt(db=seen), limits=free)
+        assert sending.calls["meta"] == 1 and seen.rows == [0] and edge.spooled() == 1, "sent; nothing read"
+        for _ in range(3):          # the new shop's listing pages, then an idle pass
+            if edge.spooled():
+                await cron.run_pass(edge.rt(db=seen), limits=free)
+        assert not edge.spooled() and seen.rows[-1] == 1
+
+    run(steps, edge)
+
+
 def test_a_recopy_after_a_lost_delete_overwrites_the_object_with_no_line_twice(edges):
     edge = edges("spool")
     lose_delete = NoSpoolDelete(edge.sqlite)
@@ -284,6 +302,23 @@ class NoSpoolDelete:
             self.refused += 1
             raise OSError("network connection lost")
         return await self.inner.batch(statements)
+
+
+class SpoolReads:
+    """D1 noting how many staged rows each pass's start read."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.rows: list[int] = []
+
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        return await self.inner.run(sql, params)
+
+    async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[QueryResult]:
+        results = await self.inner.batch(statements)
+        self.rows += [len(r.rows) for (sql, _), r in zip(statements, results, strict=True)
+                      if sql.startswith("SELECT id, shop, key, body FROM log_spool")]
+        return results
 
 
 class BrokenBlobs:

@@ -143,14 +143,16 @@ class Pass:
         """The pass; ``reads`` ride in its first D1 call for the jobs after it (``read_ahead``)."""
         now = self.rt.now()
         ahead = claim_ahead(self, shops, now)
-        start = await self.ledger.start_pass(now, [*reads, log_spool.READ], ahead)
-        self.read = list(zip(reads, start.also[:len(reads)], strict=True))
+        # the staged log rides too: right after the claim ahead, and read only when it claimed nothing (spool_copy)
+        spool = log_spool.READ if ahead is None else log_spool.READ_UNCLAIMED
+        start = await self.ledger.start_pass(now, [spool, *reads], ahead)
+        self.read = list(zip(reads, start.also[1:], strict=True))
         order = self.shop_turns(shops, start, since, now)
         try:
             if start.claimed is not None:
                 await send_claimed(self, order, start.claimed, now)
             await self._rounds(order)
-            self.logged = await copy_spool(self, start.also[len(reads)], self.deferred)
+            self.logged = await copy_spool(self, start.also[0], self.deferred)
         except BudgetExhausted as exc:          # a planning bug, never the plan: report it, lose nothing
             self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))
         return self._report()
