@@ -42,9 +42,11 @@ async def respond(rt: Runtime, request: Request) -> Response:
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise BodyTooLargeError(f"a bridge post is at most {MAX_BODY} bytes; post only the fields of the snippet")
     inline = limits.sends_inline(rt.env, rt.cpu_limited)
-    # the free plan stages the post's log line in its one D1 call (relay.outbox.log_spool): no R2 put
+    # the free plan stages the post's log line in its one D1 call (relay.outbox.log_spool): no R2 put (nothing
+    # without a LOGS bucket: no log is written, so none may pile up in D1)
     received = await bridge.receive(rt, shop.name, await request.read_body(), request.client or None,
-                                    request.headers.get("user-agent"), spool=not inline)
+                                    request.headers.get("user-agent"),
+                                    spool=not inline and rt.blobs is not None)
     if received.taken.limited:
         return error(429, "too many posts from this address; the thank-you script posts once per order",
                      **cors, **{"Retry-After": "60"})

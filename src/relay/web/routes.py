@@ -80,8 +80,10 @@ async def _route(rt: Runtime, request: Request) -> Response:
     body = await _read_limited(request)
     inline = limits.sends_inline(rt.env, rt.cpu_limited)
     try:
-        # the free plan's webhook stages its log line in its own D1 call (relay.outbox.log_spool): no R2 put
-        result = await intake.receive_webhook(rt, shop, request.headers, body, spool=not inline)
+        # the free plan's webhook stages its log line in its own D1 call (relay.outbox.log_spool): no R2 put (and
+        # without a LOGS bucket, nothing: no log is written, so none may pile up in D1)
+        result = await intake.receive_webhook(rt, shop, request.headers, body,
+                                               spool=not inline and rt.blobs is not None)
     except RequestError as exc:
         response = error(exc.http_status, str(exc))
         response.after.append(rt.log.flush(rt.blobs, rt.clock()))   # a refused signed order is logged
