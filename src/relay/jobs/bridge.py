@@ -12,6 +12,7 @@ harmless: an order is sent once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from relay.core import capi
 from relay.core.binding import Placed
@@ -21,6 +22,7 @@ from relay.core.errors import BodyTooLargeError
 from relay.core.order import MAX_USER_AGENT, Order
 from relay.jobs import delivery
 from relay.jobs.runtime import Runtime
+from relay.outbox import log_spool
 from relay.outbox.bridge import BridgeStore, Taken
 
 
@@ -31,18 +33,27 @@ class Received:
     taken: Taken
 
 
-async def receive(rt: Runtime, shop_name: str, body: bytes, ip: str | None, user_agent: str | None) -> Received:
+async def receive(rt: Runtime, shop_name: str, body: bytes, ip: str | None, user_agent: str | None,
+                  spool: bool = False) -> Received:
     """Check and store one post. Raises for an unknown shop, a body over ``MAX_BODY`` or a malformed one;
-    whether the order exists is never looked at, so the answer cannot tell."""
+    whether the order exists is never looked at, so the answer cannot tell. ``spool``: the post's log line is
+    staged in D1 in the same call (``relay.outbox.log_spool.bridge``), not collected for an R2 object."""
     shop = load_shop(rt.env, shop_name)
     if len(body) > MAX_BODY:
         raise BodyTooLargeError(f"a bridge post is at most {MAX_BODY} bytes; post only the fields of the snippet")
     post = parse_post(body)
     now = rt.now()
-    taken = await BridgeStore(rt.db).take(shop.name, post, ip, (user_agent or "")[:MAX_USER_AGENT] or None, now)
-    if taken.stored:
-        rt.log.add(shop.name, now, kind="bridge", state="stored",
-                   reason=f"consent {post.consent}; {'bound to its order' if taken.bound else 'order not known yet'}")
+
+    def fields(bound: bool) -> dict[str, Any]:
+        return {"kind": "bridge", "state": "stored",
+                "reason": f"consent {post.consent}; {'bound to its order' if bound else 'order not known yet'}"}
+
+    staged = log_spool.bridge(shop.name, rt.clock(), rt.log.line(shop.name, now, **fields(True)),
+                              rt.log.line(shop.name, now, **fields(False))) if spool else None
+    taken = await BridgeStore(rt.db).take(shop.name, post, ip, (user_agent or "")[:MAX_USER_AGENT] or None, now,
+                                          staged)
+    if taken.stored and not spool:
+        rt.log.add(shop.name, now, **fields(taken.bound))
     return Received(shop, post, taken)
 
 

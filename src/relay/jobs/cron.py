@@ -71,7 +71,8 @@ async def run_pass(rt: Runtime, *, only: str | None = None, since: int | None = 
         report = await work.run(shops, since, reads)
         report.problems = problems
         await work.save()
-        report.read = work.read_ahead()
+        report.read = work.read_ahead()     # the staged log's delete, after it, changes nothing the jobs read
+        await work.end()
     finally:
         if flush:
             await work.rt.log.flush(work.rt.blobs, work.rt.clock())
@@ -100,7 +101,7 @@ async def scheduled(rt: Runtime, before: Sequence[Callable[[Runtime], Awaitable[
         # did nothing, with what it left (their reads, made in the pass's first call, cost no call of their own)
         report = await run_pass(rt, limits=limits, sleep=sleep, flush=False, reads=reads)
         try:
-            if not report.turns:
+            if not report.turns and not report.logged:     # a pass that wrote the staged log has no CPU for them
                 spent = report.cpu_ms
                 await _jobs(rt, before, dataclasses.replace(
                     limits, budget=None if limits.budget is None else max(limits.budget - report.used - 1, 0),

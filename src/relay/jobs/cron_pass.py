@@ -39,8 +39,11 @@ from relay.jobs.pass_state import PassReport, ShopPass, ShopTurn, Sleep, turn_of
 from relay.jobs.runtime import Runtime
 from relay.jobs.send_ahead import claim_ahead, send_claimed
 from relay.jobs.send_round import release, send_round
+from relay.jobs.spool_copy import copy_spool
+from relay.outbox import log_spool
 from relay.outbox.budget import Meter
 from relay.outbox.cron_ledger import CronLedger, PassStart
+from relay.outbox.deferred import DeferredWrites
 from relay.outbox.read_ahead import Statement
 from relay.outbox.rows import Due, Progress, ShopState
 
@@ -53,8 +56,9 @@ class Pass:
         self.meter = Meter(limits.budget, _classifier(self.settings), d1_limit=limits.d1_budget,
                            cpu=limits.cpu_model, cpu_limit=limits.cpu_ms, cpu_spent=limits.cpu_spent)
         self.meter.observers.append(self._observe)
+        self.deferred = DeferredWrites(self.meter.database(rt.db))    # the staged log's delete (spool_copy)
         self.rt = dataclasses.replace(
-            rt, db=self.meter.database(rt.db), http=self.meter.http(rt.http),
+            rt, db=self.deferred, http=self.meter.http(rt.http),
             blobs=self.meter.blobs(rt.blobs) if rt.blobs is not None else None)
         self.ledger = CronLedger(self.rt.db)
         self.limits = limits
@@ -69,6 +73,7 @@ class Pass:
         # long listing of small pages would keep listed orders from going out until Meta's window closed on them
         self.sends_first = limits.plan == FREE.name and limits.cpu_ms is not None
         self.read: list[tuple[Statement, QueryResult]] = []
+        self.logged = 0         # staged log lines this pass wrote to R2 (relay.jobs.spool_copy)
 
     def room(self, hard: bool = False) -> int:
         """Subrequests this pass may still start: the budget, and the modeled CPU's room for calls, less
@@ -138,13 +143,16 @@ class Pass:
         """The pass; ``reads`` ride in its first D1 call for the jobs after it (``read_ahead``)."""
         now = self.rt.now()
         ahead = claim_ahead(self, shops, now)
-        start = await self.ledger.start_pass(now, reads, ahead)
-        self.read = list(zip(reads, start.also, strict=True))
+        # the staged log rides too: right after the claim ahead, and read only when it claimed nothing (spool_copy)
+        spool = log_spool.READ if ahead is None else log_spool.READ_UNCLAIMED
+        start = await self.ledger.start_pass(now, [spool, *reads], ahead)
+        self.read = list(zip(reads, start.also[1:], strict=True))
         order = self.shop_turns(shops, start, since, now)
         try:
             if start.claimed is not None:
                 await send_claimed(self, order, start.claimed, now)
             await self._rounds(order)
+            self.logged = await copy_spool(self, start.also[0], self.deferred)
         except BudgetExhausted as exc:          # a planning bug, never the plan: report it, lose nothing
             self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))
         return self._report()
@@ -209,7 +217,7 @@ class Pass:
 
     def _report(self) -> PassReport:
         now = self.rt.now()
-        report = PassReport({}, {}, self.meter.kinds, self.meter.limit, turns=self.turns)
+        report = PassReport({}, {}, self.meter.kinds, self.meter.limit, turns=self.turns, logged=self.logged)
         waits = []
         for name, s in self.shops.items():
             s.report.calls = self.meter.shops.get(name, Counter())
@@ -250,6 +258,15 @@ class Pass:
             await self.ledger.save_turns(turns, self.rt.now())
         except BudgetExhausted as exc:      # only pauses, rotation and the Meta count are lost; nothing sent is
             self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))
+
+    async def end(self) -> None:
+        """The staged log's delete, when no D1 call after the copy carried it (an idle pass writes nothing). A failed
+        delete leaves the rows: the next pass copies them again to the same object (``relay.outbox.log_spool``)."""
+        try:
+            await self.deferred.flush()
+        except Exception as exc:
+            logger.warning("the staged delivery-log rows this pass wrote were not deleted (%s); the next cron run "
+                           "writes them again, to the same object", type(exc).__name__)
 
 
 def _classifier(settings: Settings) -> Callable[[str], str]:

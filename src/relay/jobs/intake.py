@@ -17,7 +17,7 @@ from relay.core.order import Order, parse_webhook
 from relay.core.signature import verify
 from relay.jobs import bridge
 from relay.jobs.runtime import Runtime
-from relay.outbox import cancellations
+from relay.outbox import cancellations, log_spool
 from relay.outbox.rows import NewRow
 
 
@@ -98,13 +98,22 @@ def decision_reason(row: NewRow, state: str | None) -> str | None:
     return row.last_error
 
 
-async def record_order(rt: Runtime, shop: Shop, order: Order, source: str) -> str | None:
-    """Store an order's event; its new state, or ``None`` when the ledger already had exactly this."""
+async def record_order(rt: Runtime, shop: Shop, order: Order, source: str, spool: bool = False) -> str | None:
+    """Store an order's event; its new state, or ``None`` when the ledger already had exactly this.
+
+    ``spool``: the decision line goes to D1's ``log_spool`` in the record's own call, not to the delivery log's R2
+    object (the free plan's webhook, ``relay.outbox.log_spool``); a cancelled order's record, several statements
+    whose answer SQL does not fold into one line, logs as before."""
     now = rt.now()
     row = row_for(order, shop, now, source, await bridge.hold_until(rt, shop, order, now))
+    fields = dict(kind="decision", source=source, order_id=order.id, order_number=order.number,
+                  event_id=row.event_id)
+    if spool and row.cancelled_at is None:     # a single UPSERT: its reason does not depend on its answer
+        staged = log_spool.decision(shop.name, now, rt.clock(), row.event_name, **fields,
+                                    reason=row.last_error, match_keys=row.match_keys)
+        return await rt.ledger.record(row, now, after=staged)
     state = await rt.ledger.record(row, now)
-    rt.log.add(shop.name, now, kind="decision", source=source, order_id=order.id, order_number=order.number,
-               event_id=row.event_id,
+    rt.log.add(shop.name, now, **fields,
                state=state or "unchanged", reason=decision_reason(row, state), match_keys=row.match_keys)
     return state
 
@@ -119,8 +128,10 @@ IGNORED_REASONS = {
 }
 
 
-async def receive_webhook(rt: Runtime, shop_name: str, headers: Mapping[str, str], body: bytes) -> WebhookResult:
-    """Verify, parse and store one Lightspeed webhook. ``headers`` have lower-case names."""
+async def receive_webhook(rt: Runtime, shop_name: str, headers: Mapping[str, str], body: bytes,
+                          spool: bool = False) -> WebhookResult:
+    """Verify, parse and store one Lightspeed webhook. ``headers`` have lower-case names. ``spool``: its decision
+    line is staged in D1 (``record_order``)."""
     shop = load_shop(rt.env, shop_name)
     verify(body, headers.get("x-signature"), shop.lightspeed_secret)
     sent_shop_id = headers.get("x-shop-id")
@@ -131,7 +142,7 @@ async def receive_webhook(rt: Runtime, shop_name: str, headers: Mapping[str, str
     try:
         order = parse_webhook(body)
         ident = capi.event_id(shop, order)
-        state = await record_order(rt, shop, order, "webhook")
+        state = await record_order(rt, shop, order, "webhook", spool)
     except PayloadError as exc:   # signed, so Lightspeed's own data: say why in the log, store nothing
         rt.log.add(shop.name, rt.now(), kind="warning", source="webhook", error=f"order refused, not stored: {exc}")
         raise

@@ -54,6 +54,7 @@ class PassReport:
     turns: int = 0                 # turns that did something (a page, a batch, a pause)
     cpu_ms: float | None = None    # the invocation's modeled CPU (relay.core.cpu_model), when the plan has a limit
     starved: bool = False          # work was waiting and the plan's CPU held none of it (docs/PLANS.md)
+    logged: int = 0                # staged delivery-log lines it wrote to R2 (relay.jobs.spool_copy)
     # the reads its start made for others (``run_pass``'s ``reads``) with their answers; empty when the pass made
     # another D1 call after its start, which may have changed what they read (relay.outbox.read_ahead)
     read: list[tuple[Statement, QueryResult]] = field(default_factory=list)

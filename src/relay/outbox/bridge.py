@@ -94,10 +94,15 @@ class BridgeStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def take(self, shop: str, post: Post, ip: str | None, user_agent: str | None, now: int) -> Taken:
+    async def take(self, shop: str, post: Post, ip: str | None, user_agent: str | None, now: int,
+                   after_store: tuple[str, Sequence[Any]] | None = None) -> Taken:
+        """The post in one call; ``after_store`` runs right after ``STORE`` (``relay.outbox.log_spool.bridge``)."""
         value = str(post.value) if post.value is not None else None
         statements = bridge_take.statements(shop, post.order_number, client_key(ip), now, user_agent, value,
                                             (post.consent, post.fbp, post.fbc, post.fbclid, post.url, ip))
+        if after_store is not None:
+            at = next(i for i, (sql, _) in enumerate(statements) if sql == bridge_take.STORE) + 1
+            statements.insert(at, after_store)
         results = await self.db.batch(statements)
         answers = {sql: result.rows for (sql, _), result in zip(statements, results, strict=True)}
         if int(answers[bridge_take.COUNT][0]["posts"]) > RATE:

@@ -51,6 +51,16 @@ def log_key(shop: str, now: float, ident: str) -> str:
             f"{t.tm_hour:02d}{t.tm_min:02d}{t.tm_sec:02d}-{ident}.ndjson")
 
 
+def new_key(shop: str, now: float) -> str:
+    """A fresh object's key at ``now``: the milliseconds, then 9 random hex digits."""
+    return log_key(shop, now, f"{int(now * 1000) % 1000:03d}{os.urandom(5).hex()[:9]}")
+
+
+def encode(entries: list[dict[str, Any]]) -> str:
+    """Lines as an object holds them: one JSON object a line, keys sorted."""
+    return "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
+
+
 def scrub(text: str) -> str:
     """Cap free text and blank out email- or token-shaped pieces."""
     return _cap(redact(text))
@@ -77,11 +87,17 @@ class DeliveryLog:
         self.lines: dict[str, list[dict[str, Any]]] = {}
         self._states: dict[tuple[str, Any], str] = {}
 
-    def add(self, shop: str, at: float, **fields: Any) -> None:
+    @staticmethod
+    def line(shop: str, at: float, **fields: Any) -> dict[str, Any]:
+        """The line ``add`` would collect, whitelisted and capped (``relay.outbox.log_spool`` stages it in D1)."""
         line: dict[str, Any] = {"t": int(at), "shop": shop}
         for key, value in fields.items():
             if key in FIELDS and (value := _plain(key, value)) is not None:
                 line[key] = value
+        return line
+
+    def add(self, shop: str, at: float, **fields: Any) -> None:
+        line = self.line(shop, at, **fields)
         if line.get("kind") == "attempt":
             self._transition(line)
         order = line.get("order_id")
@@ -120,8 +136,8 @@ class DeliveryLog:
             return []
         keys = []
         for shop, entries in lines.items():
-            key = log_key(shop, now, f"{int(now * 1000) % 1000:03d}{os.urandom(5).hex()[:9]}")   # 9 random hex digits
-            data = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
+            key = new_key(shop, now)
+            data = encode(entries)
             try:
                 await blobs.put(key, data.encode("utf-8"))
             except Exception as exc:  # R2 or the disk refused: keep sending, say where the lines still are

@@ -174,13 +174,18 @@ class Ledger:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record(self, row: NewRow, now: int) -> str | None:
+    async def record(self, row: NewRow, now: int, after: tuple[str, Sequence[Any]] | None = None) -> str | None:
         """Store or update an order's event; the new state, or ``None`` when nothing changed (a duplicate).
 
-        A cancelled order may also answer ``cancellations.RECORDED`` or ``QUEUED`` (see there)."""
+        A cancelled order may also answer ``cancellations.RECORDED`` or ``QUEUED`` (see there). ``after`` runs
+        right after the UPSERT of an order that is not cancelled (one statement), in the same call: it may read
+        ``changes()`` (``relay.outbox.log_spool.decision``); a cancelled order's record ignores it."""
         statements = record_statements(row, now)
         if len(statements) == 1:
-            result = await self.db.run(*statements[0])
+            if after is not None:
+                result = (await self.db.batch([statements[0], after]))[0]
+            else:
+                result = await self.db.run(*statements[0])
             return result.rows[0]["state"] if result.rows else None
         results = await self.db.batch(statements)
         return cancellations.outcome(results[0], results[1:])

@@ -41,15 +41,19 @@ async def respond(rt: Runtime, request: Request) -> Response:
     declared = request.headers.get("content-length", "").strip()
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise BodyTooLargeError(f"a bridge post is at most {MAX_BODY} bytes; post only the fields of the snippet")
+    inline = limits.sends_inline(rt.env, rt.cpu_limited)
+    # the free plan stages the post's log line in its one D1 call (relay.outbox.log_spool): no R2 put (nothing
+    # without a LOGS bucket: no log is written, so none may pile up in D1)
     received = await bridge.receive(rt, shop.name, await request.read_body(), request.client or None,
-                                    request.headers.get("user-agent"))
+                                    request.headers.get("user-agent"),
+                                    spool=not inline and rt.blobs is not None)
     if received.taken.limited:
         return error(429, "too many posts from this address; the thank-you script posts once per order",
                      **cors, **{"Retry-After": "60"})
     response = Response(204, {}, cors, text="")
-    if received.taken.held and limits.sends_inline(rt.env, rt.cpu_limited):   # released: else the cron sends
+    if received.taken.held and inline:   # released: else the cron sends
         response.after.append(bridge.send_held(rt, shop, received.taken.held))
-    else:
+    elif inline or rt.log.lines:         # staged: nothing to write, and no waitUntil (a task and a promise)
         response.after.append(rt.log.flush(rt.blobs, rt.clock()))
     return response
 

@@ -1,0 +1,32 @@
+"""The cron pass's copy of the delivery-log lines staged in D1 (``relay.outbox.log_spool``) to R2.
+
+Every pass reads the staged rows in its first D1 call (``log_spool.READ`` rides in ``CronLedger.start_pass``: no
+call of its own, so an idle run with nothing staged stays one D1 call), on every plan, so a switch from the free
+plan strands no line; a free pass whose start claimed its one event reads none (``log_spool.READ_UNCLAIMED``).
+After its rounds, a pass with room left for one R2 put per shop and the delete writes them (``log_spool.copy``)
+and defers the delete of exactly the rows written to its next D1 call (its progress write when it has one, else
+a call of its own at its end). A pass without that room (on the free plan, one that sent its event or listed a
+page) leaves them to the next; sending always goes first. A pass that copied is not idle: on the free plan the
+daily jobs, which run only after an idle pass (``relay.jobs.cron.scheduled``), wait for the next one.
+"""
+
+from __future__ import annotations
+
+from relay.core.ports import QueryResult
+from relay.jobs.pass_state import PassContext
+from relay.outbox import log_spool
+from relay.outbox.deferred import DeferredWrites
+
+
+async def copy_spool(work: PassContext, read: QueryResult, deferred: DeferredWrites) -> int:
+    """Write the staged rows ``read`` answered, if the pass has room; the lines written."""
+    if not read.rows or work.rt.blobs is None:
+        return 0
+    calls = len({r["shop"] for r in read.rows}) + 1          # one object per shop, and the delete
+    cpu = work.cpu_room(calls)
+    if work.room() < calls or work.d1_room() < 1 or (cpu is not None and cpu < 0):
+        return 0
+    ids = await log_spool.copy(work.rt.blobs, read)
+    if ids:
+        deferred.defer(*log_spool.delete(ids))
+    return len(ids)

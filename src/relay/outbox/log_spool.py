@@ -1,0 +1,84 @@
+"""Delivery-log lines staged in D1 (``log_spool``, migrations/0012) for the cron to write to R2.
+
+On the Workers Free plan an R2 put costs ~1.5 ms of an invocation's 10 ms of CPU, as much as the webhook's D1 call.
+So a free webhook's decision line and a thank-you post's ``bridge`` line are inserted into ``log_spool`` in the
+invocation's one D1 call (a statement after the one whose answer the line reports), and the next cron pass with room
+writes them to R2 (``copy``) and deletes the rows it wrote. The line is the one the R2 path writes, to the byte:
+it is built by ``DeliveryLog.line`` and serialized by ``delivery_log.encode``; only the ledger's answer, which the
+line reports and no Python sees before the batch returns, is filled in by SQL:
+
+- ``decision``: right after the record's single UPSERT, ``changes()`` says whether it wrote (0: a duplicate, the
+  line says ``unchanged``), and the row's state is what its ``RETURNING`` would have said (SQLite and miniflare's D1
+  agree: tests/test_log_spool.py, conformance). ``json_quote`` writes the state as ``json.dumps`` does (ASCII).
+- ``bridge``: right after ``bridge_take.STORE``, the post was kept when it inserted (``changes()``) and its row is
+  ``last_insert_rowid()``; its ``binding`` picks one of the two lines the job built.
+
+``copy`` writes one object per shop: the shop's rows in id order under the key of its first row (the time of the
+invocation that staged it). A pass whose delete did not reach D1 copies the same first row again, so its object is
+overwritten with a superset: no line is written twice. A put that fails leaves that shop's rows for the next pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from itertools import groupby
+from typing import Any
+
+from relay.core.ports import Blobs, QueryResult
+from relay.outbox.delivery_log import DeliveryLog, encode, new_key
+
+logger = logging.getLogger("relay")
+
+Statement = tuple[str, Sequence[Any]]
+
+LIMIT = 200     # rows a cron pass reads (and writes) at most; the rest wait for the next pass
+READ: Statement = (f"SELECT id, shop, key, body FROM log_spool ORDER BY id LIMIT {LIMIT}", ())
+# The same right after a free pass's claim (``relay.outbox.claim_ahead``): nothing when it claimed a row. That pass
+# sends its one event and has no CPU left to copy, and turning the rows into Python costs it ~0.5 ms in Pyodide.
+READ_UNCLAIMED: Statement = (
+    f"SELECT id, shop, key, body FROM log_spool WHERE changes() = 0 ORDER BY id LIMIT {LIMIT}", ())
+
+_STATE = "@state@"      # where the ledger's answer goes in a staged decision line
+
+_DECISION = """INSERT INTO log_spool (shop, key, body) VALUES (?1, ?2, ?3 || json_quote(CASE WHEN changes() = 0
+THEN 'unchanged' ELSE (SELECT state FROM outbox WHERE shop = ?1 AND order_id = ?5 AND event_name = ?6) END) || ?4)"""
+
+_BRIDGE = """INSERT INTO log_spool (shop, key, body) SELECT ?, ?, CASE WHEN binding = 'bound' THEN ? ELSE ? END
+FROM bridge WHERE changes() > 0 AND id = last_insert_rowid()"""
+
+_DELETE = "DELETE FROM log_spool WHERE id IN (SELECT value FROM json_each(?))"
+
+
+def decision(shop: str, at: float, now: float, event_name: str, **fields: Any) -> Statement:
+    """The statement staging a decision line about ``fields["order_id"]`` whose ``state`` is the answer of the
+    UPSERT just before it."""
+    before, after = encode([DeliveryLog.line(shop, at, state=_STATE, **fields)]).split(json.dumps(_STATE), 1)
+    return _DECISION, (shop, new_key(shop, now), before, after, fields["order_id"], event_name)
+
+
+def bridge(shop: str, now: float, bound: dict[str, Any], other: dict[str, Any]) -> Statement:
+    """The statement staging a thank-you post's line, right after ``bridge_take.STORE``: ``bound`` when the post
+    was kept bound to its order, ``other`` when kept pending; nothing when it was not kept."""
+    return _BRIDGE, (shop, new_key(shop, now), encode([bound]), encode([other]))
+
+
+def delete(ids: Sequence[int]) -> Statement:
+    return _DELETE, (json.dumps(list(ids)),)
+
+
+async def copy(blobs: Blobs, read: QueryResult) -> list[int]:
+    """Write the rows ``READ`` answered to R2, one object per shop; the ids written (to delete)."""
+    written: list[int] = []
+    rows = sorted(read.rows, key=lambda r: (str(r["shop"]), int(r["id"])))
+    for shop, group in groupby(rows, key=lambda r: str(r["shop"])):
+        staged = list(group)
+        try:
+            await blobs.put(str(staged[0]["key"]), "".join(str(r["body"]) for r in staged).encode("utf-8"))
+        except Exception as exc:  # R2 refused: the rows stay for the next pass, and sending goes on
+            logger.warning("delivery log of %s: %d staged line(s) not written (%s); the next cron run tries again",
+                           shop, len(staged), type(exc).__name__)
+            continue
+        written += [int(r["id"]) for r in staged]
+    return written
