@@ -7,6 +7,7 @@ through ``relay.web.routes.handle`` as ``src/entry.py`` runs them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import pytest
 from conftest import KEY, PAID_HEADERS, PAID_RAW, SECRET, order_body, shop_env, signed_headers
 from relay.core.ports import QueryResult
 from relay.jobs import bridge, cron, intake, limits, runtime
+from relay.outbox import log_spool
 from relay.web import routes
 from relay.web.http import Request, Response
 from relay_tools.edges import FolderBlobs, HttpxClient
@@ -317,7 +319,7 @@ class SpoolReads:
     async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[QueryResult]:
         results = await self.inner.batch(statements)
         self.rows += [len(r.rows) for (sql, _), r in zip(statements, results, strict=True)
-                      if sql.startswith("SELECT id, shop, key, body FROM log_spool")]
+                      if sql.startswith("SELECT id, shop, key, body, at FROM log_spool")]
         return results
 
 
@@ -336,3 +338,32 @@ class BrokenBlobs:
 
     async def list(self, prefix: str) -> list[str]:
         return []
+
+
+def test_in_a_backlog_where_every_pass_sends_a_line_staged_ten_minutes_ago_is_copied_first(edges, fakes):
+    """A free pass that sends has no room to copy, and in a backlog every pass sends: once a staged line is
+    ``COPY_AGE`` old, the next pass claims nothing and copies first; the sending goes on after it, once each."""
+    edge = edges("backlog")
+    meta = fakes[0]
+    bodies = [order_body(id=384272000 + n, number=f"ORD05{n:03d}") for n in range(4)]
+    free = limits.load_limits(edge.env, cpu_limited=True)
+
+    async def steps() -> None:
+        for body in bodies:
+            await invoke(edge.rt(), webhook_request(body))
+        assert edge.spooled() == 4
+        for _ in range(2):                                   # sending passes: no room to copy
+            report = await cron.run_pass(edge.rt(), limits=free)
+            assert report.calls["meta"] == 1 and edge.spooled() == 4
+        later = dataclasses.replace(edge.rt(), clock=lambda: float(NOW + log_spool.COPY_AGE))
+        report = await cron.run_pass(later, limits=free)
+        assert report.logged == 4 and edge.spooled() == 0, "the old lines went first"
+        for _ in range(4):
+            await cron.run_pass(later, limits=free)
+
+    run(steps, edge)
+    assert sorted(e["event_id"] for e in meta.events()) == [f"purchase_ORD05{n:03d}" for n in range(4)], \
+        "each sent once"
+    lines = [json.loads(line) for data in edge.objects().values() for line in data.splitlines()]
+    assert sorted(x["order_number"] for x in lines if x.get("source") == "webhook") == \
+        [f"ORD05{n:03d}" for n in range(4)]

@@ -209,3 +209,16 @@ def test_relay_logs_refuses_bad_arguments(tmp_path, capsys, argv, message):
     args.update(dict(zip(argv[::2], argv[1::2], strict=True)))
     assert main(["logs", *[x for kv in args.items() for x in kv]]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_relay_logs_shows_lines_in_time_order_across_objects(tmp_path):
+    """The free plan's cron writes staged lines under the first one's time: a later line can sit in an object whose
+    name sorts before another object's earlier line; the reader puts every line in time order."""
+    folder = tmp_path / "logs" / "vik" / "2025" / "11" / "18"
+    folder.mkdir(parents=True)
+    (folder / "204700-000aaaaaaaaa.ndjson").write_text(
+        json.dumps({"t": 1763498820, "kind": "decision", "order_number": "A"}) + "\n"
+        + json.dumps({"t": 1763498890, "kind": "decision", "order_number": "C"}) + "\n", encoding="utf-8")
+    (folder / "204730-000bbbbbbbbb.ndjson").write_text(
+        json.dumps({"t": 1763498850, "kind": "attempt", "order_number": "B"}) + "\n", encoding="utf-8")
+    assert [line["order_number"] for _, line in logs_cli.read_lines(folder)] == ["A", "B", "C"]

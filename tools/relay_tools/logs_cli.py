@@ -46,7 +46,16 @@ def day_folder(root: Path, shop: str, day: date) -> Path:
 
 
 def read_lines(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each line as it was stored and as a dict, in time order (file names start with HHMMSS-mmm)."""
+    """Each line as it was stored and as a dict, in time order: files by name (they start with HHMMSS-mmm), then
+    every line by its ``t``, stably. On the free plan a cron pass writes the lines webhooks and thank-you posts
+    staged in D1 (relay.outbox.log_spool) in one object under the first one's time, so a later one can sit in an
+    object that sorts before another's."""
+    lines = list(_stored_lines(folder))
+    lines.sort(key=lambda pair: pair[1].get("t", 0) if isinstance(pair[1].get("t"), int) else 0)
+    yield from lines
+
+
+def _stored_lines(folder: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     for file in sorted(folder.glob("*.ndjson")):
         for number, raw in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
             if not raw.strip():

@@ -149,10 +149,14 @@ class Pass:
         self.read = list(zip(reads, start.also[1:], strict=True))
         order = self.shop_turns(shops, start, since, now)
         try:
+            staged = start.also[0]
+            if log_spool.due(staged, now):          # a line staged long ago goes before the work (spool_copy)
+                self.logged = await copy_spool(self, staged, self.deferred)
             if start.claimed is not None:
                 await send_claimed(self, order, start.claimed, now)
             await self._rounds(order)
-            self.logged = await copy_spool(self, start.also[0], self.deferred)
+            if not self.logged:
+                self.logged = await copy_spool(self, staged, self.deferred)
         except BudgetExhausted as exc:          # a planning bug, never the plan: report it, lose nothing
             self.rt.log.add("relay", self.rt.now(), kind="warning", error=str(exc))
         return self._report()

@@ -6,7 +6,9 @@ plan strands no line; a free pass whose start claimed its one event reads none (
 After its rounds, a pass with room left for one R2 put per shop and the delete writes them (``log_spool.copy``)
 and defers the delete of exactly the rows written to its next D1 call (its progress write when it has one, else
 a call of its own at its end). A pass without that room (on the free plan, one that sent its event or listed a
-page) leaves them to the next; sending always goes first. A pass that copied is not idle: on the free plan the
+page) leaves them to the next; sending goes first, until a row has waited ``log_spool.COPY_AGE``: then the pass
+copies before its rounds (and its claim ahead claimed nothing, so it has the room), which in a long backlog,
+where every pass is busy, keeps the log at most that far behind. A pass that copied is not idle: on the free plan the
 daily jobs, which run only after an idle pass (``relay.jobs.cron.scheduled``), wait for the next one.
 """
 

@@ -10,8 +10,10 @@ So the statement picks the shop as ``relay.jobs.send_round.plan`` does on such a
 with a row due, not held under their token, not waiting out Lightspeed's rate limit with lines to fetch, with
 Meta requests left this minute and a currency fresher than a day (a stale one is a unit of its own), the least
 recently served (``backfill.served_at``), then the smaller backlog, then the name. It claims nothing while any
-configured shop's hold names another token: the pass lifts that hold first, as before. A row claimed here is
-finished by the pass, or claimed again after its lease (``LEASE_SECONDS``) if the pass is killed, as any claim.
+configured shop's hold names another token: the pass lifts that hold first, as before; nor while a delivery-log
+line staged ``log_spool.COPY_AGE`` ago waits: that pass copies it first (``relay.jobs.spool_copy``). A row
+claimed here is finished by the pass, or claimed again after its lease (``LEASE_SECONDS``) if the pass is killed,
+as any claim.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.ports import QueryResult
 from relay.outbox.bridge import CLAIM_COLUMN
 from relay.outbox.ledger import claimed_rows
+from relay.outbox.log_spool import COPY_AGE, NONE_OLD
 from relay.outbox.rows import Claimed
 
 _CLAIM_AHEAD = f"""
@@ -44,6 +47,7 @@ pick AS (
       AND NOT (b.meta_window IS ? AND b.meta_requests >= ?)
       AND NOT EXISTS (SELECT 1 FROM shops h JOIN cfg c ON c.shop = h.shop
                       WHERE h.held_until IS NOT NULL AND h.held_token IS NOT c.fingerprint)
+      AND {NONE_OLD}
     ORDER BY COALESCE(b.served_at, 0), due.n, due.shop
     LIMIT 1
 )
@@ -91,7 +95,7 @@ def statement(ahead: ClaimAhead, now: int) -> tuple[str, Sequence[Any]]:
     cutoff = now - (WINDOW - EXPIRE_MARGIN)
     return (_CLAIM_AHEAD, (
         json.dumps(dict(ahead.fingerprints)), now, now,
-        ahead.fresh_after, now, now, now // 60 * 60, ahead.meta_per_minute,
+        ahead.fresh_after, now, now, now // 60 * 60, ahead.meta_per_minute, now - COPY_AGE,
         now + ahead.lease_seconds, now,
         now, cutoff, now, cutoff,
     ))

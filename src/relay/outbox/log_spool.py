@@ -34,18 +34,25 @@ logger = logging.getLogger("relay")
 Statement = tuple[str, Sequence[Any]]
 
 LIMIT = 200     # rows a cron pass reads (and writes) at most; the rest wait for the next pass
-READ: Statement = (f"SELECT id, shop, key, body FROM log_spool ORDER BY id LIMIT {LIMIT}", ())
+# A free pass copies only with room to spare, and in a backlog every pass is busy: a row staged this long ago makes
+# the next pass copy before anything else (its claim ahead yields, relay.outbox.claim_ahead). Five cron runs at
+# */2: at most one pass in five of a long backlog goes to the log, and no line waits much longer than this.
+COPY_AGE = 600
+READ: Statement = (f"SELECT id, shop, key, body, at FROM log_spool ORDER BY id LIMIT {LIMIT}", ())
 # The same right after a free pass's claim (``relay.outbox.claim_ahead``): nothing when it claimed a row. That pass
 # sends its one event and has no CPU left to copy, and turning the rows into Python costs it ~0.5 ms in Pyodide.
 READ_UNCLAIMED: Statement = (
-    f"SELECT id, shop, key, body FROM log_spool WHERE changes() = 0 ORDER BY id LIMIT {LIMIT}", ())
+    f"SELECT id, shop, key, body, at FROM log_spool WHERE changes() = 0 ORDER BY id LIMIT {LIMIT}", ())
+# What the claim ahead asks (``?`` is ``now - COPY_AGE``): no row staged that long ago, else it claims nothing.
+NONE_OLD = "NOT EXISTS (SELECT 1 FROM log_spool WHERE at <= ?)"
 
 _STATE = "@state@"      # where the ledger's answer goes in a staged decision line
 
-_DECISION = """INSERT INTO log_spool (shop, key, body) VALUES (?1, ?2, ?3 || json_quote(CASE WHEN changes() = 0
-THEN 'unchanged' ELSE (SELECT state FROM outbox WHERE shop = ?1 AND order_id = ?5 AND event_name = ?6) END) || ?4)"""
+_DECISION = """INSERT INTO log_spool (shop, key, body, at) VALUES (?1, ?2, ?3 || json_quote(CASE WHEN changes() = 0
+THEN 'unchanged' ELSE (SELECT state FROM outbox WHERE shop = ?1 AND order_id = ?5 AND event_name = ?6) END) || ?4,
+?7)"""
 
-_BRIDGE = """INSERT INTO log_spool (shop, key, body) SELECT ?, ?, CASE WHEN binding = 'bound' THEN ? ELSE ? END
+_BRIDGE = """INSERT INTO log_spool (shop, key, body, at) SELECT ?, ?, CASE WHEN binding = 'bound' THEN ? ELSE ? END, ?
 FROM bridge WHERE changes() > 0 AND id = last_insert_rowid()"""
 
 _DELETE = "DELETE FROM log_spool WHERE id IN (SELECT value FROM json_each(?))"
@@ -55,13 +62,18 @@ def decision(shop: str, at: float, now: float, event_name: str, **fields: Any) -
     """The statement staging a decision line about ``fields["order_id"]`` whose ``state`` is the answer of the
     UPSERT just before it."""
     before, after = encode([DeliveryLog.line(shop, at, state=_STATE, **fields)]).split(json.dumps(_STATE), 1)
-    return _DECISION, (shop, new_key(shop, now), before, after, fields["order_id"], event_name)
+    return _DECISION, (shop, new_key(shop, now), before, after, fields["order_id"], event_name, int(now))
 
 
 def bridge(shop: str, now: float, bound: dict[str, Any], other: dict[str, Any]) -> Statement:
     """The statement staging a thank-you post's line, right after ``bridge_take.STORE``: ``bound`` when the post
     was kept bound to its order, ``other`` when kept pending; nothing when it was not kept."""
-    return _BRIDGE, (shop, new_key(shop, now), encode([bound]), encode([other]))
+    return _BRIDGE, (shop, new_key(shop, now), encode([bound]), encode([other]), int(now))
+
+
+def due(read: QueryResult, now: int) -> bool:
+    """Whether the rows ``READ`` answered hold one staged ``COPY_AGE`` ago: the pass copies before its rounds."""
+    return any(int(r["at"] or 0) <= now - COPY_AGE for r in read.rows)
 
 
 def delete(ids: Sequence[int]) -> Statement:
