@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from relay.core.config import Shop
 from relay.jobs import delivery
 from relay.jobs.currency import MAX_AGE as CURRENCY_MAX_AGE
-from relay.jobs.limits import CURRENCY_CALLS, SEND_PASS_CALLS
+from relay.jobs.limits import CURRENCY_CALLS, SEND_PASS_CALLS, STAGED_SEND_PASS_CALLS
 from relay.jobs.pass_state import PassContext, ShopTurn
 from relay.jobs.send_round import deliver_round
 from relay.outbox.claim_ahead import Claim, ClaimAhead
@@ -29,7 +29,8 @@ def claim_ahead(work: PassContext, shops: Sequence[Shop], now: int) -> ClaimAhea
     if not work.sends_first or not shops or hard is None or target is None:
         return None
     model = work.limits.cpu_model
-    calls = SEND_PASS_CALLS + work.logs(set())          # with its lines, and its own log object
+    # with its lines, and its own log object unless its finish stages its lines (and those held before it)
+    calls = (STAGED_SEND_PASS_CALLS if work.stages_log else SEND_PASS_CALLS) + work.logs(set(), sending=True)
     left = work.meter.left()
     one = model.cost(subrequests=calls, events=1, invocations=0)
     if (one > hard or (left is not None and left < calls + 1)
@@ -51,8 +52,9 @@ async def send_claimed(work: PassContext, order: list[ShopTurn], claim: Claim, n
     if s is None:
         return False
     lines = int(claim.row.needs_lines)
-    calls = lines + 2 + work.logs({s.shop.name}) - work.logs(set())     # Meta, the finish, its log object
-    cpu, left = work.cpu_room(calls, hard=True), work.meter.left()
+    # Meta, the finish, its log object (none when the finish stages the lines)
+    calls = lines + 2 + work.logs({s.shop.name}, sending=True) - work.logs(set(), sending=True)
+    cpu, left = work.cpu_room(calls, hard=True, sending=True), work.meter.left()
     if (cpu is not None and cpu < work.limits.cpu_model.per_event) or (left is not None and left < calls + 1):
         return False
     return await deliver_round(work, [(s, 1, lines)], {claim.shop: [claim.row]}, claim.token, now)

@@ -38,13 +38,27 @@ LIMIT = 200     # rows a cron pass reads (and writes) at most; the rest wait for
 # the next pass copy before anything else (its claim ahead yields, relay.outbox.claim_ahead). Five cron runs at
 # */2: at most one pass in five of a long backlog goes to the log, and no line waits much longer than this.
 COPY_AGE = 600
-READ: Statement = (f"SELECT id, shop, key, body, at FROM log_spool ORDER BY id LIMIT {LIMIT}", ())
-# The same right after a free pass's claim (``relay.outbox.claim_ahead``): nothing when it claimed a row. That pass
-# sends its one event and has no CPU left to copy, and turning the rows into Python costs it ~0.5 ms in Pyodide.
-READ_UNCLAIMED: Statement = (
-    f"SELECT id, shop, key, body, at FROM log_spool WHERE changes() = 0 ORDER BY id LIMIT {LIMIT}", ())
+_COLUMNS = "SELECT id, shop, key, body, at FROM log_spool"
+READ: Statement = (f"{_COLUMNS} ORDER BY id LIMIT {LIMIT}", ())
 # What the claim ahead asks (``?`` is ``now - COPY_AGE``): no row staged that long ago, else it claims nothing.
 NONE_OLD = "NOT EXISTS (SELECT 1 FROM log_spool WHERE at <= ?)"
+# A free pass reads the rows only when it may copy them: when no outbox row is due (an idle pass: a pass with rows
+# due sends one and has no CPU left to copy), or when one was staged ``COPY_AGE`` ago (``due``: it copies first).
+# In a backlog every free pass stages its own lines, and turning rows into Python costs Pyodide CPU a busy pass
+# does not have. Right after the claim ahead, also nothing when it claimed a row (``changes()``).
+_MAY_COPY = """(NOT EXISTS (SELECT 1 FROM outbox WHERE (state IN ('due', 'retry') AND next_attempt_at <= ?1)
+OR (state = 'sending' AND lease_until <= ?1)) OR EXISTS (SELECT 1 FROM log_spool WHERE at <= ?2))"""
+_READ_FREE = f"{_COLUMNS} WHERE {_MAY_COPY} ORDER BY id LIMIT {LIMIT}"
+_READ_UNCLAIMED = f"{_COLUMNS} WHERE changes() = 0 AND {_MAY_COPY} ORDER BY id LIMIT {LIMIT}"
+
+
+def read(now: int, free: bool, claimed_ahead: bool) -> Statement:
+    """The read in a pass's start: every row on the paid plan (its passes have the room to copy); on the free plan
+    only when the pass may copy them, and after a claim ahead only when it claimed nothing."""
+    if not free:
+        return READ
+    return (_READ_UNCLAIMED if claimed_ahead else _READ_FREE), (now, now - COPY_AGE)
+
 
 _STATE = "@state@"      # where the ledger's answer goes in a staged decision line
 
@@ -54,6 +68,8 @@ THEN 'unchanged' ELSE (SELECT state FROM outbox WHERE shop = ?1 AND order_id = ?
 
 _BRIDGE = """INSERT INTO log_spool (shop, key, body, at) SELECT ?, ?, CASE WHEN binding = 'bound' THEN ? ELSE ? END, ?
 FROM bridge WHERE changes() > 0 AND id = last_insert_rowid()"""
+
+_LINES = "INSERT INTO log_spool (shop, key, body, at) VALUES (?, ?, ?, ?)"
 
 _DELETE = "DELETE FROM log_spool WHERE id IN (SELECT value FROM json_each(?))"
 
@@ -69,6 +85,16 @@ def bridge(shop: str, now: float, bound: dict[str, Any], other: dict[str, Any]) 
     """The statement staging a thank-you post's line, right after ``bridge_take.STORE``: ``bound`` when the post
     was kept bound to its order, ``other`` when kept pending; nothing when it was not kept."""
     return _BRIDGE, (shop, new_key(shop, now), encode([bound]), encode([other]), int(now))
+
+
+def pass_lines(log: DeliveryLog, now: float) -> tuple[list[Statement], dict[str, int]]:
+    """The statements staging every line ``log`` holds, one row per shop with what ``DeliveryLog.flush`` would
+    write at ``now`` (its key and its body), and how many lines of each shop they hold: a free cron pass puts them
+    in its send round's finish, and once that is committed ``DeliveryLog.drop`` forgets them."""
+    at = int(now)
+    statements: list[Statement] = [(_LINES, (shop, new_key(shop, now), encode(lines), at))
+                                   for shop, lines in log.lines.items()]
+    return statements, {shop: len(lines) for shop, lines in log.lines.items()}
 
 
 def due(read: QueryResult, now: int) -> bool:
