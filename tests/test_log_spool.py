@@ -319,8 +319,8 @@ class SpoolReads:
 
     async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[QueryResult]:
         results = await self.inner.batch(statements)
-        self.rows += [len(r.rows) for (sql, _), r in zip(statements, results, strict=True)
-                      if sql.startswith("SELECT id, shop, key, body, at FROM log_spool")]
+        self.rows += [sum(int(x["n"]) for x in r.rows) for (sql, _), r in zip(statements, results, strict=True)
+                      if sql.startswith("SELECT id, shop, key, body, at, last, n FROM")]     # one row a shop
         return results
 
 

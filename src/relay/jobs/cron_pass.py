@@ -110,8 +110,9 @@ class Pass:
         return left - (calls + self.logs(set(), sending)) * self.limits.cpu_model.per_subrequest
 
     def may_force(self) -> bool:
-        """Nothing done yet: one unit may go past the model's target share, inside the plan's limit."""
-        return self.turns == 0
+        """Nothing done yet: one unit may go past the model's target share, inside the plan's limit (a copy of the
+        staged log is a unit too, relay.jobs.spool_copy)."""
+        return self.turns == 0 and not self.logged
 
     def may_list(self, size: int) -> bool:
         """Room for a listing page of ``size`` orders: its calls, its D1 batch, the CPU to parse it."""
@@ -248,7 +249,7 @@ class Pass:
         report.wait = float(min(waits)) if waits else None
         report.cpu_ms = self.meter.cpu_used if self.limits.cpu_ms is not None else None
         calls_left = self.meter.left()
-        if (report.more and not self.turns and self.limits.cpu_ms is not None
+        if (report.more and not self.turns and not self.logged and self.limits.cpu_ms is not None
                 and (calls_left is None or calls_left > LIST_COST + 1)):
             # work was waiting and the plan's CPU held none of it: say where it can go (a console line, no R2 call)
             report.starved = True

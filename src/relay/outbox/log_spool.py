@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from itertools import groupby
 from typing import Any
 
 from relay.core.ports import Blobs, QueryResult
@@ -38,18 +37,27 @@ LIMIT = 200     # rows a cron pass reads (and writes) at most; the rest wait for
 # the next pass copy before anything else (its claim ahead yields, relay.outbox.claim_ahead). Five cron runs at
 # */2: at most one pass in five of a long backlog goes to the log, and no line waits much longer than this.
 COPY_AGE = 600
-_COLUMNS = "SELECT id, shop, key, body, at FROM log_spool"
-READ: Statement = (f"{_COLUMNS} ORDER BY id LIMIT {LIMIT}", ())
+# What a pass reads: its first ``LIMIT`` rows (by id), one answer row per shop with that shop's bodies already joined
+# in id order by D1 (a window's ``group_concat`` takes its rows in the window's order), under the key of its first
+# row, with its oldest ``at``, its last id (the delete) and its row count: turning rows into Python is what a copy
+# pass spends its CPU on in Pyodide (~0.05 ms a row, bench/bench_worker_cpu.mjs cron-copy), so it turns one per shop.
+_WINDOW = "WINDOW w AS (PARTITION BY shop ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+_READ = """SELECT id, shop, key, body, at, last, n FROM (
+SELECT id, shop, key, at, group_concat(body, '') OVER w AS body, max(id) OVER w AS last, count(*) OVER w AS n,
+    row_number() OVER w AS k
+FROM (SELECT id, shop, key, body, at FROM log_spool {where} ORDER BY id LIMIT {limit})
+{window}) WHERE k = 1 ORDER BY id"""
+READ: Statement = (_READ.format(where="", limit=LIMIT, window=_WINDOW), ())
 # What the claim ahead asks (``?`` is ``now - COPY_AGE``): no row staged that long ago, else it claims nothing.
 NONE_OLD = "NOT EXISTS (SELECT 1 FROM log_spool WHERE at <= ?)"
 # A free pass reads the rows only when it may copy them: when no outbox row is due (an idle pass: a pass with rows
 # due sends one and has no CPU left to copy), or when one was staged ``COPY_AGE`` ago (``due``: it copies first).
-# In a backlog every free pass stages its own lines, and turning rows into Python costs Pyodide CPU a busy pass
-# does not have. Right after the claim ahead, also nothing when it claimed a row (``changes()``).
+# In a backlog every free pass stages its own lines, and a busy pass has no CPU for rows it cannot copy. Right
+# after the claim ahead, also nothing when it claimed a row (``changes()`` is the claim's until the next write).
 _MAY_COPY = """(NOT EXISTS (SELECT 1 FROM outbox WHERE (state IN ('due', 'retry') AND next_attempt_at <= ?1)
 OR (state = 'sending' AND lease_until <= ?1)) OR EXISTS (SELECT 1 FROM log_spool WHERE at <= ?2))"""
-_READ_FREE = f"{_COLUMNS} WHERE {_MAY_COPY} ORDER BY id LIMIT {LIMIT}"
-_READ_UNCLAIMED = f"{_COLUMNS} WHERE changes() = 0 AND {_MAY_COPY} ORDER BY id LIMIT {LIMIT}"
+_READ_FREE = _READ.format(where=f"WHERE {_MAY_COPY}", limit=LIMIT, window=_WINDOW)
+_READ_UNCLAIMED = _READ.format(where=f"WHERE changes() = 0 AND {_MAY_COPY}", limit=LIMIT, window=_WINDOW)
 
 
 def read(now: int, free: bool, claimed_ahead: bool) -> Statement:
@@ -71,7 +79,10 @@ FROM bridge WHERE changes() > 0 AND id = last_insert_rowid()"""
 
 _LINES = "INSERT INTO log_spool (shop, key, body, at) VALUES (?, ?, ?, ?)"
 
-_DELETE = "DELETE FROM log_spool WHERE id IN (SELECT value FROM json_each(?))"
+# each shop's rows up to the last one its object holds: all were in the read (its first ``LIMIT`` rows by id), and a
+# row staged since has a higher id (SQLite gives a new row the highest id + 1, and those rows are still there)
+_DELETE = """DELETE FROM log_spool WHERE EXISTS (SELECT 1 FROM json_each(?) j
+WHERE json_extract(j.value, '$[0]') = log_spool.shop AND log_spool.id <= json_extract(j.value, '$[1]'))"""
 
 
 def decision(shop: str, at: float, now: float, event_name: str, **fields: Any) -> Statement:
@@ -102,21 +113,24 @@ def due(read: QueryResult, now: int) -> bool:
     return any(int(r["at"] or 0) <= now - COPY_AGE for r in read.rows)
 
 
-def delete(ids: Sequence[int]) -> Statement:
-    return _DELETE, (json.dumps(list(ids)),)
+def delete(written: Sequence[tuple[str, int]]) -> Statement:
+    """The statement deleting what ``copy`` wrote: (shop, last id) pairs."""
+    return _DELETE, (json.dumps([list(w) for w in written]),)
 
 
-async def copy(blobs: Blobs, read: QueryResult) -> list[int]:
-    """Write the rows ``READ`` answered to R2, one object per shop; the ids written (to delete)."""
-    written: list[int] = []
-    rows = sorted(read.rows, key=lambda r: (str(r["shop"]), int(r["id"])))
-    for shop, group in groupby(rows, key=lambda r: str(r["shop"])):
-        staged = list(group)
+async def copy(blobs: Blobs, read: Sequence[dict[str, Any]]) -> tuple[list[tuple[str, int]], int]:
+    """Write shops' rows as ``READ`` answered them (one per shop) to R2, one object each: what was written (the
+    shops and their last ids, to delete) and how many staged rows that was."""
+    written: list[tuple[str, int]] = []
+    rows = 0
+    for r in read:
+        shop = str(r["shop"])
         try:
-            await blobs.put(str(staged[0]["key"]), "".join(str(r["body"]) for r in staged).encode("utf-8"))
+            await blobs.put(str(r["key"]), str(r["body"]).encode("utf-8"))
         except Exception as exc:  # R2 refused: the rows stay for the next pass, and sending goes on
-            logger.warning("delivery log of %s: %d staged line(s) not written (%s); the next cron run tries again",
-                           shop, len(staged), type(exc).__name__)
+            logger.warning("delivery log of %s: %d staged row(s) not written (%s); the next cron run tries again",
+                           shop, int(r["n"]), type(exc).__name__)
             continue
-        written += [int(r["id"]) for r in staged]
-    return written
+        written.append((shop, int(r["last"])))
+        rows += int(r["n"])
+    return written, rows
