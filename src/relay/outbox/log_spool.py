@@ -32,7 +32,7 @@ logger = logging.getLogger("relay")
 
 Statement = tuple[str, Sequence[Any]]
 
-LIMIT = 200     # rows a cron pass reads (and writes) at most; the rest wait for the next pass
+LIMIT = 60      # rows a cron pass reads (and writes) at most; the rest wait for the next pass (see below)
 # A free pass copies only with room to spare, and in a backlog every pass is busy: a row staged this long ago makes
 # the next pass copy before anything else (its claim ahead yields, relay.outbox.claim_ahead). Five cron runs at
 # */2: at most one pass in five of a long backlog goes to the log, and no line waits much longer than this.
