@@ -5,7 +5,8 @@ a unit's CPU. A pass that sends its one event made six: its start, the claim, th
 log object. When the plan says before the pass starts that its send round could only be that one event (one fits
 inside the limit, a second would not fit the target, nor one with a day-old currency's three calls), the start's
 batch claims it (``relay.outbox.claim_ahead`` picks the shop as ``relay.jobs.send_round.plan`` would), and the
-pass delivers and finishes it as a round: five calls, ``SEND_PASS_CALLS``. Where nothing was claimed (nothing
+pass delivers and finishes it as a round: five calls, ``SEND_PASS_CALLS``, four where the finish stages the pass's
+log lines instead of its log object (``STAGED_SEND_PASS_CALLS``, the free plan). Where nothing was claimed (nothing
 due, a stale currency, a hold to lift) the pass goes on as before, the start having cost what it always did.
 """
 

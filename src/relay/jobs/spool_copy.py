@@ -2,7 +2,9 @@
 
 Every pass reads the staged rows in its first D1 call (``log_spool.READ`` rides in ``CronLedger.start_pass``: no
 call of its own, so an idle run with nothing staged stays one D1 call), on every plan, so a switch from the free
-plan strands no line; a free pass whose start claimed its one event reads none (``log_spool.READ_UNCLAIMED``).
+plan strands no line. A free pass reads them only when it may copy: not when its start claimed its one event,
+and not while rows are due unless one waited ``COPY_AGE`` (``log_spool.read``): in a backlog every free pass stages
+its own lines (``relay.jobs.send_round.finish``), and one that sends has no CPU for rows it cannot copy.
 After its rounds, a pass with room left for one R2 put per shop and the delete writes them (``log_spool.copy``)
 and defers the delete of exactly the rows written to its next D1 call (its progress write when it has one, else
 a call of its own at its end). A pass without that room (on the free plan, one that sent its event or listed a

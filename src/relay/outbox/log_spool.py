@@ -13,6 +13,9 @@ line reports and no Python sees before the batch returns, is filled in by SQL:
 - ``bridge``: right after ``bridge_take.STORE``, the post was kept when it inserted (``changes()``) and its row is
   ``last_insert_rowid()``; its ``binding`` picks one of the two lines the job built.
 
+A free cron pass that sends stages its own lines too, in its send round's finish (``pass_lines``: one row per shop
+with what ``DeliveryLog.flush`` would have written, key and body), so they commit with the outcomes they report.
+
 ``copy`` writes one object per shop: the shop's rows in id order under the key of its first row (the time of the
 invocation that staged it). A pass whose delete did not reach D1 copies the same first row again, so its object is
 overwritten with a superset: no line is written twice. A put that fails leaves that shop's rows for the next pass.
