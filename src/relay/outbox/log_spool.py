@@ -35,7 +35,11 @@ logger = logging.getLogger("relay")
 
 Statement = tuple[str, Sequence[Any]]
 
-LIMIT = 60      # rows a cron pass reads (and writes) at most; the rest wait for the next pass (see below)
+# Rows a cron pass reads (and writes) at most; the rest wait for the next pass. A free copy pass (its start, two
+# shops' objects, the delete) measured 7.0 / 7.8 ms of thread CPU (median / p95) with 3 rows, 8.1 / 8.8 with 30 and
+# 9.1 / 10.1 with 60 (bench/bench_worker_cpu.mjs --env RELAY_PLAN=free --kinds cron-copy --spool-rows N, the shim's
+# ~2.5 ms included): ~0.035 ms a row, so 30 keeps it inside 10 ms with the bench's own cost counted.
+LIMIT = 30
 # A free pass copies only with room to spare, and in a backlog every pass is busy: a row staged this long ago makes
 # the next pass copy before anything else (its claim ahead yields, relay.outbox.claim_ahead). Five cron runs at
 # */2: at most one pass in five of a long backlog goes to the log, and no line waits much longer than this.
@@ -43,7 +47,7 @@ COPY_AGE = 600
 # What a pass reads: its first ``LIMIT`` rows (by id), one answer row per shop with that shop's bodies already joined
 # in id order by D1 (a window's ``group_concat`` takes its rows in the window's order), under the key of its first
 # row, with its oldest ``at``, its last id (the delete) and its row count: turning rows into Python is what a copy
-# pass spends its CPU on in Pyodide (~0.05 ms a row, bench/bench_worker_cpu.mjs cron-copy), so it turns one per shop.
+# pass spends its CPU on in Pyodide (~0.05 ms a row before this, cron-copy), so it turns one per shop.
 _WINDOW = "WINDOW w AS (PARTITION BY shop ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
 _READ = """SELECT id, shop, key, body, at, last, n FROM (
 SELECT id, shop, key, at, group_concat(body, '') OVER w AS body, max(id) OVER w AS last, count(*) OVER w AS n,
