@@ -35,6 +35,9 @@
 //   dashboard      GET /dashboard (bearer) over the drained ledger: 900 orders, 3 shops
 //   status         GET /status over the same ledger
 //   orders         GET /orders?shop=… (50 rows)
+//   cron-copy      (only when named in --kinds) scheduled() with nothing to send and --spool-rows N (200) delivery-log
+//                  lines staged in D1 a while ago over 3 shops: the pass that copies them to R2 (relay.jobs.spool_copy;
+//                  the rows a pass reads at most are relay.outbox.log_spool.LIMIT)
 //
 // --py-profile KIND runs that kind's measured invocations under Python's cProfile (inside Pyodide) and prints
 // the top functions by own time and by cumulative time: which Python (ours, the SDK's, asyncio) the CPU is in.
@@ -57,6 +60,7 @@ import {
 } from "../conformance/pyodide_worker.mjs";   // Pyodide + SDK + miniflare set up as conformance/check.mjs does
 
 const KINDS = ["webhook", "bridge", "cron-idle", "cron-busy", "dashboard", "status", "orders"];
+const OPTIONAL_KINDS = ["cron-copy"];      // measured only when asked for by --kinds
 const ADMIN = "bench-admin-token-0123456789abcdef";
 const BASE = "https://relay.example.workers.dev";
 
@@ -420,6 +424,7 @@ async function main() {
       kinds: { type: "string" },
       n: { type: "string" },
       passes: { type: "string" },
+      "spool-rows": { type: "string" },
       "per-pass": { type: "boolean", default: false },
       json: { type: "string" },
     },
@@ -429,7 +434,9 @@ async function main() {
   for (const o of ["profile", "py-profile"]) if (opts[o] && !KINDS.includes(opts[o])) fail(`--${o} takes one of ${KINDS.join(", ")}`);
   const only = opts.profile ?? opts["py-profile"];
   const wanted = only ? [only] : opts.kinds ? opts.kinds.split(",") : KINDS;
-  for (const k of wanted) if (!KINDS.includes(k)) fail(`unknown kind ${k}; kinds: ${KINDS.join(", ")}`);
+  for (const k of wanted) {
+    if (!KINDS.includes(k) && !OPTIONAL_KINDS.includes(k)) fail(`unknown kind ${k}; kinds: ${[...KINDS, ...OPTIONAL_KINDS].join(", ")}`);
+  }
   const n = Number(opts.n ?? (opts.quick ? 2 : 30));
   const warm = opts.quick ? 1 : 5;
   const perShop = Number(opts.orders ?? (opts.quick ? 20 : 300));
@@ -552,6 +559,40 @@ async function main() {
     if (has("cron-idle")) {
       for (let i = 0; i < 2; i += 1) await invokeScheduled(harness, envA);     // the daily checks, the first listing
       await repeat("cron-idle", "cron, nothing to do (3 shops)", () => invokeScheduled(harness, envA), []);
+    }
+    if (has("cron-copy")) {
+      // A free pass's lines as its send round's finish stages them (one row per shop and pass: an attempt line), for
+      // the 3 shops of envA, staged COPY_AGE ago: the next pass copies them first (one R2 put per shop, the delete).
+      const rowsWanted = Number(opts["spool-rows"] ?? 200);
+      if (!has("cron-idle")) for (let i = 0; i < 2; i += 1) await invokeScheduled(harness, envA);   // daily checks
+      let k = 0;
+      const stage = async () => {
+        const at = Math.floor(Date.now() / 1000) - 700;
+        const rowsJson = [];
+        for (let i = 0; i < rowsWanted; i += 1) {
+          k += 1;
+          const shop = ["vik", "ann", "bob"][i % 3];
+          const line = { attempts: 1, event_id: `purchase_WEB${String(k).padStart(5, "0")}`, events_received: 1,
+            fbtrace_id: "AbCdEf0123456789xyzAB", from_state: "due", kind: "attempt",
+            match_keys: ["em", "ph", "fn", "ln", "ct", "country", "external_id", "client_ip_address", "client_user_agent", "fbp"],
+            ms: 212, order_id: 500_000_000 + k, order_number: `WEB${String(k).padStart(5, "0")}`, shop, state: "sent",
+            status: 200, t: at, verdict: "sent" };
+          const body = JSON.stringify(line, Object.keys(line).sort()).replace(/,"/g, ', "').replace(/":/g, '": ') + "\n";
+          rowsJson.push({ s: shop, k: `logs/${shop}/2026/12/06/000000-${String(k).padStart(12, "0")}.ndjson`, b: body, a: at });
+        }
+        await store.call({ op: "d1", db: "A", kind: "run", sql: "INSERT INTO log_spool (shop, key, body, at) SELECT " +
+          "json_extract(value, '$.s'), json_extract(value, '$.k'), json_extract(value, '$.b'), json_extract(value, '$.a') " +
+          "FROM json_each(?)", params: [JSON.stringify(rowsJson)] });
+      };
+      const copyPass = async () => {
+        await stage();                                   // outside the measurement: D1 holds them before the pass
+        const m = await invokeScheduled(harness, envA);
+        if (m.calls.r2 < 1) fail("cron-copy: the pass copied nothing");
+        // what it did not copy (a pass copies as many shops as its CPU holds) is cleared: each pass starts alike
+        await store.call({ op: "d1", db: "A", kind: "run", sql: "DELETE FROM log_spool", params: [] });
+        return m;
+      };
+      await repeat("cron-copy", `cron copying ${rowsWanted} staged log rows (3 shops)`, copyPass, []);
     }
     const busyWanted = ["cron-busy", "dashboard", "status", "orders"].some(has);
     if (busyWanted) {

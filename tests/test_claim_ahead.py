@@ -5,8 +5,8 @@ event goes out (the least recently served with an event due, then the smaller ba
 shop held under its token, one waiting out Lightspeed's limit with lines to fetch, one out of Meta requests this
 minute, one whose currency is a day old) and nothing while a hold names another token (the pass lifts it first).
 Here both decide on the same generated ledgers, a few hundred of them, on real SQLite: the statement on one copy,
-the pass's own turns and plan on another. A start that expires rows for other shops leaves less CPU than was
-planned: the claimed row then waits out its lease, and is sent once later.
+the pass's own turns and plan on another. A start that expires rows for other shops adds their lines to the
+claimed event's finish, which stages them: no log object the claim was not planned with.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.config import load_shop, scan_shops
 from relay.core.cpu_model import MODEL
 from relay.core.order import parse_order
-from relay.jobs import delivery, intake, limits, runtime
+from relay.jobs import intake, limits, runtime
 from relay.jobs.cron_pass import Pass
 from relay.jobs.currency import MAX_AGE
 from relay.jobs.limits import ROUND_COST
@@ -137,11 +137,11 @@ def test_the_start_claims_for_the_shop_the_send_round_would_serve(tmp_path: Path
     assert len(picks) == len(NAMES) + 1 and min(picks.values()) >= 5, picks    # every outcome, often enough
 
 
-def test_a_claim_the_start_left_no_room_for_waits_out_its_lease_and_is_sent_once_later(harness, env, meta,
-                                                                                       lightspeed, clock):
-    """Two other shops' rows leave Meta's window in the same start: their decision lines are two log objects
-    more than the claim was planned with, and the event no longer fits 10 ms. It is not sent (the pass writes
-    the two log objects, nothing else), and once its lease has run out a pass sends it, once."""
+def test_lines_the_start_adds_ride_in_the_claimed_events_finish_and_it_is_sent(harness, env, meta, lightspeed,
+                                                                             clock):
+    """Two other shops' rows leave Meta's window in the same start: their decision lines were two log objects more
+    than the claim was planned with, and the event no longer fitted 10 ms (it waited out its lease). Now a free pass
+    stages every line it holds in its finish (relay.outbox.log_spool): no log object, and the event goes out."""
     h, now = harness, int(clock.now)
     free_env(env)
     for i, name in enumerate(("ATELIER", "KISS")):
@@ -160,16 +160,12 @@ def test_a_claim_the_start_left_no_room_for_waits_out_its_lease_and_is_sent_once
     h.sqlite.conn.execute("INSERT INTO shops (shop, currency, currency_at, updated_at) VALUES ('vik', 'EUR', ?, ?)",
                           (now, now))
     h.sqlite.conn.commit()
-    before = h._count()
+    before = (h._count(), h.blobs.calls)
     h.run(lambda: h.one_pass(limits=FREE))
-    first = h._count() - before
-    state = h.rows()[900_001]
-    assert (state["state"], state["attempts"], meta.events()) == ("sending", 1, []), "claimed, not sent"
-    assert first == 3 and MODEL.cost(subrequests=first) <= 10.0, "the start and the two shops' log objects"
-    assert {r["state"] for o, r in h.rows().items() if o != 900_001} == {"expired"}
-    clock.advance(delivery.LEASE_SECONDS // 2)
-    h.run(lambda: h.one_pass(limits=FREE))
-    assert meta.events() == [], "within its lease no pass takes it"
-    clock.advance(delivery.LEASE_SECONDS // 2)
-    h.run(lambda: h.one_pass(limits=FREE))
+    first, puts = h._count() - before[0], h.blobs.calls - before[1]
     assert [e["event_id"] for e in meta.events()] == [row.event_id] and h.rows()[900_001]["state"] == "sent"
+    assert (first, puts) == (4, 0) and MODEL.cost(subrequests=first, events=1) <= 10.0, \
+        "the start, products.json, Meta, the finish"
+    assert {r["state"] for o, r in h.rows().items() if o != 900_001} == {"expired"}
+    staged = dict(h.sqlite.conn.execute("SELECT shop, body FROM log_spool").fetchall())
+    assert sorted(staged) == ["atelier", "kiss", "vik"] and all('"expired"' in staged[n] for n in ("atelier", "kiss"))

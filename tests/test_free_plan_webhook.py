@@ -18,7 +18,7 @@ import pytest
 
 from conftest import KEY, SECRET, shop_env
 from relay.jobs import cron, limits, runtime
-from relay.jobs.limits import SEND_PASS_CALLS
+from relay.jobs.limits import STAGED_SEND_PASS_CALLS
 from relay_tools.edges import FolderBlobs, HttpxClient
 from relay_tools.fakes import FakeLightspeed, FakeMeta
 from relay_tools.sqlite import SqliteDatabase
@@ -96,11 +96,11 @@ def test_a_wrong_plan_variable_keeps_sending_at_once():
     assert not limits.sends_inline({}, cpu_limited=True), "free is the default"
 
 
-def test_a_free_cron_pass_sending_a_stored_webhook_order_makes_four_subrequests_and_sends_it_once(tmp_path):
-    """The pass's start claims the order in its own D1 call (relay.jobs.send_ahead); then Meta, the finish (with the
-    shop's turn) and the log object. The webhook carried the order's lines: no products.json. Before: five (the claim
-    was a call of its own)."""
+def test_a_free_cron_pass_sending_a_stored_webhook_order_makes_three_subrequests_and_sends_it_once(tmp_path):
+    """The pass's start claims the order in its own D1 call (relay.jobs.send_ahead); then Meta, and the finish (with
+    the shop's turn and the pass's log lines, staged: relay.outbox.log_spool). The webhook carried the order's lines:
+    no products.json. Before: five (the claim was a call of its own), then four (the log object was an R2 put)."""
     o = webhook_then_cron(tmp_path, "free", cpu_limited=True)
     assert (o.after_webhook, o.after_pass, o.after_second, o.state) == (0, 1, 1, "sent"), "sent by the pass, once"
-    assert o.calls == Counter(d1=2, meta=1, r2=1), o.calls
-    assert o.calls.total() == SEND_PASS_CALLS - 1, "the pass's planned calls less the lines it did not need"
+    assert o.calls == Counter(d1=2, meta=1), o.calls
+    assert o.calls.total() == STAGED_SEND_PASS_CALLS - 1, "the pass's planned calls less the lines it did not need"

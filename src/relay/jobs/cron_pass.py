@@ -72,12 +72,16 @@ class Pass:
         # on the free plan a pass's CPU holds a page or a few events: its send round goes before the pages, or a
         # long listing of small pages would keep listed orders from going out until Meta's window closed on them
         self.sends_first = limits.plan == FREE.name and limits.cpu_ms is not None
+        # and its send round's finish stages the pass's log lines in D1 (relay.outbox.log_spool): no R2 put of its
+        # own, as the free webhook. Without a LOGS bucket no line is staged: nothing would copy it
+        self.stages_log = self.sends_first and rt.blobs is not None
         self.read: list[tuple[Statement, QueryResult]] = []
         self.logged = 0         # staged log lines this pass wrote to R2 (relay.jobs.spool_copy)
 
-    def room(self, hard: bool = False) -> int:
+    def room(self, hard: bool = False, sending: bool = False) -> int:
         """Subrequests this pass may still start: the budget, and the modeled CPU's room for calls, less
-        what its ending needs (the progress write, and one log object per shop that has lines). Nothing
+        what its ending needs (the progress write, and one log object per shop that has lines: none for a send
+        round of a pass that stages its lines, ``sending``). Nothing
         once the pass has run ``PASS_SECONDS``: the next cron run goes on, rather than overlap it. The CPU here
         only bounds the calls (as if nothing else used it); the events' and orders' CPU is planned with
         ``cpu_room``, and both read the one meter, so no unit is counted twice (tests/test_pass_room.py)."""
@@ -88,14 +92,14 @@ class Pass:
         cpu = self.meter.cpu_left(hard)                  # (see cpu_room)
         if cpu is not None:
             rooms.append(int(cpu // self.limits.cpu_model.per_subrequest))
-        return min(rooms) - self.logs(set()) if rooms else UNLIMITED
+        return min(rooms) - self.logs(set(), sending) if rooms else UNLIMITED
 
     def d1_room(self) -> int:
         """D1 queries this pass may still start, less the progress write."""
         left = self.meter.d1_left()
         return UNLIMITED if left is None else left - 1
 
-    def cpu_room(self, calls: int, hard: bool = False) -> float | None:
+    def cpu_room(self, calls: int, hard: bool = False, sending: bool = False) -> float | None:
         """Modeled CPU (ms) left after ``calls`` more subrequests and the log objects already due; None: not
         modeled. The pass's progress write is not counted: a page and a send round each carry their shop's
         turn in their own D1 batch, so a pass that did either writes nothing more (only a pause or a hold's
@@ -103,11 +107,12 @@ class Pass:
         left = self.meter.cpu_left(hard)
         if left is None:
             return None
-        return left - (calls + self.logs(set())) * self.limits.cpu_model.per_subrequest
+        return left - (calls + self.logs(set(), sending)) * self.limits.cpu_model.per_subrequest
 
     def may_force(self) -> bool:
-        """Nothing done yet: one unit may go past the model's target share, inside the plan's limit."""
-        return self.turns == 0
+        """Nothing done yet: one unit may go past the model's target share, inside the plan's limit (a copy of the
+        staged log is a unit too, relay.jobs.spool_copy)."""
+        return self.turns == 0 and not self.logged
 
     def may_list(self, size: int) -> bool:
         """Room for a listing page of ``size`` orders: its calls, its D1 batch, the CPU to parse it."""
@@ -117,9 +122,11 @@ class Pass:
         cpu = self.cpu_room(LIST_COST, hard)
         return self.room(hard) >= LIST_COST and (cpu is None or cpu >= size * self.limits.cpu_model.per_listed_order)
 
-    def logs(self, shops: set[str]) -> int:
-        """Log objects the pass will write if ``shops`` add lines too (one R2 call each)."""
-        if self.rt.blobs is None:
+    def logs(self, shops: set[str], sending: bool = False) -> int:
+        """Log objects the pass will write if ``shops`` add lines too (one R2 call each). None for a send round
+        (``sending``) of a pass that stages its lines: the round's finish stages every line held then, in its own
+        D1 call (``relay.jobs.send_round.deliver_round``); a line added after it costs its object again."""
+        if self.rt.blobs is None or (sending and self.stages_log):
             return 0
         return len(set(self.rt.log.lines) | shops | ({self.meter.shop} if self.meter.shop else set()))
 
@@ -143,8 +150,9 @@ class Pass:
         """The pass; ``reads`` ride in its first D1 call for the jobs after it (``read_ahead``)."""
         now = self.rt.now()
         ahead = claim_ahead(self, shops, now)
-        # the staged log rides too: right after the claim ahead, and read only when it claimed nothing (spool_copy)
-        spool = log_spool.READ if ahead is None else log_spool.READ_UNCLAIMED
+        # the staged log rides too: right after the claim ahead, and on the free plan read only when the pass may
+        # copy it (it claimed nothing, and nothing is due or a row is old: log_spool.read, spool_copy)
+        spool = log_spool.read(now, self.sends_first, ahead is not None)
         start = await self.ledger.start_pass(now, [spool, *reads], ahead)
         self.read = list(zip(reads, start.also[1:], strict=True))
         order = self.shop_turns(shops, start, since, now)
@@ -241,7 +249,7 @@ class Pass:
         report.wait = float(min(waits)) if waits else None
         report.cpu_ms = self.meter.cpu_used if self.limits.cpu_ms is not None else None
         calls_left = self.meter.left()
-        if (report.more and not self.turns and self.limits.cpu_ms is not None
+        if (report.more and not self.turns and not self.logged and self.limits.cpu_ms is not None
                 and (calls_left is None or calls_left > LIST_COST + 1)):
             # work was waiting and the plan's CPU held none of it: say where it can go (a console line, no R2 call)
             report.starved = True

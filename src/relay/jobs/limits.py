@@ -79,6 +79,9 @@ LISTING_PASS_CALLS = 4
 # And of one that sends one event: the pass's start, which claims it too (relay.jobs.send_ahead), its products.json,
 # the Meta request, the finish (which carries the shop's turn) and one log object.
 SEND_PASS_CALLS = 5
+# The same where the finish stages the pass's log lines in D1 instead (the free plan with a LOGS bucket,
+# relay.outbox.log_spool): no log object of its own.
+STAGED_SEND_PASS_CALLS = SEND_PASS_CALLS - 1
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ a unit's CPU. A pass that sends its one event made six: its start, the claim, th
 log object. When the plan says before the pass starts that its send round could only be that one event (one fits
 inside the limit, a second would not fit the target, nor one with a day-old currency's three calls), the start's
 batch claims it (``relay.outbox.claim_ahead`` picks the shop as ``relay.jobs.send_round.plan`` would), and the
-pass delivers and finishes it as a round: five calls, ``SEND_PASS_CALLS``. Where nothing was claimed (nothing
+pass delivers and finishes it as a round: five calls, ``SEND_PASS_CALLS``, four where the finish stages the pass's
+log lines instead of its log object (``STAGED_SEND_PASS_CALLS``, the free plan). Where nothing was claimed (nothing
 due, a stale currency, a hold to lift) the pass goes on as before, the start having cost what it always did.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from relay.core.config import Shop
 from relay.jobs import delivery
 from relay.jobs.currency import MAX_AGE as CURRENCY_MAX_AGE
-from relay.jobs.limits import CURRENCY_CALLS, SEND_PASS_CALLS
+from relay.jobs.limits import CURRENCY_CALLS, SEND_PASS_CALLS, STAGED_SEND_PASS_CALLS
 from relay.jobs.pass_state import PassContext, ShopTurn
 from relay.jobs.send_round import deliver_round
 from relay.outbox.claim_ahead import Claim, ClaimAhead
@@ -29,7 +30,8 @@ def claim_ahead(work: PassContext, shops: Sequence[Shop], now: int) -> ClaimAhea
     if not work.sends_first or not shops or hard is None or target is None:
         return None
     model = work.limits.cpu_model
-    calls = SEND_PASS_CALLS + work.logs(set())          # with its lines, and its own log object
+    # with its lines, and its own log object unless its finish stages its lines (and those held before it)
+    calls = (STAGED_SEND_PASS_CALLS if work.stages_log else SEND_PASS_CALLS) + work.logs(set(), sending=True)
     left = work.meter.left()
     one = model.cost(subrequests=calls, events=1, invocations=0)
     if (one > hard or (left is not None and left < calls + 1)
@@ -51,8 +53,9 @@ async def send_claimed(work: PassContext, order: list[ShopTurn], claim: Claim, n
     if s is None:
         return False
     lines = int(claim.row.needs_lines)
-    calls = lines + 2 + work.logs({s.shop.name}) - work.logs(set())     # Meta, the finish, its log object
-    cpu, left = work.cpu_room(calls, hard=True), work.meter.left()
+    # Meta, the finish, its log object (none when the finish stages the lines)
+    calls = lines + 2 + work.logs({s.shop.name}, sending=True) - work.logs(set(), sending=True)
+    cpu, left = work.cpu_room(calls, hard=True, sending=True), work.meter.left()
     if (cpu is not None and cpu < work.limits.cpu_model.per_event) or (left is not None and left < calls + 1):
         return False
     return await deliver_round(work, [(s, 1, lines)], {claim.shop: [claim.row]}, claim.token, now)

@@ -21,6 +21,7 @@ from relay.core.errors import LightspeedError
 from relay.jobs import currency, delivery
 from relay.jobs.limits import CURRENCY_CALLS, LIST_COST, LOW_WATER, ROUND_CALLS, ROUND_COST, SPARE, UNLIMITED
 from relay.jobs.pass_state import PassContext, ShopTurn, deadline, turn_of
+from relay.outbox import log_spool
 from relay.outbox.cron_ledger import turn_statement
 from relay.outbox.rows import Claimed, Finished
 
@@ -88,15 +89,15 @@ def plan(work: PassContext, order: list[ShopTurn], hard: bool = False) -> list[t
     # their next pages go first (2 calls for 250 orders), unless the send round does
     listing = 0 if work.sends_first else sum(s.can_list(now) for s in order)
     reserve = ROUND_COST + (0 if hard else SPARE) + LIST_COST * listing
-    avail = min(work.room(hard) - reserve, ROUND_CALLS)
+    avail = min(work.room(hard, sending=True) - reserve, ROUND_CALLS)
     # CPU is not kept for pages: on the free plan sends go first. A forced round (``hard``) sends one event, which
     # Meta cannot ask to bisect: it keeps no spare calls' CPU
-    cpu = work.cpu_room(ROUND_COST if hard else ROUND_COST + SPARE, hard)
+    cpu = work.cpu_room(ROUND_COST if hard else ROUND_COST + SPARE, hard, sending=True)
     model = work.limits.cpu_model
     chosen: list[tuple[ShopTurn, int, int]] = []
     logs: set[str] = set()
     for s in ready:
-        cost = 1 + work.logs(logs | {s.shop.name}) - work.logs(logs) + s.state_cost(now)
+        cost = 1 + work.logs(logs | {s.shop.name}, True) - work.logs(logs, True) + s.state_cost(now)
         lines_room = avail - cost
         if s.ls_left is not None:
             lines_room = min(lines_room, s.ls_left - LOW_WATER)
@@ -139,12 +140,14 @@ async def deliver_round(work: PassContext, planned: list[tuple[ShopTurn, int, in
     """A round's rows, claimed under ``token`` (by ``send_round``, or by the pass's start: ``relay.jobs.send_ahead``):
     each shop's lines and one Meta request, then one D1 call finishes them all with the shops' turns. Whether
     anything moved."""
-    later = sum(lines + s.state_cost(now) + 2 for s, _, lines in planned)   # what the planned shops still need
+    log_object = 0 if work.stages_log else 1      # a shop's log object: none when the finish stages the lines
+    later = sum(lines + s.state_cost(now) + 1 + log_object for s, _, lines in planned)   # what the planned shops
+    # still need: each its lines, Meta, its log object
     finished: dict[str, list[Finished]] = {}
     also: dict[str, list[tuple[str, Sequence[Any]]]] = {}
     reports: list[tuple[ShopTurn, delivery.SendReport, int]] = []
     for s, limit, lines in planned:
-        later -= lines + s.state_cost(now) + 2
+        later -= lines + s.state_cost(now) + 1 + log_object
         rows = claimed[s.shop.name]
         sent = delivery.SendReport(claimed=len(rows))
         reports.append((s, sent, limit))
@@ -164,7 +167,7 @@ async def deliver_round(work: PassContext, planned: list[tuple[ShopTurn, int, in
         try:
             # Meta requests: the first, and for bisecting a rejected batch whatever the later shops, the
             # finish, this shop's lines and log object and a hold's write leave
-            free = work.room() - 1 - later - lines - s.state_cost(now) - 1
+            free = work.room(sending=True) - 1 - later - lines - s.state_cost(now) - log_object
             cap = max(min(s.meta_left(now, work.limits.meta_per_minute), free), 1)
             finished[s.shop.name], also[s.shop.name] = await delivery.deliver(
                 work.rt, s.shop, rows, s.state, now, sent, max_requests=cap, may_fetch=may_fetch)
@@ -178,8 +181,23 @@ async def deliver_round(work: PassContext, planned: list[tuple[ShopTurn, int, in
         if finished.get(s.shop.name):          # the shop's turn goes with its finish (see the module's docstring)
             also[s.shop.name] = [*also.get(s.shop.name, ()), turn_statement(s.progress, s.meta_added, now)]
             s.meta_added, s.started = 0, turn_of(s.progress)
-    await work.ledger.finish_many(token, now, finished, also)
+    await finish(work, token, now, finished, also)
     return any(sent.claimed > sent.due for _, sent, _ in reports)     # rows put back unsent are no progress
+
+
+async def finish(work: PassContext, token: str, now: int, finished: dict[str, list[Finished]],
+                 also: dict[str, list[tuple[str, Sequence[Any]]]]) -> None:
+    """The round's finish; on a pass that stages its log (the free plan's), with every line the invocation holds,
+    one row per shop, as ``DeliveryLog.flush`` would write them to R2 (``relay.outbox.log_spool``): the lines go
+    in the same transaction as the outcomes they report, and the next copy writes them. Once that is committed
+    the log forgets them; if the finish fails they stay, and the pass's end writes them to R2 as before."""
+    log = work.rt.log
+    if not work.stages_log or not log.lines or not any(finished.values()):
+        await work.ledger.finish_many(token, now, finished, also)
+        return
+    staged, counts = log_spool.pass_lines(log, work.rt.clock())
+    await work.ledger.finish_many(token, now, finished, also, staged)
+    log.drop(counts)
 
 
 def _sent(work: PassContext, s: ShopTurn, sent: delivery.SendReport, limit: int) -> None:

@@ -179,12 +179,14 @@ class CronLedger(Ledger):
         return {shop: claimed_rows(result.rows) for shop, result in zip(shops, results, strict=True)}
 
     async def finish_many(self, token: str, now: int, results: Mapping[str, Sequence[Finished]],
-                          also: Mapping[str, Sequence[tuple[str, Sequence[Any]]]]) -> None:
-        """What Meta answered for every shop of a round, in one D1 call (only where the lease still holds)."""
+                          also: Mapping[str, Sequence[tuple[str, Sequence[Any]]]],
+                          after: Sequence[tuple[str, Sequence[Any]]] = ()) -> None:
+        """What Meta answered for every shop of a round, in one D1 call (only where the lease still holds);
+        ``after`` (the pass's staged log lines, ``relay.outbox.log_spool.pass_lines``) in the same call, last."""
         statements = [statement for shop, done in results.items() if done
                       for statement in finish_statements(shop, token, now, done, also.get(shop, ()))]
         if statements:
-            await self.db.batch(statements)
+            await self.db.batch([*statements, *after])
 
     async def record_page(self, rows: Sequence[NewRow], now: int, progress: Progress,
                           skipped: Sequence[tuple[int | None, str]] = (),

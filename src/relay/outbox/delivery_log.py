@@ -124,6 +124,17 @@ class DeliveryLog:
             elif isinstance(attempts, int):
                 line["from_state"] = "due" if attempts <= 1 else "retry"
 
+    def drop(self, counts: dict[str, int]) -> None:
+        """Forget the first ``counts[shop]`` lines of each shop: they were committed elsewhere (a free cron pass
+        stages them in its finish, ``relay.outbox.log_spool.pass_lines``). What the log knows of the orders'
+        states stays, so a later attempt line of this invocation still says where it came from."""
+        for shop, n in counts.items():
+            rest = self.lines.get(shop, [])[n:]
+            if rest:
+                self.lines[shop] = rest
+            else:
+                self.lines.pop(shop, None)
+
     async def flush(self, blobs: Blobs | None, now: float) -> list[str]:
         """Write and forget what was collected; the keys written.
 

@@ -13,6 +13,9 @@ line reports and no Python sees before the batch returns, is filled in by SQL:
 - ``bridge``: right after ``bridge_take.STORE``, the post was kept when it inserted (``changes()``) and its row is
   ``last_insert_rowid()``; its ``binding`` picks one of the two lines the job built.
 
+A free cron pass that sends stages its own lines too, in its send round's finish (``pass_lines``: one row per shop
+with what ``DeliveryLog.flush`` would have written, key and body), so they commit with the outcomes they report.
+
 ``copy`` writes one object per shop: the shop's rows in id order under the key of its first row (the time of the
 invocation that staged it). A pass whose delete did not reach D1 copies the same first row again, so its object is
 overwritten with a superset: no line is written twice. A put that fails leaves that shop's rows for the next pass.
@@ -23,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from itertools import groupby
 from typing import Any
 
 from relay.core.ports import Blobs, QueryResult
@@ -33,18 +35,45 @@ logger = logging.getLogger("relay")
 
 Statement = tuple[str, Sequence[Any]]
 
-LIMIT = 200     # rows a cron pass reads (and writes) at most; the rest wait for the next pass
+# Rows a cron pass reads (and writes) at most; the rest wait for the next pass. A free copy pass (its start, two
+# shops' objects, the delete) measured 7.0 / 7.8 ms of thread CPU (median / p95) with 3 rows, 8.1 / 8.8 with 30 and
+# 9.1 / 10.1 with 60 (bench/bench_worker_cpu.mjs --env RELAY_PLAN=free --kinds cron-copy --spool-rows N, the shim's
+# ~2.5 ms included): ~0.035 ms a row, so 30 keeps it inside 10 ms with the bench's own cost counted.
+LIMIT = 30
 # A free pass copies only with room to spare, and in a backlog every pass is busy: a row staged this long ago makes
 # the next pass copy before anything else (its claim ahead yields, relay.outbox.claim_ahead). Five cron runs at
 # */2: at most one pass in five of a long backlog goes to the log, and no line waits much longer than this.
 COPY_AGE = 600
-READ: Statement = (f"SELECT id, shop, key, body, at FROM log_spool ORDER BY id LIMIT {LIMIT}", ())
-# The same right after a free pass's claim (``relay.outbox.claim_ahead``): nothing when it claimed a row. That pass
-# sends its one event and has no CPU left to copy, and turning the rows into Python costs it ~0.5 ms in Pyodide.
-READ_UNCLAIMED: Statement = (
-    f"SELECT id, shop, key, body, at FROM log_spool WHERE changes() = 0 ORDER BY id LIMIT {LIMIT}", ())
+# What a pass reads: its first ``LIMIT`` rows (by id), one answer row per shop with that shop's bodies already joined
+# in id order by D1 (a window's ``group_concat`` takes its rows in the window's order), under the key of its first
+# row, with its oldest ``at``, its last id (the delete) and its row count: turning rows into Python is what a copy
+# pass spends its CPU on in Pyodide (~0.05 ms a row before this, cron-copy), so it turns one per shop.
+_WINDOW = "WINDOW w AS (PARTITION BY shop ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
+_READ = """SELECT id, shop, key, body, at, last, n FROM (
+SELECT id, shop, key, at, group_concat(body, '') OVER w AS body, max(id) OVER w AS last, count(*) OVER w AS n,
+    row_number() OVER w AS k
+FROM (SELECT id, shop, key, body, at FROM log_spool {where} ORDER BY id LIMIT {limit})
+{window}) WHERE k = 1 ORDER BY id"""
+READ: Statement = (_READ.format(where="", limit=LIMIT, window=_WINDOW), ())
 # What the claim ahead asks (``?`` is ``now - COPY_AGE``): no row staged that long ago, else it claims nothing.
 NONE_OLD = "NOT EXISTS (SELECT 1 FROM log_spool WHERE at <= ?)"
+# A free pass reads the rows only when it may copy them: when no outbox row is due (an idle pass: a pass with rows
+# due sends one and has no CPU left to copy), or when one was staged ``COPY_AGE`` ago (``due``: it copies first).
+# In a backlog every free pass stages its own lines, and a busy pass has no CPU for rows it cannot copy. Right
+# after the claim ahead, also nothing when it claimed a row (``changes()`` is the claim's until the next write).
+_MAY_COPY = """(NOT EXISTS (SELECT 1 FROM outbox WHERE (state IN ('due', 'retry') AND next_attempt_at <= ?1)
+OR (state = 'sending' AND lease_until <= ?1)) OR EXISTS (SELECT 1 FROM log_spool WHERE at <= ?2))"""
+_READ_FREE = _READ.format(where=f"WHERE {_MAY_COPY}", limit=LIMIT, window=_WINDOW)
+_READ_UNCLAIMED = _READ.format(where=f"WHERE changes() = 0 AND {_MAY_COPY}", limit=LIMIT, window=_WINDOW)
+
+
+def read(now: int, free: bool, claimed_ahead: bool) -> Statement:
+    """The read in a pass's start: every row on the paid plan (its passes have the room to copy); on the free plan
+    only when the pass may copy them, and after a claim ahead only when it claimed nothing."""
+    if not free:
+        return READ
+    return (_READ_UNCLAIMED if claimed_ahead else _READ_FREE), (now, now - COPY_AGE)
+
 
 _STATE = "@state@"      # where the ledger's answer goes in a staged decision line
 
@@ -55,7 +84,12 @@ THEN 'unchanged' ELSE (SELECT state FROM outbox WHERE shop = ?1 AND order_id = ?
 _BRIDGE = """INSERT INTO log_spool (shop, key, body, at) SELECT ?, ?, CASE WHEN binding = 'bound' THEN ? ELSE ? END, ?
 FROM bridge WHERE changes() > 0 AND id = last_insert_rowid()"""
 
-_DELETE = "DELETE FROM log_spool WHERE id IN (SELECT value FROM json_each(?))"
+_LINES = "INSERT INTO log_spool (shop, key, body, at) VALUES (?, ?, ?, ?)"
+
+# each shop's rows up to the last one its object holds: all were in the read (its first ``LIMIT`` rows by id), and a
+# row staged since has a higher id (SQLite gives a new row the highest id + 1, and those rows are still there)
+_DELETE = """DELETE FROM log_spool WHERE EXISTS (SELECT 1 FROM json_each(?) j
+WHERE json_extract(j.value, '$[0]') = log_spool.shop AND log_spool.id <= json_extract(j.value, '$[1]'))"""
 
 
 def decision(shop: str, at: float, now: float, event_name: str, **fields: Any) -> Statement:
@@ -71,26 +105,39 @@ def bridge(shop: str, now: float, bound: dict[str, Any], other: dict[str, Any]) 
     return _BRIDGE, (shop, new_key(shop, now), encode([bound]), encode([other]), int(now))
 
 
+def pass_lines(log: DeliveryLog, now: float) -> tuple[list[Statement], dict[str, int]]:
+    """The statements staging every line ``log`` holds, one row per shop with what ``DeliveryLog.flush`` would
+    write at ``now`` (its key and its body), and how many lines of each shop they hold: a free cron pass puts them
+    in its send round's finish, and once that is committed ``DeliveryLog.drop`` forgets them."""
+    at = int(now)
+    statements: list[Statement] = [(_LINES, (shop, new_key(shop, now), encode(lines), at))
+                                   for shop, lines in log.lines.items()]
+    return statements, {shop: len(lines) for shop, lines in log.lines.items()}
+
+
 def due(read: QueryResult, now: int) -> bool:
     """Whether the rows ``READ`` answered hold one staged ``COPY_AGE`` ago: the pass copies before its rounds."""
     return any(int(r["at"] or 0) <= now - COPY_AGE for r in read.rows)
 
 
-def delete(ids: Sequence[int]) -> Statement:
-    return _DELETE, (json.dumps(list(ids)),)
+def delete(written: Sequence[tuple[str, int]]) -> Statement:
+    """The statement deleting what ``copy`` wrote: (shop, last id) pairs."""
+    return _DELETE, (json.dumps([list(w) for w in written]),)
 
 
-async def copy(blobs: Blobs, read: QueryResult) -> list[int]:
-    """Write the rows ``READ`` answered to R2, one object per shop; the ids written (to delete)."""
-    written: list[int] = []
-    rows = sorted(read.rows, key=lambda r: (str(r["shop"]), int(r["id"])))
-    for shop, group in groupby(rows, key=lambda r: str(r["shop"])):
-        staged = list(group)
+async def copy(blobs: Blobs, read: Sequence[dict[str, Any]]) -> tuple[list[tuple[str, int]], int]:
+    """Write shops' rows as ``READ`` answered them (one per shop) to R2, one object each: what was written (the
+    shops and their last ids, to delete) and how many staged rows that was."""
+    written: list[tuple[str, int]] = []
+    rows = 0
+    for r in read:
+        shop = str(r["shop"])
         try:
-            await blobs.put(str(staged[0]["key"]), "".join(str(r["body"]) for r in staged).encode("utf-8"))
+            await blobs.put(str(r["key"]), str(r["body"]).encode("utf-8"))
         except Exception as exc:  # R2 refused: the rows stay for the next pass, and sending goes on
-            logger.warning("delivery log of %s: %d staged line(s) not written (%s); the next cron run tries again",
-                           shop, len(staged), type(exc).__name__)
+            logger.warning("delivery log of %s: %d staged row(s) not written (%s); the next cron run tries again",
+                           shop, int(r["n"]), type(exc).__name__)
             continue
-        written += [int(r["id"]) for r in staged]
-    return written
+        written.append((shop, int(r["last"])))
+        rows += int(r["n"])
+    return written, rows
