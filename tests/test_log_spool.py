@@ -341,7 +341,7 @@ class BrokenBlobs:
         return []
 
 
-def test_in_a_backlog_where_every_pass_sends_a_line_staged_ten_minutes_ago_is_copied_first(edges, fakes):
+def test_in_a_backlog_where_every_pass_sends_a_line_staged_copy_age_ago_is_copied_first(edges, fakes):
     """A free pass that sends has no room to copy, and in a backlog every pass sends: once a staged line is
     ``COPY_AGE`` old, the next pass claims nothing and copies first; the sending goes on after it, once each."""
     edge = edges("backlog")

@@ -40,10 +40,12 @@ Statement = tuple[str, Sequence[Any]]
 # 9.1 / 10.1 with 60 (bench/bench_worker_cpu.mjs --env RELAY_PLAN=free --kinds cron-copy --spool-rows N, the shim's
 # ~2.5 ms included): ~0.035 ms a row, so 30 keeps it inside 10 ms with the bench's own cost counted.
 LIMIT = 30
-# A free pass copies only with room to spare, and in a backlog every pass is busy: a row staged this long ago makes
-# the next pass copy before anything else (its claim ahead yields, relay.outbox.claim_ahead). Five cron runs at
-# */2: at most one pass in five of a long backlog goes to the log, and no line waits much longer than this.
-COPY_AGE = 600
+# A free pass copies only with room to spare, and in a backlog every pass is busy (and stages its own lines): a row
+# staged this long ago makes the next pass copy before anything else (its claim ahead yields,
+# relay.outbox.claim_ahead). Each copy pass is a pass that sends nothing: at 10 minutes a 3-shop backlog took 52.9 h
+# to drain instead of 45.3 (bench/bench_backfill.py --shops 3 --orders 300 --plan free), at an hour 47.8 h; the
+# delivery log is a record to read later, and an hour behind in a backlog costs no order.
+COPY_AGE = 3600
 # What a pass reads: its first ``LIMIT`` rows (by id), one answer row per shop with that shop's bodies already joined
 # in id order by D1 (a window's ``group_concat`` takes its rows in the window's order), under the key of its first
 # row, with its oldest ``at``, its last id (the delete) and its row count: turning rows into Python is what a copy
