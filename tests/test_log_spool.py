@@ -213,7 +213,7 @@ def test_a_free_pass_that_claimed_its_event_reads_no_staged_row_and_the_next_idl
 
 def test_a_recopy_after_a_lost_delete_overwrites_the_object_with_no_line_twice(edges):
     edge = edges("spool")
-    lose_delete = NoSpoolDelete(edge.sqlite)
+    lose_delete = RefusedBatches(edge.sqlite, "DELETE FROM log_spool")
 
     async def steps() -> None:
         rt = edge.rt()
@@ -290,18 +290,20 @@ def test_a_cancelled_orders_webhook_logs_through_r2_as_before(edges):
     assert [json.loads(t)["state"] for _, t in staged_lines(edge.objects())] == ["skipped"]
 
 
-class NoSpoolDelete:
-    """D1 whose batches that delete staged rows fail (a delete lost on the way)."""
+class RefusedBatches:
+    """D1 whose batches holding a statement that starts with one of ``refuse`` fail, as a connection lost on the
+    way (a delete of staged rows lost; a pass's finish that stages its lines refused)."""
 
-    def __init__(self, inner: SqliteDatabase) -> None:
+    def __init__(self, inner: Any, *refuse: str) -> None:
         self.inner = inner
+        self.refuse = refuse
         self.refused = 0
 
     async def run(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         return await self.inner.run(sql, params)
 
     async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[QueryResult]:
-        if any("DELETE FROM log_spool" in sql for sql, _ in statements):
+        if any(sql.startswith(self.refuse) for sql, _ in statements):
             self.refused += 1
             raise OSError("network connection lost")
         return await self.inner.batch(statements)

@@ -6,7 +6,6 @@ and written to R2 by a later pass's copy as the R2 path writes them. Real SQLite
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import re
@@ -22,14 +21,14 @@ from conftest import SECRET, order_body, shop_env
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
 from relay.core.config import load_shop
 from relay.core.order import parse_order
-from relay.core.ports import QueryResult
 from relay.jobs import cron, intake, limits, runtime
 from relay.outbox.ledger import Ledger
 from relay_tools.edges import FolderBlobs, HttpxClient
 from relay_tools.fakes import FakeLightspeed, FakeMeta, Recorded, Reply, graph_error
 from relay_tools.sqlite import SqliteDatabase
 from test_backfill import LINES, PAID, Counted, listed
-from test_log_spool import invoke, webhook_request
+from test_log_spool import RefusedBatches, invoke, webhook_request
+from test_log_spool import run as run_closing
 from worker_webhook import NOW
 
 CRON = 120
@@ -102,15 +101,8 @@ def worlds(tmp_path: Path) -> Iterator[Any]:
 
 
 def run(world_list: Sequence[World], steps: Any) -> None:
-    async def whole() -> None:
-        try:
-            await steps()
-        finally:
-            for world in world_list:
-                if world.http is not None:
-                    await world.http.aclose()
-
-    asyncio.run(whole())
+    """``test_log_spool.run``: the steps in one event loop, each world's HTTP client closed in it."""
+    run_closing(steps, *world_list)
 
 
 async def backfilled(world: World, shop: str, order_id: int, at: float) -> None:
@@ -161,29 +153,11 @@ def test_a_free_pass_sending_a_backfilled_order_makes_four_calls_and_a_later_cop
     assert spool.lines("attempt", "decision") == expected, "the same lines, bytes and keys (less the random part)"
 
 
-class FailingStagedFinish:
-    """D1 refusing the batch that stages a pass's lines (its finish): the connection lost on the way."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.refused = 0
-
-    async def run(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
-        return await self.inner.run(sql, params)
-
-    async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[QueryResult]:
-        if any(sql.startswith("INSERT INTO log_spool (shop, key, body, at) VALUES (?, ?, ?, ?)") for sql, _ in
-               statements):
-            self.refused += 1
-            raise OSError("network connection lost")
-        return await self.inner.batch(statements)
-
-
 def test_a_staged_line_is_committed_with_the_finish_or_not_at_all(worlds):
     """The finish fails: no outcome and no staged line (the row waits out its lease, as any unfinished claim);
     the pass's end writes the lines to R2, as it did before it staged them."""
     world = worlds("spool")
-    refusing = FailingStagedFinish(world.db)
+    refusing = RefusedBatches(world.db, "INSERT INTO log_spool (shop, key, body, at) VALUES (?, ?, ?, ?)")
 
     async def steps() -> None:
         await backfilled(world, "vik", 900_001, NOW)
