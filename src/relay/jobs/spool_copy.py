@@ -1,6 +1,6 @@
 """The cron pass's copy of the delivery-log lines staged in D1 (``relay.outbox.log_spool``) to R2.
 
-Every pass reads the staged rows in its first D1 call (``log_spool.READ`` rides in ``CronLedger.start_pass``: no
+Every pass reads the staged rows in its first D1 call (``log_spool.read`` rides in ``CronLedger.start_pass``: no
 call of its own, so an idle run with nothing staged stays one D1 call), on every plan, so a switch from the free
 plan strands no line. A free pass reads them only when it may copy: not when its start claimed its one event,
 and not while rows are due unless one waited ``COPY_AGE`` (``log_spool.read``): in a backlog every free pass stages

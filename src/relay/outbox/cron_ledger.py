@@ -143,7 +143,7 @@ class CronLedger(Ledger):
         upkeep, so they see what it did) and answered in ``PassStart.also``: the cron's jobs read their tables
         here, not in calls of their own (``relay.outbox.read_ahead``); they run only after a pass that claimed
         nothing, whose claim wrote nothing. ``also``'s first statement follows the claim directly: it may read the
-        claim's ``changes()`` (``relay.outbox.log_spool.READ_UNCLAIMED``)."""
+        claim's ``changes()`` (``relay.outbox.log_spool.read``)."""
         window_cutoff = now - (WINDOW - EXPIRE_MARGIN)
         claim = [claim_ahead.statement(ahead, now)] if ahead is not None else []
         _, _, expired, _, _, due_rows, progress, shops, *others = await self.db.batch([
