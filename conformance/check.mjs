@@ -16,6 +16,10 @@
 //                   event Meta receives, the D1 ledger, the R2 delivery log; a thank-you post (204 without a
 //                   body, CF-Connecting-IP stored) and GET /bridge.js
 //   worker-scheduled  a webhook whose waitUntil work died is sent by entry.Default.scheduled() (the cron sweep)
+//   free-log-spool  RELAY_PLAN=free: the webhook, its redelivery and a thank-you post stage their log lines in their
+//                   one D1 call (no R2 put), with the ledger's answer filled in by workerd's D1 (changes(),
+//                   last_insert_rowid()); the cron sends the order once and copies every staged row to R2, a
+//                   shop's lines in id order (a window group_concat), the sending pass's attempt line included
 //   orders-api      conformance/orders_api.py: GET /orders and POST /orders/replay through entry.Default.fetch() on
 //                   miniflare's D1 (auth, 404, pages, refusals, a replay sent in waitUntil) answer exactly as the
 //                   same scenario does on the local runner's routes and SQLite under CPython, and Meta gets the
@@ -104,8 +108,8 @@ class R2Bucket {
 function startMiniflare() {
   return startMiniflareFor("conformance", {
     d1Databases: { SEND_DB: "conformance-send-path", WORKER_DB: "conformance-worker", ORDERS_DB: "conformance-orders",
-      BRIDGE_DB: "conformance-bridge" },
-    r2Buckets: { LOGS: "conformance-logs" },
+      BRIDGE_DB: "conformance-bridge", SPOOL_DB: "conformance-spool" },
+    r2Buckets: { LOGS: "conformance-logs", SPOOL_LOGS: "conformance-spool-logs" },
   });
 }
 
@@ -254,7 +258,7 @@ function workerEnv(db, logs) {
     META_TIMEOUT: "25", RELAY_PLAN: "paid", RELAY_SUBREQUEST_BUDGET: "50" };
 }
 
-async function invoke(env, request, { dropWaitUntil = false } = {}) {
+async function invoke(env, request, { dropWaitUntil = false, stores = false } = {}) {
   // One invocation: a fresh ExecutionContext; its waitUntil work is awaited as workerd does after answering.
   const pending = [];
   const dropped = [];
@@ -272,7 +276,8 @@ async function invoke(env, request, { dropWaitUntil = false } = {}) {
     work.destroy?.();
   }
   await settle(pending);
-  if (!dropWaitUntil && pending.length === 0 && request.method === "POST" && response.status === 200) {
+  // (``stores``: the free plan's webhook, which stores and answers; the cron sends)
+  if (!dropWaitUntil && !stores && pending.length === 0 && request.method === "POST" && response.status === 200) {
     fail("an accepted webhook handed no work to ctx.waitUntil");
   }
   return { status: response.status, body: text, json: (() => { try { return JSON.parse(text); } catch { return null; } })() };
@@ -537,6 +542,54 @@ async function checkWorkerScheduled() {
     `D1 ${states}; other upstream calls: ${other.join(", ") || "none"}`;
 }
 
+async function checkFreeLogSpool() {
+  // The free plan stages the webhook's and the thank-you post's log lines in their one D1 call, with the ledger's
+  // answer filled in by SQL (changes(), last_insert_rowid()), and a sending pass stages its own lines in its finish;
+  // later passes copy them to R2, each shop's lines joined in id order by a window group_concat. Those SQL
+  // functions are what SQLite answers in tests; here workerd's own D1 answers them (relay.outbox.log_spool).
+  const up = ctx.upstreams;
+  const db = new D1Database(await ctx.mf.getD1Database("SPOOL_DB"));
+  await migrate(db);
+  const logs = new R2Bucket(await ctx.mf.getR2Bucket("SPOOL_LOGS"));
+  const env = { ...workerEnv(db, logs), RELAY_PLAN: "free" };
+  delete env.RELAY_SUBREQUEST_BUDGET;
+  const base = "https://relay.example.workers.dev";
+  const hook = freshWebhook();
+  const staged = async () => (await db.prepare("SELECT COUNT(*) AS n FROM log_spool").first()).n;
+  await up.dump();
+  let r = await invoke(env, post(`${base}/?shop=vik`, hook), { stores: true });
+  expect(r.status === 200 && r.json?.status === "accepted", `free webhook: expected 200 accepted, got ${r.status} ${r.body}`);
+  r = await invoke(env, post(`${base}/?shop=vik`, hook), { stores: true });
+  expect(r.status === 200 && r.json?.status === "duplicate", `free redelivery: expected 200 duplicate, got ${r.status} ${r.body}`);
+  r = await invoke(env, new Request(`${base}/bridge?shop=vik`, { method: "POST",
+    body: JSON.stringify({ order_number: "ORD77777", consent: "granted" }),
+    headers: { "Content-Type": "text/plain", "CF-Connecting-IP": "2001:db8:5::1" } }));
+  expect(r.status === 204, `free bridge post: expected 204, got ${r.status}`);
+  const before = await staged();
+  const written = (await logs.list({ prefix: "logs/" })).objects.length;
+  expect(before === 3 && written === 0, `free webhook, redelivery and post: expected 3 staged rows and no R2 object, got ${before} and ${written}`);
+  const context = { waitUntil() {}, passThroughOnException() {} };
+  let passes = 0;
+  let sent = eventPosts(await up.dump()).length;
+  while (passes < 12 && ((await staged()) > 0 || sent === 0)) {
+    await ctx.pyodide.pyimport("worker_harness").scheduled(context, env,
+      { cron: "*/2 * * * *", scheduledTime: Date.now(), type: "scheduled" });
+    passes += 1;
+    sent += eventPosts(await up.dump()).length;
+  }
+  expect(sent === 1, `the free cron should send the webhook's order once, Meta got ${sent} event request(s)`);
+  expect((await staged()) === 0, `the free cron passes left ${await staged()} staged row(s) after ${passes} passes`);
+  const lines = (await readLogs(logs)).split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const decisions = lines.filter((l) => l.kind === "decision" && l.source === "webhook").map((l) => l.state);
+  expect(JSON.stringify(decisions) === '["due","unchanged"]', `staged decision lines, in order: expected due, unchanged; got ${JSON.stringify(decisions)}`);
+  const postLine = lines.filter((l) => l.kind === "bridge");
+  expect(postLine.length === 1 && /order not known yet/.test(postLine[0].reason), `the post's staged line: ${JSON.stringify(postLine)}`);
+  const attempts = lines.filter((l) => l.kind === "attempt" && l.verdict === "sent");
+  expect(attempts.length === 1, `the sending pass's attempt line should reach R2 once, found ${attempts.length}`);
+  return `webhook, redelivery and post staged 3 rows, no R2 put; ${passes} cron passes sent the order once and copied ` +
+    `every row: decisions ${decisions.join(", ")}, the post's line, one attempt line`;
+}
+
 async function checkOrdersApi() {
   const up = ctx.upstreams;
   const urls = JSON.stringify(up.urls);
@@ -591,6 +644,7 @@ const CHECKS = [
   ["send-path", checkSendPath],
   ["worker-fetch", checkWorkerFetch],
   ["worker-scheduled", checkWorkerScheduled],
+  ["free-log-spool", checkFreeLogSpool],
   ["orders-api", checkOrdersApi],
 ];
 

@@ -20,7 +20,7 @@ import node_packages
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = ["runtime", "core-identical", "entry-imports", "send-path", "worker-fetch", "worker-scheduled",
-          "orders-api"]
+          "free-log-spool", "orders-api"]
 
 
 @pytest.fixture(scope="module")
