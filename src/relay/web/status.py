@@ -13,8 +13,7 @@ CPU: each call's conversion counts). /dashboard renders the same dictionary as H
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +55,7 @@ async def collect(rt: runtime.Runtime, only: str | None = None) -> dict[str, Any
 
 
 async def collect_with[T](rt: runtime.Runtime, only: str | None = None,
-                          also: Callable[[Database, list[str], int], Awaitable[T]] | None = None,
+                          also: Callable[[Database, list[str], int], Coroutine[Any, Any, T]] | None = None,
                           scanned: tuple[list[Shop], dict[str, str]] | None = None
                           ) -> tuple[dict[str, Any], T | None]:
     """``collect``, plus ``also(db, names, now)``: a page's own reads, sent in the same single D1 call.
@@ -100,14 +99,15 @@ async def collect_with[T](rt: runtime.Runtime, only: str | None = None,
 
 
 async def _read(rt: runtime.Runtime, names: list[str], now: int,
-                also: Callable[[Database, list[str], int], Awaitable[Any]] | None, backfill: bool) -> list[Any]:
+                also: Callable[[Database, list[str], int], Coroutine[Any, Any, Any]] | None,
+                backfill: bool) -> list[Any]:
     db = OneCall(rt.db)
-    readers: list[Awaitable[Any]] = [
+    readers: list[Coroutine[Any, Any, Any]] = [
         db.run(*_figure_statement(now, backfill)), unreadable.summary(db, now), revenue.net_revenue(db, now),
         health.stored(db), quality.stored(db), bridge_figures_of(db, now - 7 * DAY)]
     if also is not None:
         readers.append(also(db, names, now))
-    return list(await asyncio.gather(*readers))
+    return await db.gather(readers)
 
 
 def bridge_figures(names: Sequence[str], found: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
