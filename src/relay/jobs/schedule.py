@@ -57,24 +57,30 @@ class ReadingJob:
         return await self.func(rt)
 
 
+def _health_shops(rt: Runtime) -> int:
+    return per_run(limits.load_limits(rt.env, rt.cpu_limited), HEALTH_CALLS, limits.HEALTH_SHOPS)
+
+
+def _quality_pixels(rt: Runtime) -> int:
+    return per_run(limits.load_limits(rt.env, rt.cpu_limited), QUALITY_CALLS, quality.PIXELS_PER_RUN)
+
+
 async def health_check(rt: Runtime) -> Any:
-    n = per_run(limits.load_limits(rt.env, rt.cpu_limited), HEALTH_CALLS, limits.HEALTH_SHOPS)
+    n = _health_shops(rt)
     return await health.run_daily(rt, limit=n) if n else {}     # none fits: not even its read (a D1 call)
 
 
 def health_reads(rt: Runtime) -> list[Statement]:
-    return [health.STORED] if per_run(limits.load_limits(rt.env, rt.cpu_limited), HEALTH_CALLS,
-                                      limits.HEALTH_SHOPS) else []
+    return [health.STORED] if _health_shops(rt) else []
 
 
 async def dataset_quality(rt: Runtime) -> Any:
-    n = per_run(limits.load_limits(rt.env, rt.cpu_limited), QUALITY_CALLS, quality.PIXELS_PER_RUN)
+    n = _quality_pixels(rt)
     return await quality.run_daily(rt, limit=n) if n else {}
 
 
 def quality_reads(rt: Runtime) -> list[Statement]:
-    return [quality.STORED] if per_run(limits.load_limits(rt.env, rt.cpu_limited), QUALITY_CALLS,
-                                       quality.PIXELS_PER_RUN) else []
+    return [quality.STORED] if _quality_pixels(rt) else []
 
 
 def before_pass() -> tuple[Job, ...]:

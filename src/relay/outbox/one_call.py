@@ -35,6 +35,7 @@ class OneCall:
         self.calls = 0                                  # batches sent: what the page cost in D1 calls
         self._queue: list[tuple[list[Statement], asyncio.Future[list[QueryResult]]]] = []
         self._stepping = False                          # ``gather`` sends the queue itself
+        self._sending: asyncio.Future[None] | None = None
 
     async def run(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         return (await self._ask([(sql, params)]))[0]
@@ -55,25 +56,7 @@ class OneCall:
         if len(self._queue) > seen:          # readers still asking (a reader gathering readers): one more turn
             asyncio.get_running_loop().call_soon(self._send, len(self._queue))
             return
-        queued, self._queue = self._queue, []
-        self.calls += 1
-        task = asyncio.ensure_future(self.db.batch([s for statements, _ in queued for s in statements]))
-
-        def hand_out(done: asyncio.Future[list[QueryResult]]) -> None:
-            error = None if done.cancelled() else done.exception()
-            end = 0
-            for statements, future in queued:
-                start, end = end, end + len(statements)    # a reader that gave up still holds its place
-                if future.done():
-                    continue
-                if done.cancelled():
-                    future.cancel()
-                elif error is not None:
-                    future.set_exception(error)
-                else:
-                    future.set_result(done.result()[start:end])
-
-        task.add_done_callback(hand_out)
+        self._sending = asyncio.ensure_future(self._flush())   # held: the loop keeps only a weak reference
 
     async def gather(self, readers: Sequence[Coroutine[Any, Any, Any]]) -> list[Any]:
         """What ``asyncio.gather(*readers)`` answers (the first error raised, the others closed), with no task or
@@ -114,6 +97,10 @@ class OneCall:
         self.calls += 1
         try:
             answers = await self.db.batch([s for statements, _ in queued for s in statements])
+        except asyncio.CancelledError:
+            for _, future in queued:
+                future.cancel()
+            raise
         except Exception as exc:
             for _, future in queued:
                 if not future.done():
@@ -122,7 +109,7 @@ class OneCall:
             return
         end = 0
         for statements, future in queued:
-            start, end = end, end + len(statements)
+            start, end = end, end + len(statements)    # a reader that gave up still holds its place
             if not future.done():
                 future.set_result(answers[start:end])
 
