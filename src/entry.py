@@ -67,17 +67,33 @@ class D1:
     The SDK's wrapper converts every argument and every result value by value (``python_to_rpc`` /
     ``python_from_rpc``); here a statement's parameters go to ``bind`` in one call as JS primitives (``None`` as
     JS ``null``; one JSON string parsed by JS only on a Pyodide without ``jsnull``), and a call's results come
-    back as one JSON string. Prepared statements
-    are reused within the invocation (``bind`` returns a new statement; the prepared one is unchanged).
+    back as one JSON string. Prepared statements are reused (``bind`` returns a new statement; the prepared one is
+    unchanged), and ``D1.of`` keeps them for the isolate's next invocations: workerd's ``D1PreparedStatement`` is a
+    plain JS object holding the SQL and the binding's session, no request's I/O, so a cron pass need not cross to JS
+    again for each of its dozen statements' ``prepare``.
     """
+
+    _last: D1 | None = None
+    _last_binding: Any = None
+    KEEP = 256            # distinct SQL texts kept at most (a few come in sizes: one per chunk length)
 
     def __init__(self, binding: Any) -> None:
         self.binding = _raw(binding)
         self._prepared: dict[str, Any] = {}
 
+    @classmethod
+    def of(cls, binding: Any) -> D1:
+        """The port over ``binding``: the last one while the binding is the same JS object (``===``)."""
+        raw = _raw(binding)
+        if cls._last is None or raw != cls._last_binding:
+            cls._last, cls._last_binding = cls(raw), raw
+        return cls._last
+
     def _statement(self, sql: str, params: Sequence[Any]) -> Any:
         statement = self._prepared.get(sql)
         if statement is None:
+            if len(self._prepared) >= self.KEEP:
+                self._prepared.clear()
             statement = self._prepared[sql] = self.binding.prepare(sql)
         if not params:
             return statement
@@ -261,7 +277,7 @@ class Default(WorkerEntrypoint):
         raw: Any = getattr(self.env, "_env", self.env)   # the JS env under the SDK's wrapper: no wrapper per binding
         env = Env.of(raw)
         logs = getattr(raw, "LOGS", None)
-        return runtime.Runtime(env=env, db=D1(raw.DB), http=FetchHttp(), blobs=None if _missing(logs) else R2(logs),
+        return runtime.Runtime(env=env, db=D1.of(raw.DB), http=FetchHttp(), blobs=None if _missing(logs) else R2(logs),
                                env_names=env.names(), cpu_limited=True)
 
     async def fetch(self, request: Any) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +173,18 @@ def _memo(env: Mapping[str, str]) -> dict[Any, Any] | None:
     """
     memo = getattr(env, "memo", None)
     return memo if isinstance(memo, dict) else None
+
+
+def kept[T](env: Mapping[str, str], key: tuple[Any, ...], build: Callable[[], T]) -> T:
+    """``build()``, kept in ``env``'s memo where it has one (``_memo``) under ``key``: what is derived from the
+    env alone (a plan's limits) is worked out once per isolate, not once per caller. An error is raised, not kept."""
+    memo = _memo(env)
+    if memo is None:
+        return build()
+    if key not in memo:
+        memo[key] = build()
+    found: T = memo[key]
+    return found
 
 
 def load_shop(env: Mapping[str, str], shop: str) -> Shop:

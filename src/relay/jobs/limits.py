@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from relay.core import cpu_model
-from relay.core.config import how_to_set
+from relay.core.config import how_to_set, kept
 from relay.core.cpu_model import MODEL, TARGET, CpuModel
 from relay.core.errors import ConfigError
 from relay.core.lightspeed import PAGE_LIMIT
@@ -120,7 +120,12 @@ def load_limits(env: Mapping[str, str], cpu_limited: bool) -> Limits:
 
     Not held, a pass keeps the plan's calls per invocation (so it spends what a Worker pass would) but has no CPU
     model and lists full pages: CPython has no 10 ms to stay inside, and parses a page about 3x faster anyway.
+    Worked out once per Worker isolate (``config.kept``): a cron run asks for them five times.
     """
+    return kept(env, ("limits", cpu_limited), lambda: _load_limits(env, cpu_limited))
+
+
+def _load_limits(env: Mapping[str, str], cpu_limited: bool) -> Limits:
     override = _whole(env, "RELAY_SUBREQUEST_BUDGET", None, MIN_BUDGET, 1_000_000,
                       "the Workers free plan allows 50 subrequests per invocation, the paid plan 10,000")
     name = (env.get("RELAY_PLAN") or "").strip().lower()
