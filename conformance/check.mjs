@@ -11,7 +11,8 @@
 //   entry-imports   src/entry.py imports in Pyodide next to the real `workers` SDK (workers-runtime-sdk 1.9.5)
 //   send-path       conformance/send_path.py: relay.jobs.service over the Worker's ports (entry.FetchHttp on JS
 //                   fetch, entry.D1 on a real D1 from miniflare) gives the same output, and the same requests
-//                   reach the fakes, as over the local runner's ports (httpx, SQLite) in CPython
+//                   reach the fakes, as over the local runner's ports (httpx, SQLite) in CPython; entry.D1.of
+//                   keeps one port (and its prepared statements) per D1 binding, a new one for another
 //   worker-fetch    entry.Default(ctx, env).fetch() on signed webhooks, end to end: answers, waitUntil, the
 //                   event Meta receives, the D1 ledger, the R2 delivery log; a thank-you post (204 without a
 //                   body, CF-Connecting-IP stored) and GET /bridge.js
@@ -220,17 +221,22 @@ async function checkSendPath() {
   ctx.pyodide.globals.set("js_env", { DB: db });
   ctx.pyodide.globals.set("urls", urls);
   const pyodide = await ctx.pyodide.runPythonAsync(`
-import json, entry, scenario, send_path
+import json, entry, js, scenario, send_path
+from pyodide.ffi import to_js
 from workers import _EnvWrapper
 env = _EnvWrapper(js_env)   # what Default.runtime() gets as self.env
-scenario.canonical(await send_path.drive(entry.D1(env.DB), entry.FetchHttp(), json.loads(urls)))
+port = entry.D1.of(env.DB)  # Default.runtime()'s port, kept with its prepared statements while the binding is the same
+out = scenario.canonical(await send_path.drive(port, entry.FetchHttp(), json.loads(urls)))
+assert entry.D1.of(js_env.DB) is port, "D1.of made a new port for the same D1 binding"
+assert entry.D1.of(to_js({}, dict_converter=js.Object.fromEntries)) is not port, "D1.of kept a port for another binding"
+out
 `);
   const pyodideRequests = await up.dump();
   const detail = sameBytes("send-path outputs", cpython, Buffer.from(pyodide, "utf8"));
   sameBytes("requests recorded by the fakes", JSON.stringify(cpythonRequests, null, 1), JSON.stringify(pyodideRequests, null, 1));
   const sent = JSON.parse(pyodide).outbox.filter((row) => row.state === "sent").length;
   expect(sent === 2, `expected both fixture orders sent to Meta, ledger has ${sent} sent`);
-  return `${detail}; requests (${requestsSummary(pyodideRequests)}) identical`;
+  return `${detail}; requests (${requestsSummary(pyodideRequests)}) identical; D1.of kept one port per binding`;
 }
 
 function freshWebhook(which = "webhook-order-paid.raw.json", minutesAgo = 10) {
