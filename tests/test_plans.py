@@ -345,3 +345,24 @@ def test_a_paid_pass_drains_a_big_backlog_within_an_hour_of_cron_runs(tmp_path, 
     assert {p["limit"] for p in list_requests(lightspeed)} == {"250"}
     assert max(calls for _, calls, _ in reports) > limits.FREE.subrequests
     assert max(modeled) > limits.FREE.cpu_ms, modeled
+
+
+class FixedEnv(dict[str, str]):
+    """An env whose values cannot change, as the Worker's (``src/entry.py``'s ``Env``): it offers a ``memo``."""
+
+    def __init__(self, **values: str) -> None:
+        super().__init__(values)
+        self.memo: dict[Any, Any] = {}
+
+
+def test_a_workers_limits_are_worked_out_once_and_a_wrong_plan_is_refused_every_time() -> None:
+    env = FixedEnv(RELAY_PLAN="free")
+    held = limits.load_limits(env, True)
+    assert limits.load_limits(env, True) is held and held.cpu_ms == 10
+    assert limits.load_limits(env, False).cpu_ms is None     # CPython's own limits, kept apart
+    assert limits.load_limits(FixedEnv(RELAY_PLAN="paid"), True).plan == "paid"
+    wrong = FixedEnv(RELAY_PLAN="pro")
+    for _ in range(2):                  # an error is raised each time, never kept as an answer
+        with pytest.raises(ConfigError, match="RELAY_PLAN must be free or paid"):
+            limits.load_limits(wrong, True)
+    assert wrong.memo == {}
