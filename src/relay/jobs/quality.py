@@ -39,11 +39,13 @@ ON CONFLICT (pixel_id) DO UPDATE SET
 STORED: tuple[str, tuple[()]] = ("SELECT * FROM dataset_quality", ())    # ``stored``'s read (relay.jobs.schedule)
 
 
-async def stored(db: Database) -> dict[str, dict[str, Any]]:
-    """The latest answer per pixel id, its JSON lists decoded."""
+async def stored(db: Database, decode: bool = True) -> dict[str, dict[str, Any]]:
+    """The latest answer per pixel id, its JSON lists decoded (``decode``; whether a check is due needs none of
+    them, and every idle cron run asks that)."""
     out = {}
     for r in (await db.run(*STORED)).rows:
-        out[str(r["pixel_id"])] = {**r, **{k: json.loads(r[k] or "[]") for k in ("match_keys", "dedup", "diagnostics")}}
+        out[str(r["pixel_id"])] = {**r, **{k: json.loads(r[k] or "[]") for k in ("match_keys", "dedup", "diagnostics")}
+                                   } if decode else r
     return out
 
 
@@ -81,7 +83,7 @@ async def run_daily(rt: runtime.Runtime, only: str | None = None, force: bool = 
     shops, _ = scan_shops(rt.env, rt.env_names)
     if only is not None:
         shops = [s for s in shops if s.name == only.lower()]
-    latest = await stored(rt.db)
+    latest = await stored(rt.db, decode=False)
     now = rt.now()
     by_pixel: dict[str, Shop] = {}
     for shop in shops:
