@@ -15,7 +15,8 @@
 //   (D1 + R2 on workerd) and does the HTTP to the fakes; the Worker gets thin bindings named and shaped like
 //   workerd's (D1Database.prepare → D1PreparedStatement with bind returning a new statement, all/run/first/raw,
 //   batch; R2Bucket put/get/head/list/delete; globalThis.fetch → a Response) that forward each call over Node's
-//   IPC channel. Only that shim's own cost lands here; it is measured per call and printed (not subtracted).
+//   IPC channel. Only that shim's own cost lands here; it is measured per call and printed, and the "thread less
+//   shim" column subtracts each invocation's own calls at it.
 //   Meta and Lightspeed are relay_tools.fakes in a CPython process (bench/bench_worker_cpu.py --serve).
 // - CPU per invocation is process.cpuUsage() (user + system, all threads: V8's GC and compiler threads
 //   included, so it errs high) around the call and all of its waitUntil work, after warm-up; "thread" is the

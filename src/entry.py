@@ -75,7 +75,7 @@ class D1:
 
     _last: D1 | None = None
     _last_binding: Any = None
-    KEEP = 256            # distinct SQL texts kept at most (a few come in sizes: one per chunk length)
+    KEEP = 256            # distinct SQL texts kept at most (one is built per number of shops: /dashboard's IN list)
 
     def __init__(self, binding: Any) -> None:
         self.binding = _raw(binding)

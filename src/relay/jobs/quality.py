@@ -44,8 +44,9 @@ async def stored(db: Database, decode: bool = True) -> dict[str, dict[str, Any]]
     them, and every idle cron run asks that)."""
     out = {}
     for r in (await db.run(*STORED)).rows:
-        out[str(r["pixel_id"])] = {**r, **{k: json.loads(r[k] or "[]") for k in ("match_keys", "dedup", "diagnostics")}
-                                   } if decode else r
+        if decode:
+            r = {**r, **{k: json.loads(r[k] or "[]") for k in ("match_keys", "dedup", "diagnostics")}}
+        out[str(r["pixel_id"])] = r
     return out
 
 
