@@ -74,7 +74,6 @@ class D1:
     """
 
     _last: D1 | None = None
-    _last_binding: Any = None
     KEEP = 256            # distinct SQL texts kept at most (one is built per number of shops: /dashboard's IN list)
 
     def __init__(self, binding: Any) -> None:
@@ -85,8 +84,8 @@ class D1:
     def of(cls, binding: Any) -> D1:
         """The port over ``binding``: the last one while the binding is the same JS object (``===``)."""
         raw = _raw(binding)
-        if cls._last is None or raw != cls._last_binding:
-            cls._last, cls._last_binding = cls(raw), raw
+        if cls._last is None or raw != cls._last.binding:
+            cls._last = cls(raw)
         return cls._last
 
     def _statement(self, sql: str, params: Sequence[Any]) -> Any:

@@ -177,7 +177,8 @@ def _memo(env: Mapping[str, str]) -> dict[Any, Any] | None:
 
 def kept[T](env: Mapping[str, str], key: tuple[Any, ...], build: Callable[[], T]) -> T:
     """``build()``, kept in ``env``'s memo where it has one (``_memo``) under ``key``: what is derived from the
-    env alone (a plan's limits) is worked out once per isolate, not once per caller. An error is raised, not kept."""
+    env alone (a shop's configuration, the settings, a plan's limits) is worked out once per isolate, not once per
+    caller. An error is raised, not kept: it says the same every time."""
     memo = _memo(env)
     if memo is None:
         return build()
@@ -188,15 +189,8 @@ def kept[T](env: Mapping[str, str], key: tuple[Any, ...], build: Callable[[], T]
 
 
 def load_shop(env: Mapping[str, str], shop: str) -> Shop:
-    """The shop's configuration, or an error that names what is missing or wrong."""
-    memo = _memo(env)
-    if memo is None:
-        return _load_shop(env, shop)
-    key = ("shop", shop)
-    if key not in memo:
-        memo[key] = _load_shop(env, shop)   # an error is raised, not kept: it says the same every time
-    loaded: Shop = memo[key]
-    return loaded
+    """The shop's configuration, or an error that names what is missing or wrong (kept per env: ``kept``)."""
+    return kept(env, ("shop", shop), lambda: _load_shop(env, shop))
 
 
 def _load_shop(env: Mapping[str, str], shop: str) -> Shop:
@@ -324,13 +318,7 @@ def scan_shops(env: Mapping[str, str], names: Iterable[str] | None = None) -> tu
 def load_settings(env: Mapping[str, str]) -> Settings:
     """The deployment's settings, kept in the env's memo where it has one (``_memo``): a Worker invocation builds
     two runtimes (the cron pass meters its own), and each read them again (~40 µs in Pyodide)."""
-    memo = _memo(env)
-    if memo is None:
-        return _load_settings(env)
-    if ("settings",) not in memo:
-        memo[("settings",)] = _load_settings(env)   # an error is raised, not kept, as load_shop does
-    settings: Settings = memo[("settings",)]
-    return settings
+    return kept(env, ("settings",), lambda: _load_settings(env))
 
 
 def _load_settings(env: Mapping[str, str]) -> Settings:
