@@ -260,6 +260,32 @@ async def scheduled(js_ctx, js_env, js_controller):
 
 
 _profile = None
+_gc = {"start": 0.0, "runs": [0, 0, 0], "ms": [0.0, 0.0, 0.0]}
+
+
+def _gc_watch(phase, info):
+    import time
+    if phase == "start":
+        _gc["start"] = time.perf_counter()
+    else:
+        generation = info["generation"]
+        _gc["runs"][generation] += 1
+        _gc["ms"][generation] += (time.perf_counter() - _gc["start"]) * 1000
+
+
+def gc_watch():
+    """Python's own collections (generations 0, 1, 2), counted from here on: runs and ms (wall)."""
+    import gc
+    if _gc_watch not in gc.callbacks:
+        gc.callbacks.append(_gc_watch)
+
+
+def gc_ms():
+    return sum(_gc["ms"])
+
+
+def gc_runs():
+    return list(_gc["runs"]) + [round(m, 2) for m in _gc["ms"]]
 
 
 def py_profile_start():
@@ -308,8 +334,11 @@ const cpuMicros = () => { const u = process.cpuUsage(); return u.user + u.system
 const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
 const threadNanos = () => { try { return Number(readFileSync(SCHEDSTAT, "utf8").split(" ")[0]); } catch { return NaN; } };
 
+let gcMs = () => 0;       // the harness's running total of Python's GC time, once the Worker is up
+
 async function measured(work) {
   const before = { ...calls };
+  const g0 = gcMs();
   const t0 = threadNanos();
   const c0 = cpuMicros();
   const value = await work();
@@ -317,7 +346,7 @@ async function measured(work) {
   const thread = (threadNanos() - t0) / 1e6;
   const spent = { fetch: calls.fetch - before.fetch, d1: calls.d1 - before.d1, r2: calls.r2 - before.r2,
     d1batch: calls.d1batch - before.d1batch };
-  return { cpu, thread, calls: spent, value };
+  return { cpu, thread, calls: spent, value, gc: gcMs() - g0 };
 }
 
 function context() {
@@ -459,6 +488,8 @@ async function main() {
     await store.call({ op: "migrate", db: "B", files: migrations });
     const pyodide = await startWorker(repo, sdk, store);
     const harness = pyodide.pyimport("bench_harness");
+    harness.gc_watch();
+    gcMs = () => harness.gc_ms();
     // The cron's work as it was measured before RELAY_PLAN (50 subrequests a pass, no CPU model: ~40 events a busy
     // pass), so before and after compare; --env RELAY_PLAN=free runs the free profile's CPU model (docs/PLANS.md).
     const common = { META_GRAPH_URL: fakes.urls.meta, LIGHTSPEED_API_URL: fakes.urls.lightspeed, ADMIN_TOKEN: ADMIN,
@@ -487,15 +518,23 @@ async function main() {
         subrequests: { median: sub.median, max: sub.max, fetch: part("fetch"), d1: part("d1"), r2: part("r2") },
         shim_ms: shimMs, less_shim: less.median, less_shim_p95: less.p95, note: extraInfo,
         thread_p95: t.p95, samples: ms.map((m) => [+m.cpu.toFixed(3), +m.thread.toFixed(3), m.calls]) };   // in order: [cpu, thread, calls]
+      // Python's cyclic GC inside the measured invocations: how many ran one, and its wall ms (in the figures)
+      const collected = ms.filter((m) => m.gc > 0);
+      row.python_gc = { invocations: collected.length, ms: collected.reduce((a, m) => a + m.gc, 0),
+        max: collected.reduce((a, m) => Math.max(a, m.gc), 0) };
       rows.push(row);
-      console.error(`  ${label}: median ${s.median.toFixed(1)} ms, p95 ${s.p95.toFixed(1)} ms (n ${s.n})${extraInfo ? "; " + extraInfo : ""}`);
+      console.error(`  ${label}: median ${s.median.toFixed(1)} ms, p95 ${s.p95.toFixed(1)} ms (n ${s.n})${extraInfo ? "; " + extraInfo : ""}` +
+        `; Python GC in ${collected.length} (max ${row.python_gc.max.toFixed(1)} ms)`);
     };
 
     let profiler = null;
     const profiled = async (kind, body) => {
       if (opts["py-profile"] === kind) {
         harness.py_profile_start();
-        try { return await body(); } finally { out.py_profile = harness.py_profile_stop(30); }
+        try { return await body(); } finally {
+          // printed at once: a check that fails later (a profiled pass is slower, so sends less) must not lose it
+          console.log(`\nPython's cProfile over the measured invocations (slowed by it; read shares):\n${harness.py_profile_stop(30)}`);
+        }
       }
       if (opts.profile !== kind) return body();
       profiler = await startProfiler();
@@ -667,6 +706,8 @@ async function main() {
     if (has("orders")) await repeat("orders", "GET /orders (50 rows)", () => invokeFetch(harness, envB, admin("/orders?shop=shop0")), [200]);
 
     out.rows = rows;
+    out.python_gc = harness.gc_runs().toJs();   // the whole run's collections: runs gen0/1/2, then ms gen0/1/2
+    console.error(`Python GC over the whole run: runs gen0/1/2 and ms gen0/1/2: ${out.python_gc.join(" ")}`);
     out.machine = machine(repo, pyodide.version, started, loadStart);
     print(out);
     if (opts.json) writeFileSync(opts.json, JSON.stringify(out, null, 1));
@@ -751,7 +792,6 @@ function print(out) {
   }
   for (const r of out.rows) if (r.note) console.log(`${r.kind}: ${r.note}`);
   if (out.profile) printProfile(out.profile);
-  if (out.py_profile) console.log(`\nPython's cProfile over the measured invocations (slowed by it; read shares):\n${out.py_profile}`);
 }
 
 // --- the profiler --------------------------------------------------------------------------------------

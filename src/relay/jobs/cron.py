@@ -74,8 +74,11 @@ async def run_pass(rt: Runtime, *, only: str | None = None, since: int | None = 
         report.read = work.read_ahead()     # the staged log's delete, after it, changes nothing the jobs read
         await work.end()
     finally:
-        if flush:
-            await work.rt.log.flush(work.rt.blobs, work.rt.clock())
+        try:
+            if flush:
+                await work.rt.log.flush(work.rt.blobs, work.rt.clock())
+        finally:
+            work.close()
     return report
 
 
