@@ -6,7 +6,6 @@ core in ``relay`` imports and runs unchanged on CPython.
 
 from __future__ import annotations
 
-import gc
 import inspect
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,11 +33,6 @@ from relay.web.http import Response as Answer
 # Python Workers snapshot the interpreter after this module's import and start each isolate from it:
 # the first webhook's lazy work (imports, tables, compiled patterns, first-call caches) is done now.
 warm.warm_up()
-# ...and everything alive now (modules, tables, the SDK) is moved out of reach of Python's cyclic GC: a collection
-# otherwise walks every object the imports made (~25,000, ~10 ms for a full one in Pyodide), and the young ones an
-# invocation makes are all it needs to look at. What the imports left as garbage is collected first.
-gc.collect()
-gc.freeze()
 
 # The JS built-ins used per call, looked up once (each ``js.X`` is a lookup across the bridge); like the SDK's own
 # ``from js import Object``, they are globals, which the memory snapshot restores by name.
