@@ -18,7 +18,8 @@ import pytest
 from conftest import SECRET, shop_env
 from relay.core.cpu_model import MODEL, TARGET, CpuModel
 from relay.core.errors import ConfigError
-from relay.jobs import cron, limits, schedule
+from relay.core.bridge import KEEP
+from relay.jobs import cron, cron_pass, limits, schedule
 from relay_tools.fakes import FakeLightspeed, WindowedLightspeed
 from test_backfill import LINES, PAID, UNPAID, Harness, harness, list_requests, listed, paid_with_lines, sent_event_ids
 
@@ -168,6 +169,46 @@ def test_a_pass_leaves_no_cycle_for_pythons_collector(harness, env, meta, lights
         gc.enable()
     assert sum(r.turns for r in reports) and meta.events(), "the passes listed and sent"
     assert left == [], f"a pass left these in reference cycles: {left}"
+
+
+def test_the_workers_upkeep_runs_on_an_isolates_first_pass_and_then_every_ten_minutes(harness, env, clock):
+    """The retention deletes and the forgetting ride in a pass's first D1 call; in the Worker (an env with a memo)
+    they run on an isolate's first pass and then at most every ``UPKEEP_EVERY`` seconds, four statements fewer in the
+    other passes. Elsewhere (no memo: relay serve, relay backfill) every pass runs them, as before."""
+    h = harness
+    free_env(env)
+
+    def old_post(number: str) -> None:          # a thank-you post past its 8 days
+        h.sqlite.conn.execute("INSERT INTO bridge (shop, order_number, received_at, consent) VALUES "
+                              "('vik', ?, ?, 'granted')", (number, clock.now - KEEP - 60))
+        h.sqlite.conn.commit()
+
+    def kept_posts() -> list[str]:
+        return [r[0] for r in h.sqlite.conn.execute("SELECT order_number FROM bridge ORDER BY 1")]
+
+    async def one() -> None:
+        await h.one_pass()
+        clock.advance(CRON)
+
+    h.env = FixedEnv(**env)                      # an isolate: its first pass runs the upkeep
+    old_post("A1")
+    h.run(one)
+    assert kept_posts() == []
+    old_post("A2")
+    for _ in range(cron_pass.UPKEEP_EVERY // CRON - 1):     # then not again within UPKEEP_EVERY
+        h.run(one)
+        assert kept_posts() == ["A2"]
+    h.run(one)
+    assert kept_posts() == [], "the upkeep came back within UPKEEP_EVERY"
+    old_post("A3")
+    h.env = FixedEnv(**env)                      # a new isolate: at once
+    h.run(one)
+    assert kept_posts() == []
+    h.env = env                                  # no memo: every pass
+    for n in range(2):
+        old_post(f"B{n}")
+        h.run(one)
+        assert kept_posts() == []
 
 
 def shop_requests(lightspeed: FakeLightspeed) -> list[Any]:

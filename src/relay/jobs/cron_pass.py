@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from itertools import groupby
 
 from relay.core import lightspeed
-from relay.core.config import CLUSTER_HOSTS, Settings, Shop
+from relay.core.config import CLUSTER_HOSTS, Settings, Shop, kept
 from relay.core.errors import BudgetExhausted
 from relay.core.ports import HttpResponse, QueryResult
 from relay.jobs.limits import (
@@ -48,6 +48,11 @@ from relay.outbox.read_ahead import Statement
 from relay.outbox.rows import Due, Progress, ShopState
 
 logger = logging.getLogger("relay")
+
+# The upkeep in a pass's start (retention deletes, forgetting addresses: ``cron_ledger.upkeep_of``) runs at most this
+# often in one Worker isolate, and on its first pass: four statements less in most passes' one D1 call, ~0.3 ms of
+# the Free plan's 10 (docs/PERFORMANCE.md). Where the env keeps nothing (CPython: relay serve, tests) every pass.
+UPKEEP_EVERY = 600
 
 
 class Pass:
@@ -153,7 +158,11 @@ class Pass:
         # the staged log rides too: right after the claim ahead, and on the free plan read only when the pass may
         # copy it (it claimed nothing, and nothing is due or a row is old: log_spool.read, spool_copy)
         spool = log_spool.read(now, self.sends_first, ahead is not None)
-        start = await self.ledger.start_pass(now, [spool, *reads], ahead)
+        last: dict[str, int] = kept(self.rt.env, ("upkeep",), dict)   # the isolate's, in the Worker
+        upkeep = now - last.get("at", now - UPKEEP_EVERY) >= UPKEEP_EVERY
+        start = await self.ledger.start_pass(now, [spool, *reads], ahead, upkeep=upkeep)
+        if upkeep:
+            last["at"] = now
         self.read = list(zip(reads, start.also[1:], strict=True))
         order = self.shop_turns(shops, start, since, now)
         try:

@@ -130,7 +130,7 @@ class CronLedger(Ledger):
         return await _progress_rows(self.db)
 
     async def start_pass(self, now: int, also: Sequence[tuple[str, Sequence[Any]]] = (),
-                         ahead: ClaimAhead | None = None) -> PassStart:
+                         ahead: ClaimAhead | None = None, upkeep: bool = True) -> PassStart:
         """Everything a pass starts from, in one D1 call. The same call first does the outbox's upkeep,
         so that a shop that sends nothing for days still gets it: rows past ``RETENTION`` are deleted
         (any later delivery of such an order is too old to send, so deleting it cannot cause a second
@@ -143,21 +143,25 @@ class CronLedger(Ledger):
         upkeep, so they see what it did) and answered in ``PassStart.also``: the cron's jobs read their tables
         here, not in calls of their own (``relay.outbox.read_ahead``); they run only after a pass that claimed
         nothing, whose claim wrote nothing. ``also``'s first statement follows the claim directly: it may read the
-        claim's ``changes()`` (``relay.outbox.log_spool.read``)."""
+        claim's ``changes()`` (``relay.outbox.log_spool.read``).
+
+        ``upkeep=False`` leaves out the deletions and the forgetting (``upkeep_of``), never the expiry: the Worker runs
+        them at most every ``relay.jobs.cron_pass.UPKEEP_EVERY`` seconds, as each statement costs CPU there."""
         window_cutoff = now - (WINDOW - EXPIRE_MARGIN)
         claim = [claim_ahead.statement(ahead, now)] if ahead is not None else []
-        _, _, expired, _, _, due_rows, progress, shops, *others = await self.db.batch([
-            (_DELETE_OLD, (now - RETENTION,)),
-            (bridge.DELETE_OLD, (now - KEEP,)),
+        deletes, forgets = upkeep_of(now, window_cutoff) if upkeep else ([], [])
+        results = await self.db.batch([
+            *deletes,
             (_EXPIRE_ALL, (now, window_cutoff, now, window_cutoff)),
-            (_FORGET_BROWSER, (window_cutoff, None, None)),
-            (bridge.FORGET_EXPIRED, ()),
+            *forgets,          # after the expiry: the posts of orders it expired are forgotten in the same call
             (_DUE_BY_SHOP, (now, now)),
             ("SELECT * FROM backfill", ()),
             ("SELECT * FROM shops", ()),
             *claim,
             *also,
         ])
+        expired = results[len(deletes)]
+        due_rows, progress, shops, *others = results[len(deletes) + 1 + len(forgets):]
         due: dict[str, Due] = {}
         for r in due_rows.rows:
             before = due.get(r["shop"], Due())
@@ -237,6 +241,18 @@ class CronLedger(Ledger):
         if not turns:
             return
         await self.db.batch([turn_statement(p, added, now) for p, added in turns])
+
+
+Statements = list[tuple[str, Sequence[Any]]]
+
+
+def upkeep_of(now: int, window_cutoff: int) -> tuple[Statements, Statements]:
+    """The upkeep a pass's start may carry, as (deletions, forgetting): rows past ``RETENTION`` and bridge posts past
+    8 days are deleted; rows past the window forget the shopper's IP address and user agent, and so do the thank-you
+    posts of expired orders. Each is idempotent and none decides what a pass sends (a claim checks the window
+    itself), so running them a few minutes late only keeps a row or an address that much longer."""
+    return ([(_DELETE_OLD, (now - RETENTION,)), (bridge.DELETE_OLD, (now - KEEP,))],
+            [(_FORGET_BROWSER, (window_cutoff, None, None)), (bridge.FORGET_EXPIRED, ())])
 
 
 def turn_statement(p: Progress, added: int, now: int) -> tuple[str, Sequence[Any]]:
