@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from conftest import SECRET, shop_env
+from relay.core.bridge import KEEP
 from relay.core.cpu_model import MODEL, TARGET, CpuModel
 from relay.core.errors import ConfigError
-from relay.core.bridge import KEEP
 from relay.jobs import cron, cron_pass, limits, schedule
 from relay_tools.fakes import FakeLightspeed, WindowedLightspeed
 from test_backfill import LINES, PAID, UNPAID, Harness, harness, list_requests, listed, paid_with_lines, sent_event_ids
