@@ -475,6 +475,12 @@ async function main() {
   const warm = opts.quick ? 1 : 5;
   const perShop = Number(opts.orders ?? (opts.quick ? 20 : 300));
   const extra = Object.fromEntries(opts.env.map((kv) => { const i = kv.indexOf("="); return [kv.slice(0, i), kv.slice(i + 1)]; }));
+  if (wanted.includes("webhook") && extra.RELAY_PLAN === "free" && n + warm + 1 > 60) {
+    // the free plan's cron sends a shop at most relay.jobs.limits.META_PER_MINUTE (60) events a minute, and the
+    // passes that send the webhooks' orders run within one: more orders than that would wait for the next minute
+    fail(`--n ${n} with the webhook kind on the free plan: at most ${60 - warm - 1} (60 webhooks a shop a minute, ` +
+      "warm-up included, are what the cron may send to Meta in one)");
+  }
 
   const loadStart = os.loadavg();
   const started = new Date();
