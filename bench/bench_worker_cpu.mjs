@@ -700,7 +700,7 @@ async function main() {
           steady.length ? steady : passes,
           `${passes.length} passes, median ${perPass.median ?? 0} events per sending pass, ${final.twice} sent twice`);
         const f = passes[0];
-        out.first_pass = { cpu: f.cpu, thread: f.thread, calls: f.calls, events: events[0] };
+        out.first_pass = { cpu: f.cpu, thread: f.thread, calls: f.calls, events: events[0], listed: f.listed };
         out.passes = passes.map((m) => ({ cpu: m.cpu, thread: m.thread, calls: m.calls, listed: m.listed, events: m.events }));
         const all = stats(passes.map((m) => m.cpu));
         const allThread = stats(passes.map((m) => m.thread));
@@ -787,7 +787,8 @@ function print(out) {
   if (out.first_pass) {
     const p = out.first_pass;
     console.log(`\ncron-busy first pass: ${f(p.cpu)} ms CPU (thread ${f(p.thread)} ms), ` +
-      `${p.calls.fetch} fetch + ${p.calls.d1} D1 + ${p.calls.r2} R2, ${p.events} events sent`);
+      `${p.calls.fetch} fetch + ${p.calls.d1} D1 + ${p.calls.r2} R2, ${p.listed} orders listed, ${p.events} events sent` +
+      (p.listed ? ` (${f(p.thread / p.listed)} ms of thread CPU an order listed, all of the pass's work included)` : ""));
   }
   if (out.all_passes) {
     const a = out.all_passes;
