@@ -118,6 +118,11 @@ async def drive(call: Call, db: Database) -> dict[str, Any]:
     one = await admin("GET", "/orders?shop=vik&number=orda1")
     _check([o["state"] for o in one["orders"]] == ["sent"], f"number=orda1: {one}")
     seen["number"] = _clean(one)
+    # The times shown are the stored ones as UTC text, formatted by the page's query (SQLite's strftime, D1's too).
+    stored = (await db.run("SELECT event_time, sent_at, updated_at FROM outbox WHERE order_number = 'ORDA1'")).rows[0]
+    as_text = {k: datetime.fromtimestamp(stored[k], UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for k in stored}
+    shown = {k: one["orders"][0][k] for k in as_text}
+    _check(shown == as_text, f"times as UTC text: {shown}, stored {stored}")
     # Superscript digits pass str.isdigit(); a 23-digit number overflows SQLite's integers: 400s, never a 500.
     for query in ("limit=0", "limit=x", "cursor=nonsense", "state=lost", "limit=%C2%B2",
                   "cursor=%C2%B2.1.Purchase", f"cursor={'9' * 23}.1.Purchase", f"number={'9' * 65}"):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 
 from relay.core import utc
 from relay.jobs import cron
-from relay.web import orders
+from relay.outbox.orders import iso_sql
 from relay_tools import cli
 from relay_tools.fakes import FakeLightspeed, FakeMeta
 from relay_tools.server import LocalRelay, ServerThread
@@ -235,15 +237,23 @@ def test_a_failed_order_cancelled_afterwards_is_refused_by_number_and_by_state(s
     assert len(meta.event_posts) == 1
 
 
+def sql_iso(ts: int | None) -> str | None:
+    """A time as GET /orders shows it: formatted by the page's query (relay.outbox.orders.iso_sql), on SQLite, D1's."""
+    with closing(sqlite3.connect(":memory:")) as conn:
+        value: str | None = conn.execute(f"SELECT {iso_sql('?')}", (ts,)).fetchone()[0]
+    return value
+
+
 @pytest.mark.parametrize("ts", [0, 1, 59, 86399, 86400, 951782400, 951868799, 1763498829, 1767225599,
                                 253402300799, *range(1_700_000_000, 1_800_000_000, 7_777_777)])
 def test_times_read_as_utc_iso_text(ts):
-    assert orders.iso(ts) == datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert orders.iso(None) is None
+    expected = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert sql_iso(ts) == utc.iso(ts) == expected
+    assert sql_iso(None) is None
 
 
 def test_a_time_no_date_can_show_reads_as_1970_or_9999_not_a_500():
-    """relay.core.utc, the one formatter /orders and /status share, holds a stored time to what a date can show."""
-    assert orders.iso(-1) == utc.iso(-86_401) == "1970-01-01T00:00:00Z"
-    assert orders.iso(utc.MAX_TIMESTAMP + 1) == utc.iso(10**15) == "9999-12-31T23:59:59Z"
+    """The query's formatting and relay.core.utc's (/status) hold a stored time to what a date can show, alike."""
+    assert sql_iso(-1) == utc.iso(-86_401) == "1970-01-01T00:00:00Z"
+    assert sql_iso(utc.MAX_TIMESTAMP + 1) == sql_iso(10**15) == utc.iso(10**15) == "9999-12-31T23:59:59Z"
     assert (utc.iso_date(-3), utc.iso_date(10**9)) == ("1970-01-01", "9999-12-31")

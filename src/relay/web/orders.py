@@ -14,7 +14,6 @@ import json
 import re
 from typing import Any
 
-from relay.core import utc
 from relay.core.config import REQUIRED, Shop, load_shop, missing_variables, prefix_of
 from relay.core.errors import PayloadError, RequestError, UnknownShopError
 from relay.core.redact import redact
@@ -35,25 +34,21 @@ MAX_BODY = 4096
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
-def iso(ts: Any) -> str | None:
-    """A ledger time as ``relay.core.utc.iso`` shows it, ``None`` for none (not sent yet, no retry planned)."""
-    return None if ts is None else utc.iso(ts)
-
-
 def view(shop: str, row: dict[str, Any], now: int) -> dict[str, Any]:
-    """One ledger row as the API shows it: delivery facts only."""
+    """One ledger row (``OrderRows.page``'s) as the API shows it: delivery facts only. Its times come formatted by
+    the query (``<column>_iso``, ``relay.outbox.orders.iso_sql``); ``None`` for none (not sent yet, no retry)."""
     code = replay.refusal(row, now)
     return {
         "order_number": row["order_number"], "order_id": int(row["order_id"]), "event_name": row["event_name"],
         "state": row["state"], "cancelled": replay.is_cancelled(row), "consent": row["consent"],
         "payment_status": row["payment_status"],
-        "event_id": row["event_id"], "event_time": iso(row["event_time"]), "attempts": int(row["attempts"]),
-        "next_attempt_at": iso(row["next_attempt_at"]) if row["state"] in ("due", "retry") else None,
+        "event_id": row["event_id"], "event_time": row["event_time_iso"], "attempts": int(row["attempts"]),
+        "next_attempt_at": row["next_attempt_at_iso"] if row["state"] in ("due", "retry") else None,
         "last_status": row["last_status"], "last_code": row["last_code"], "last_subcode": row["last_subcode"],
         "last_error": redact(row["last_error"]) if row["last_error"] else None,
-        "fbtrace_id": row["last_fbtrace_id"], "sent_at": iso(row["sent_at"]),
+        "fbtrace_id": row["last_fbtrace_id"], "sent_at": row["sent_at_iso"],
         "source": row["source"], "match_keys": [k for k in (row["match_keys"] or "").split(",") if k],
-        "updated_at": iso(row["updated_at"]), "replayable": code is None,
+        "updated_at": row["updated_at_iso"], "replayable": code is None,
         "replay_refusal": None if code is None else replay.refused(shop, code, row["order_number"], row).reason,
     }
 
