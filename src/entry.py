@@ -37,17 +37,43 @@ warm.warm_up()
 # The JS built-ins used per call, looked up once (each ``js.X`` is a lookup across the bridge); like the SDK's own
 # ``from js import Object``, they are globals, which the memory snapshot restores by name.
 _JSON, _Object, _Reflect, _AbortSignal, _Response = js.JSON, js.Object, js.Reflect, js.AbortSignal, js.Response
+_Array, _Function, _TextEncoder = js.Array, js.Function, js.TextEncoder
 _fromEntries, _stringify = _Object.fromEntries, _JSON.stringify   # bound once: each attribute read is a crossing
 
 
 def _plain(value: Any) -> Any:
-    """A JS value as plain Python, converted in one crossing: ``JSON.stringify`` in JS, one ``json.loads`` here.
+    """A small JS value (a request's headers, the env's names) as plain Python, in one crossing:
+    ``JSON.stringify`` in JS, one ``json.loads`` here.
 
-    Pyodide's ``to_py`` (and the SDK's ``python_from_rpc`` on top of it) walks a result value by value,
-    each step a call across the JS/Python bridge; one string and a C-speed parse cost a fraction of it.
-    D1 rows are plain JSON (text, numbers, null), so nothing is lost.
+    Pyodide's ``to_py`` (and the SDK's ``python_from_rpc`` on top of it) walks a value value by value, each step
+    a call across the JS/Python bridge; one string and a C-speed parse cost a fraction of it.
     """
     return json.loads(_stringify(value))
+
+
+class _AsJson:
+    """A JS value as plain Python through its JSON's UTF-8 *bytes*: for D1's answers, which can be large.
+
+    A JS string that crosses into Python is copied one character at a time by Pyodide (~40 ns a character in
+    Pyodide 0.28 on V8: a 50-row ``GET /orders`` answer, ~35 KB of JSON, took ~1.7 ms to cross), while bytes
+    cross as one copy. So the JSON is made and encoded in JS: ``TextEncoder.encode`` reads its argument with
+    JS's ``ToString``, which calls ``holder.toString`` -- here ``JSON.stringify`` bound to ``box`` -- and the
+    UTF-8 comes back as a ``Uint8Array``. Three crossings (``box[0] = value``, ``encode``, ``to_bytes``) instead
+    of one: ~0.03 ms more for a tiny answer, ~1.7 ms less for that page (bench/bench_worker_cpu.mjs, docs/
+    PERFORMANCE.md). Made on first use, not at import: the memory snapshot keeps no JS object made then.
+    """
+
+    _parts: tuple[Any, Any, Any] | None = None
+
+    @classmethod
+    def load(cls, value: Any) -> Any:
+        if cls._parts is None:
+            box, holder = _Array.new(), _Object.new()
+            holder.toString = _Function.prototype.bind.call(_stringify, _JSON, box)
+            cls._parts = (box, holder, _TextEncoder.new().encode)
+        box, holder, encode = cls._parts
+        box[0] = value                                  # synchronous to the end: no other call can use the box
+        return json.loads(encode(holder).to_bytes().decode("utf-8"))[0]
 
 
 def _options(value: dict[str, Any]) -> Any:
@@ -67,10 +93,10 @@ class D1:
     The SDK's wrapper converts every argument and every result value by value (``python_to_rpc`` /
     ``python_from_rpc``); here a statement's parameters go to ``bind`` in one call as JS primitives (``None`` as
     JS ``null``; one JSON string parsed by JS only on a Pyodide without ``jsnull``), and a call's results come
-    back as one JSON string. Prepared statements are reused (``bind`` returns a new statement; the prepared one is
-    unchanged), and ``D1.of`` keeps them for the isolate's next invocations: workerd's ``D1PreparedStatement`` is a
-    plain JS object holding the SQL and the binding's session, no request's I/O, so a cron pass need not cross to JS
-    again for each of its dozen statements' ``prepare``.
+    back as one JSON text's UTF-8 bytes (``_AsJson``). Prepared statements are reused (``bind`` returns a new
+    statement; the prepared one is unchanged), and ``D1.of`` keeps them for the isolate's next invocations:
+    workerd's ``D1PreparedStatement`` is a plain JS object holding the SQL and the binding's session, no request's
+    I/O, so a cron pass need not cross to JS again for each of its dozen statements' ``prepare``.
     """
 
     _last: D1 | None = None
@@ -106,11 +132,11 @@ class D1:
         return QueryResult(result.get("results") or [], int(meta.get("changes") or 0))
 
     async def run(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
-        return self._result(_plain(await self._statement(sql, params).all()))
+        return self._result(_AsJson.load(await self._statement(sql, params).all()))
 
     async def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[QueryResult]:
         results = await self.binding.batch(to_js([self._statement(sql, params) for sql, params in statements]))
-        return [self._result(r) for r in _plain(results)]
+        return [self._result(r) for r in _AsJson.load(results)]
 
 
 def _missing(value: Any) -> bool:
