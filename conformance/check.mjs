@@ -592,8 +592,23 @@ async function checkFreeLogSpool() {
   expect(postLine.length === 1 && /order not known yet/.test(postLine[0].reason), `the post's staged line: ${JSON.stringify(postLine)}`);
   const attempts = lines.filter((l) => l.kind === "attempt" && l.verdict === "sent");
   expect(attempts.length === 1, `the sending pass's attempt line should reach R2 once, found ${attempts.length}`);
+  // entry.R2 itself (bytes across the bridge, not text): it reads back what the passes wrote, and what it writes,
+  // non-ASCII included, reads back byte for byte through R2's own JS client.
+  ctx.pyodide.globals.set("js_logs", logs);
+  const [viaPort, roundTrip] = (await ctx.pyodide.runPythonAsync(`
+import entry
+r2 = entry.R2(js_logs)
+text = b"".join([await r2.get(k) for k in await r2.list("logs/")]).decode()
+await r2.put("roundtrip/r2.ndjson", '{"reason": "besteld \\u00e9 \\U0001f600"}\\n'.encode())
+assert await r2.get("roundtrip/missing") is None, "R2.get of a missing key should be None"
+[text, (await r2.get("roundtrip/r2.ndjson")).decode()]
+`)).toJs();
+  const expected = '{"reason": "besteld \u00e9 \u{1f600}"}\n';
+  expect(viaPort === await readLogs(logs), "entry.R2.get read the log objects differently from R2's own client");
+  const direct = await (await logs.get("roundtrip/r2.ndjson")).text();
+  expect(roundTrip === expected && direct === expected, `entry.R2 round trip: wrote ${JSON.stringify(expected)}, read ${JSON.stringify(roundTrip)} (port) and ${JSON.stringify(direct)} (R2)`);
   return `webhook, redelivery and post staged 3 rows, no R2 put; ${passes} cron passes sent the order once and copied ` +
-    `every row: decisions ${decisions.join(", ")}, the post's line, one attempt line`;
+    `every row: decisions ${decisions.join(", ")}, the post's line, one attempt line; entry.R2 round trip identical`;
 }
 
 async function checkOrdersApi() {

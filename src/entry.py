@@ -150,14 +150,16 @@ class R2:
         self.binding = _raw(binding)
 
     async def put(self, key: str, data: bytes, content_type: str = "application/x-ndjson") -> None:
-        await self.binding.put(key, data.decode("utf-8"), _options({"httpMetadata": {"contentType": content_type}}))
+        # bytes cross as one copy (a Uint8Array); a str would be copied a character at a time (~9 ns each)
+        await self.binding.put(key, to_js(data), _options({"httpMetadata": {"contentType": content_type}}))
 
     async def get(self, key: str) -> bytes | None:
         obj = await self.binding.get(key)
         if _missing(obj):
             return None
-        text: str = await obj.text()
-        return text.encode("utf-8")
+        body = await obj.arrayBuffer()       # not ``text()``: a JS string crosses ~40 ns a character
+        data: bytes = body.to_bytes()
+        return data
 
     async def list(self, prefix: str) -> list[str]:
         keys: list[str] = []
@@ -232,7 +234,7 @@ class FetchHttp:
         options: dict[str, Any] = {"method": request.method, "headers": request.headers,
                                    "signal": _AbortSignal.timeout(max(int(request.timeout * 1000), 1))}
         if request.body is not None:
-            options["body"] = request.body.decode("utf-8")
+            options["body"] = request.body     # a Uint8Array, one copy (~80 KB of a paid pass: ~0.7 ms as text)
         try:
             response = await js.fetch(request.url, _options(options))
             body = await response.arrayBuffer()
