@@ -1,6 +1,6 @@
 """The dashboard's own reads: the orders that need attention, a search by order number, and each shop's
 time zone as its orders show it. They go out in the one D1 call that /status's figures go in
-(relay.outbox.one_call), the order rows as one JSON text rather than a value per column per row.
+(relay.outbox.one_call).
 
 Rows carry delivery facts only, never ``payload`` (no customer data, not even hashed). "Needs
 attention" is every event touched in the last 7 days that is not sent and not cancelled: failed,
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.core.ports import Database
-from relay.outbox.one_call import json_rows, rows_of
 
 ATTENTION = ("failed", "expired", "retry", "waiting", "due", "sending")
 SHOW_PER_SHOP = 30             # rows read and shown per shop; the rest are counted
@@ -46,22 +45,21 @@ async def read(db: Database, shops: Sequence[str], now: int, number: str | None 
     marks = ", ".join("?" for _ in shops)
     states = ", ".join(f"'{s}'" for s in ATTENTION)
     statements: list[tuple[str, Sequence[Any]]] = [
-        (json_rows(f"SELECT {COLUMNS}, total FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY shop "
-                   f"ORDER BY {RANK}, event_time DESC, order_id DESC) AS pick, COUNT(*) OVER (PARTITION BY shop) "
-                   f"AS total FROM outbox WHERE state IN ({states}) AND updated_at >= ? AND shop IN ({marks})) "
-                   "WHERE pick <= ? ORDER BY shop, pick", COLUMNS + ", total"),
+        (f"SELECT {COLUMNS}, total FROM (SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY shop "
+         f"ORDER BY {RANK}, event_time DESC, order_id DESC) AS pick, COUNT(*) OVER (PARTITION BY shop) "
+         f"AS total FROM outbox WHERE state IN ({states}) AND updated_at >= ? AND shop IN ({marks})) "
+         "WHERE pick <= ? ORDER BY shop, pick",
          (now - 7 * DAY, *shops, SHOW_PER_SHOP)),
         ("SELECT shop, utc_offset FROM backfill WHERE utc_offset IS NOT NULL", ()),
     ]
     if number:
-        statements.append((json_rows(f"SELECT {COLUMNS} FROM outbox WHERE shop IN ({marks}) AND order_number = ? "
-                                     "COLLATE NOCASE ORDER BY event_time DESC LIMIT ?", COLUMNS),
-                           (*shops, number, SEARCH_LIMIT)))
+        statements.append((f"SELECT {COLUMNS} FROM outbox WHERE shop IN ({marks}) AND order_number = ? "
+                           "COLLATE NOCASE ORDER BY event_time DESC LIMIT ?", (*shops, number, SEARCH_LIMIT)))
     results = await db.batch(statements)
     reads = Reads(utc_offsets={str(r["shop"]): int(r["utc_offset"]) for r in results[1].rows})
-    for row in rows_of(results[0]):
+    for row in results[0].rows:
         reads.attention.setdefault(str(row["shop"]), []).append(row)
         reads.counts[str(row["shop"])] = int(row.pop("total"))
     if number:
-        reads.found = rows_of(results[2])
+        reads.found = results[2].rows
     return reads
