@@ -36,8 +36,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 
 import {
-  JsonLinesChild, PYODIDE_VERSION, REPO, SDK_VERSION, ensureSdk, fail, readMigrations, run, settle, splitStatements,
-  startMiniflare as startMiniflareFor, startPyodide, wranglerConfig,
+  AS_JSON_VALUE, JsonLinesChild, PYODIDE_VERSION, REPO, SDK_VERSION, ensureSdk, fail, readMigrations, run, settle,
+  splitStatements, startMiniflare as startMiniflareFor, startPyodide, wranglerConfig,
 } from "./pyodide_worker.mjs";
 
 const CHECK_TIMEOUT_S = 120;
@@ -232,11 +232,17 @@ assert entry.D1.of(to_js({}, dict_converter=js.Object.fromEntries)) is not port,
 out
 `);
   const pyodideRequests = await up.dump();
+  // entry.D1's answers cross as UTF-8 bytes from TextEncoder.encode(holder) (entry._AsJson): workerd's own
+  // TextEncoder must read the holder through its toString, as V8's here does.
+  const asJson = await (await ctx.mf.dispatchFetch("http://stub/as-json")).text();
+  expect(asJson === JSON.stringify([AS_JSON_VALUE]),
+    `workerd's TextEncoder.encode(holder) gave ${JSON.stringify(asJson)}, not the box's JSON: entry._AsJson cannot work there`);
   const detail = sameBytes("send-path outputs", cpython, Buffer.from(pyodide, "utf8"));
   sameBytes("requests recorded by the fakes", JSON.stringify(cpythonRequests, null, 1), JSON.stringify(pyodideRequests, null, 1));
   const sent = JSON.parse(pyodide).outbox.filter((row) => row.state === "sent").length;
   expect(sent === 2, `expected both fixture orders sent to Meta, ledger has ${sent} sent`);
-  return `${detail}; requests (${requestsSummary(pyodideRequests)}) identical; D1.of kept one port per binding`;
+  return `${detail}; requests (${requestsSummary(pyodideRequests)}) identical; D1.of kept one port per binding; ` +
+    "workerd's TextEncoder reads entry._AsJson's holder";
 }
 
 function freshWebhook(which = "webhook-order-paid.raw.json", minutesAgo = 10) {

@@ -145,12 +145,24 @@ export function readMigrations(repo = REPO) {
     .map((file) => ({ file, sql: readFileSync(join(repo, "migrations", file), "utf8") }));
 }
 
+// What workerd itself answers for entry._AsJson's construction (GET /as-json on the stub): TextEncoder.encode of an
+// object whose toString is JSON.stringify bound to a box. Pyodide in Node cannot show that workerd's TextEncoder (C++)
+// reads its argument with JS's ToString as V8's does; conformance/check.mjs's send-path check asks it.
+export const AS_JSON_VALUE = { results: [{ text: "é 😀 \"q\"", n: 3, none: null }], meta: { changes: 1 } };
+
 export async function startMiniflare(name, { d1Databases, r2Buckets }) {
-  // miniflare (workerd from the wrangler package) for its D1 databases and R2 buckets only; its script is a stub.
+  // miniflare (workerd from the wrangler package) for its D1 databases and R2 buckets; its script is a stub that
+  // also answers GET /as-json (AS_JSON_VALUE through entry._AsJson's construction, as bytes).
   const { Miniflare } = await import(join(REPO, "node_modules", "miniflare", "dist", "src", "index.js"));
   return new Miniflare({
     modules: true,
-    script: `export default { fetch() { return new Response('${name}') } }`,
+    script: `export default { fetch(request) {
+      if (new URL(request.url).pathname !== "/as-json") return new Response('${name}');
+      const box = [], holder = {};
+      holder.toString = Function.prototype.bind.call(JSON.stringify, JSON, box);
+      box[0] = ${JSON.stringify(AS_JSON_VALUE)};
+      return new Response(new TextEncoder().encode(holder));
+    } }`,
     compatibilityDate: "2026-04-20",
     d1Databases,
     r2Buckets,
