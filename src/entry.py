@@ -45,8 +45,9 @@ def _plain(value: Any) -> Any:
     """A small JS value (a request's headers, the env's names) as plain Python, in one crossing:
     ``JSON.stringify`` in JS, one ``json.loads`` here.
 
-    Pyodide's ``to_py`` (and the SDK's ``python_from_rpc`` on top of it) walks a value value by value, each step
-    a call across the JS/Python bridge; one string and a C-speed parse cost a fraction of it.
+    Pyodide's ``to_py`` (and the SDK's ``python_from_rpc`` on top of it) walks a value item by item, each step a
+    call across the JS/Python bridge; one string and a C-speed parse cost a fraction of it. A large value crosses
+    as bytes instead (``_AsJson``).
     """
     return json.loads(_stringify(value))
 
