@@ -39,6 +39,9 @@
 //   cron-copy      (only when named in --kinds) scheduled() with nothing to send and --spool-rows N (200) delivery-log
 //                  lines staged in D1 a while ago over 3 shops: the pass that copies them to R2 (relay.jobs.spool_copy;
 //                  the rows a pass reads at most are relay.outbox.log_spool.LIMIT)
+//   floor          (only when named in --kinds) the same SDK wrapping, Pyodide call and adapter with none of the relay's
+//                  work: fetch() answering 204 at once; scheduled() returning at once, or making one call of the
+//                  adapter's ports (one D1 statement, a D1 batch of 8, one fetch): what every other row stands on
 //
 // Each kind's line also says in how many measured invocations Python's cyclic GC ran, and its longest run (wall ms,
 // inside the figures); the end prints the whole run's collections by generation. A collection in Pyodide costs
@@ -65,7 +68,7 @@ import {
 } from "../conformance/pyodide_worker.mjs";   // Pyodide + SDK + miniflare set up as conformance/check.mjs does
 
 const KINDS = ["webhook", "bridge", "cron-idle", "cron-busy", "dashboard", "status", "orders"];
-const OPTIONAL_KINDS = ["cron-copy"];      // measured only when asked for by --kinds
+const OPTIONAL_KINDS = ["cron-copy", "floor"];      // measured only when asked for by --kinds
 const ADMIN = "bench-admin-token-0123456789abcdef";
 const BASE = "https://relay.example.workers.dev";
 
@@ -252,6 +255,8 @@ const HARNESS = `
 """workerd's calls into the Worker: Default(ctx, env).fetch(python_from_rpc(request)) and .scheduled()."""
 from workers import python_from_rpc
 import entry
+from relay.core.ports import HttpRequest
+from relay.web.http import Response as Answer
 
 
 async def fetch(js_ctx, js_env, js_request):
@@ -261,6 +266,35 @@ async def fetch(js_ctx, js_env, js_request):
 
 async def scheduled(js_ctx, js_env, js_controller):
     await entry.Default(js_ctx, js_env).scheduled(js_controller, js_env, js_ctx)
+
+
+class Floor(entry.WorkerEntrypoint):
+    """--kinds floor: an invocation with none of the relay's work, through the same SDK wrapping, Pyodide call and
+    adapter as entry.Default: an answer at once, or one call of the adapter's ports (entry.D1, entry.FetchHttp)."""
+
+    mode = ""
+
+    async def fetch(self, request):
+        return entry._response(Answer(204, {}))
+
+    async def scheduled(self, controller, env=None, ctx=None):
+        raw = self.env._env
+        if Floor.mode == "d1":
+            await entry.D1.of(raw.DB).run("SELECT ? AS one", (1,))
+        elif Floor.mode == "d1x8":
+            await entry.D1.of(raw.DB).batch([("SELECT ? AS one", (i,)) for i in range(8)])
+        elif Floor.mode == "fetch":
+            await entry.FetchHttp().send(HttpRequest("GET", str(raw.META_GRAPH_URL) + "/v0/shim-cost"))
+
+
+async def floor_fetch(js_ctx, js_env, js_request):
+    response = await Floor(js_ctx, js_env).fetch(python_from_rpc(js_request))
+    return response.js_object
+
+
+async def floor_scheduled(js_ctx, js_env, js_controller, mode):
+    Floor.mode = mode
+    await Floor(js_ctx, js_env).scheduled(js_controller, js_env, js_ctx)
 
 
 _profile = None
@@ -372,6 +406,27 @@ async function invokeFetch(harness, env, makeRequest) {
   return m;
 }
 
+async function invokeFloor(harness, env, mode) {
+  // The Floor entrypoint of the harness (--kinds floor): "fetch" a request answered 204 at once, else a scheduled()
+  // doing nothing ("") or one call of the adapter's ports.
+  const { pending, ctx } = context();
+  if (mode === "answer") {
+    const request = new Request("https://relay.example/floor");
+    const m = await measured(async () => {
+      const response = await harness.floor_fetch(ctx, env, request);
+      await settle(pending);
+      return response;
+    });
+    m.status = m.value.status;
+    m.body = await m.value.text();
+    return m;
+  }
+  const controller = { cron: "*/10 * * * *", scheduledTime: Date.now(), type: "scheduled", noRetry() {} };
+  return measured(async () => {
+    await harness.floor_scheduled(ctx, env, controller, mode);
+    await settle(pending);
+  });
+}
 async function invokeScheduled(harness, env) {
   const { pending, ctx } = context();
   const controller = { cron: "*/10 * * * *", scheduledTime: Date.now(), type: "scheduled", noRetry() {} };
@@ -604,6 +659,14 @@ async function main() {
         }
       }
       if (sent !== n + warm + 1) fail(`webhook: Meta got ${sent} new events for ${n + warm + 1} webhooks`);
+    }
+    if (has("floor")) {
+      // What the runtime and the adapter cost with none of the relay's work: read the other rows against these.
+      await repeat("floor", "floor: fetch answered 204 at once", () => invokeFloor(harness, envA, "answer"), [204]);
+      await repeat("floor", "floor: scheduled returning at once", () => invokeFloor(harness, envA, ""), []);
+      await repeat("floor", "floor: scheduled with one D1 statement (entry.D1.run)", () => invokeFloor(harness, envA, "d1"), []);
+      await repeat("floor", "floor: scheduled with one D1 batch of 8 statements", () => invokeFloor(harness, envA, "d1x8"), []);
+      await repeat("floor", "floor: scheduled with one fetch (entry.FetchHttp)", () => invokeFloor(harness, envA, "fetch"), []);
     }
     if (has("bridge")) {
       const make = bridgeMaker();

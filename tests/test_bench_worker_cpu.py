@@ -56,3 +56,23 @@ def test_the_machine_and_versions_are_printed(quick: dict[str, Any]) -> None:
     assert machine["sdk"].startswith("workers-runtime-sdk ")
     for text in ("machine:", "load average", "Pyodide 0.28.2", "shim cost in this process per forwarded call"):
         assert text in quick["output"]
+
+
+def test_the_floor_rows_make_only_the_call_each_names(tmp_path: Path) -> None:
+    """``--kinds floor``: the runtime's and the adapter's own cost, against which every other row is read. Each row
+    must make exactly the call it names (none, one D1 statement, one D1 batch, one fetch) and nothing of the relay's."""
+    node = node_packages.node("the Worker CPU benchmark")
+    path = tmp_path / "floor.json"
+    command = [node, "bench/bench_worker_cpu.mjs", "--quick", "--kinds", "floor", "--python", sys.executable, "--json",
+               str(path)]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and path.is_file(), f"exit {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+    rows = {r["label"]: r["subrequests"] for r in json.loads(path.read_text())["rows"]}
+    calls = {label: (s["fetch"], s["d1"], s["r2"]) for label, s in rows.items()}
+    assert calls == {
+        "floor: fetch answered 204 at once": (0, 0, 0),
+        "floor: scheduled returning at once": (0, 0, 0),
+        "floor: scheduled with one D1 statement (entry.D1.run)": (0, 1, 0),
+        "floor: scheduled with one D1 batch of 8 statements": (0, 1, 0),
+        "floor: scheduled with one fetch (entry.FetchHttp)": (1, 0, 0),
+    }
