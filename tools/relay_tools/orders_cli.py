@@ -25,6 +25,7 @@ from relay_tools.options import DEFAULT_LOGS, add_common
 from relay_tools.server import LocalRelay
 
 POLL_SECONDS = 20.0          # how long ``relay replay --url --number`` watches the order leave the queue
+CRON_POLL_SECONDS = 150.0    # ... when the Worker only re-queued it (Free plan): a cron run every 2 minutes sends it
 POLL_EVERY = 0.5
 SINGLE = ("unknown", "cancelled", "consent", "waiting", "sending")   # refusals of one order that are an error (exit 2)
 
@@ -170,14 +171,20 @@ def _replay_remote(args: argparse.Namespace) -> int:
               f"{', …' if len(body['orders']) > 10 else ''}); sending {body['sending']}")
         if args.state is not None or body.get("held"):
             return 1 if body.get("held") else 0
-        return _watch(client, args.shop, body["orders"][0])
+        return _watch(client, args.shop, body["orders"][0], watch_seconds(body))
     finally:
         client.close()
 
 
-def _watch(client: AdminClient, shop: str, number: str) -> int:
-    """Follow one replayed order until it leaves the queue (the Worker sends it after answering)."""
-    deadline = time.monotonic() + POLL_SECONDS
+def watch_seconds(answer: dict[str, Any]) -> float:
+    """How long to follow a replayed order: the Worker sends it after answering, or on the Free plan the next cron
+    run does (its answer's ``sending`` starts "by the cron", ``relay.web.orders.FREE_SENDING``)."""
+    return CRON_POLL_SECONDS if str(answer.get("sending", "")).startswith("by the cron") else POLL_SECONDS
+
+
+def _watch(client: AdminClient, shop: str, number: str, seconds: float = POLL_SECONDS) -> int:
+    """Follow one replayed order until it leaves the queue, for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
     while True:
         rows = client.get("/orders", shop=shop, number=number)["orders"]
         if all(o["state"] not in ("due", "sending") for o in rows) or time.monotonic() > deadline:
