@@ -35,7 +35,7 @@
 //                  the first pass (daily checks + a 250-order page) is shown apart
 //   dashboard      GET /dashboard (bearer) over the drained ledger: 900 orders, 3 shops
 //   status         GET /status over the same ledger
-//   orders         GET /orders?shop=… (50 rows)
+//   orders         GET /orders?shop=… (50 rows; --orders-limit N asks for ?limit=N)
 //   cron-copy      (only when named in --kinds) scheduled() with nothing to send and --spool-rows N (200) delivery-log
 //                  lines staged in D1 a while ago over 3 shops: the pass that copies them to R2 (relay.jobs.spool_copy;
 //                  the rows a pass reads at most are relay.outbox.log_spool.LIMIT)
@@ -514,6 +514,7 @@ async function main() {
       n: { type: "string" },
       passes: { type: "string" },
       "spool-rows": { type: "string" },
+      "orders-limit": { type: "string" },
       "per-pass": { type: "boolean", default: false },
       json: { type: "string" },
     },
@@ -776,7 +777,13 @@ async function main() {
     }
     if (has("dashboard")) await repeat("dashboard", `GET /dashboard (${3 * perShop} orders, 3 shops)`, () => invokeFetch(harness, envB, admin("/dashboard")), [200]);
     if (has("status")) await repeat("status", "GET /status", () => invokeFetch(harness, envB, admin("/status")), [200]);
-    if (has("orders")) await repeat("orders", "GET /orders (50 rows)", () => invokeFetch(harness, envB, admin("/orders?shop=shop0")), [200]);
+    if (has("orders")) {
+      // --orders-limit N asks for N rows (?limit=N); without it, the page's default (relay.web.orders.DEFAULT_LIMIT)
+      const asked = opts["orders-limit"];
+      const path = asked ? `/orders?shop=shop0&limit=${Number(asked)}` : "/orders?shop=shop0";
+      const label = asked ? `GET /orders?limit=${Number(asked)}` : "GET /orders (50 rows)";
+      await repeat("orders", label, () => invokeFetch(harness, envB, admin(path)), [200]);
+    }
 
     out.rows = rows;
     out.python_gc = harness.gc_runs().toJs();   // the whole run's collections: runs gen0/1/2, then ms gen0/1/2

@@ -143,6 +143,17 @@ def _load_limits(env: Mapping[str, str], cpu_limited: bool) -> Limits:
     return held if cpu_limited else replace(held, cpu_ms=None, page_size=PAGE_LIMIT)
 
 
+def free_cpu(env: Mapping[str, str], cpu_limited: bool) -> bool:
+    """Whether this invocation runs under the Free plan's 10 ms of CPU: the Worker (``cpu_limited``) on
+    ``RELAY_PLAN=free``. Not with plan variables the cron refuses (``ConfigError``): nothing would then send."""
+    if not cpu_limited:
+        return False
+    try:
+        return load_limits(env, cpu_limited).plan == FREE.name
+    except ConfigError:
+        return False
+
+
 def sends_inline(env: Mapping[str, str], cpu_limited: bool) -> bool:
     """Whether an HTTP invocation (a webhook, a thank-you post) sends its order in its own ``waitUntil``.
 
@@ -152,12 +163,7 @@ def sends_inline(env: Mapping[str, str], cpu_limited: bool) -> bool:
     (``relay serve``) has no CPU limit and always sends at once; so does a Worker whose plan variables are wrong,
     since the cron refuses to run with them and nothing else would send.
     """
-    if not cpu_limited:
-        return True
-    try:
-        return load_limits(env, cpu_limited).plan != FREE.name
-    except ConfigError:
-        return True
+    return not free_cpu(env, cpu_limited)
 
 
 def _whole(env: Mapping[str, str], name: str, default: int | None, low: int, high: int, why: str) -> int | None:
