@@ -33,7 +33,7 @@
 //   cron-idle      scheduled() with nothing to list or send (3 shops, after their daily checks)
 //   cron-busy      scheduled() over 3 shops x 300 orders no webhook delivered, pass after pass until drained;
 //                  the first pass (daily checks + a 250-order page) is shown apart
-//   dashboard      GET /dashboard (bearer) over the drained ledger: 900 orders, 3 shops
+//   dashboard      GET /dashboard (bearer) over the drained ledger: 900 orders, 3 shops (--shops N: N shops)
 //   status         GET /status over the same ledger
 //   orders         GET /orders?shop=… (50 rows; --orders-limit N asks for ?limit=N)
 //   cron-copy      (only when named in --kinds) scheduled() with nothing to send and --spool-rows N (200) delivery-log
@@ -515,6 +515,7 @@ async function main() {
       passes: { type: "string" },
       "spool-rows": { type: "string" },
       "orders-limit": { type: "string" },
+      shops: { type: "string" },
       "per-pass": { type: "boolean", default: false },
       json: { type: "string" },
     },
@@ -542,7 +543,9 @@ async function main() {
   const started = new Date();
   const secret = JSON.parse(fixture("webhook-order-paid.headers.json")).secret_used_for_signature;
   const accountsA = ["VIK", "ANN", "BOB"].map((p) => ({ prefix: p, key: `bench-${p.toLowerCase()}-key`, secret, orders: 0 }));
-  const accountsB = ["SHOP0", "SHOP1", "SHOP2"].map((p, i) => ({ prefix: p, key: `bench-busy${i}-key`,
+  const busyShops = Number(opts.shops ?? 3);
+  if (!Number.isInteger(busyShops) || busyShops < 1 || busyShops > 20) fail("--shops takes a whole number from 1 to 20");
+  const accountsB = Array.from({ length: busyShops }, (_, i) => `SHOP${i}`).map((p, i) => ({ prefix: p, key: `bench-busy${i}-key`,
     secret: `bench-busy${i}-secret`, orders: perShop }));
   const sdk = ensureSdk(opts.python);
   const [store, fakes] = await Promise.all([new Store().start(),
@@ -737,7 +740,7 @@ async function main() {
             console.error(`  pass ${passes.length}: ${m.cpu.toFixed(2)} ms CPU (thread ${m.thread.toFixed(2)}), ` +
               `${m.calls.fetch} fetch + ${m.calls.d1} D1 + ${m.calls.r2} R2, listed ${m.listed}, sent ${m.events}`);
           }
-          if (left.open === 0 && left.listed === 3 && left.orders >= 3 * perShop) { out.drained = true; return; }
+          if (left.open === 0 && left.listed === busyShops && left.orders >= busyShops * perShop) { out.drained = true; return; }
           // passes run back to back here, 2 minutes apart on the cron: a pass that waited (Meta's 60 requests per shop
           // and minute, on the real clock) lets a second go by before the next
           if (!m.events && !m.listed) await new Promise((r) => setTimeout(r, 1000));
@@ -760,7 +763,7 @@ async function main() {
       const steady = passes.slice(1);
       const perPass = stats(events.slice(1).filter((e) => e > 0));
       if (has("cron-busy")) {
-        record(`cron, 3 shops x ${perShop} missed orders, passes 2-${passes.length}`, "cron-busy", passes[0],
+        record(`cron, ${busyShops} shops x ${perShop} missed orders, passes 2-${passes.length}`, "cron-busy", passes[0],
           steady.length ? steady : passes,
           `${passes.length} passes, median ${perPass.median ?? 0} events per sending pass, ${final.twice} sent twice`);
         const f = passes[0];
@@ -775,8 +778,8 @@ async function main() {
           events_per_pass: events.reduce((a, b) => a + b, 0) / passes.length };
       }
     }
-    if (has("dashboard")) await repeat("dashboard", `GET /dashboard (${3 * perShop} orders, 3 shops)`, () => invokeFetch(harness, envB, admin("/dashboard")), [200]);
-    if (has("status")) await repeat("status", "GET /status", () => invokeFetch(harness, envB, admin("/status")), [200]);
+    if (has("dashboard")) await repeat("dashboard", `GET /dashboard (${busyShops * perShop} orders, ${busyShops} shops)`, () => invokeFetch(harness, envB, admin("/dashboard")), [200]);
+    if (has("status")) await repeat("status", busyShops === 3 ? "GET /status" : `GET /status (${busyShops} shops)`, () => invokeFetch(harness, envB, admin("/status")), [200]);
     if (has("orders")) {
       // --orders-limit N asks for N rows (?limit=N); without it, the page's default (relay.web.orders.DEFAULT_LIMIT)
       const asked = opts["orders-limit"];
