@@ -39,6 +39,7 @@
 //   cron-copy      (only when named in --kinds) scheduled() with nothing to send and --spool-rows N (200) delivery-log
 //                  lines staged in D1 a while ago over 3 shops: the pass that copies them to R2 (relay.jobs.spool_copy;
 //                  the rows a pass reads at most are relay.outbox.log_spool.LIMIT)
+//   replay         (only when named in --kinds) POST /orders/replay of one sent order over the drained ledger
 //   floor          (only when named in --kinds) the same SDK wrapping, Pyodide call and adapter with none of the relay's
 //                  work: fetch() answering 204 at once; scheduled() returning at once, or making one call of the
 //                  adapter's ports (one D1 statement, a D1 batch of 8, one fetch): what every other row stands on
@@ -68,7 +69,7 @@ import {
 } from "../conformance/pyodide_worker.mjs";   // Pyodide + SDK + miniflare set up as conformance/check.mjs does
 
 const KINDS = ["webhook", "bridge", "cron-idle", "cron-busy", "dashboard", "status", "orders"];
-const OPTIONAL_KINDS = ["cron-copy", "floor"];      // measured only when asked for by --kinds
+const OPTIONAL_KINDS = ["cron-copy", "floor", "replay"];      // measured only when asked for by --kinds
 const ADMIN = "bench-admin-token-0123456789abcdef";
 const BASE = "https://relay.example.workers.dev";
 
@@ -714,7 +715,7 @@ async function main() {
       };
       await repeat("cron-copy", `cron copying ${rowsWanted} staged log rows (3 shops)`, copyPass, []);
     }
-    const busyWanted = ["cron-busy", "dashboard", "status", "orders"].some(has);
+    const busyWanted = ["cron-busy", "dashboard", "status", "orders", "replay"].some(has);
     if (busyWanted) {
       const passes = [];
       let last = await fakes.count();
@@ -786,6 +787,20 @@ async function main() {
       const path = asked ? `/orders?shop=shop0&limit=${Number(asked)}` : "/orders?shop=shop0";
       const label = asked ? `GET /orders?limit=${Number(asked)}` : "GET /orders (50 rows)";
       await repeat("orders", label, () => invokeFetch(harness, envB, admin(path)), [200]);
+    }
+    if (has("replay")) {
+      // POST /orders/replay of one sent order (a new one each time): on the free plan it only re-queues (the cron
+      // sends), on paid it sends in its waitUntil
+      const rows = await store.call({ op: "d1", db: "B", kind: "all", params: [],
+        sql: "SELECT order_number FROM outbox WHERE shop = 'shop0' AND state = 'sent' ORDER BY order_id" });
+      const numbers = (rows.results ?? rows).map((r) => r.order_number);
+      if (numbers.length < n + warm + 1) fail(`replay: ${numbers.length} sent orders in shop0, ${n + warm + 1} needed`);
+      const replayOf = () => new Request(`${BASE}/orders/replay?shop=shop0`, { method: "POST",
+        headers: { Authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ number: numbers.shift() }) });
+      const free = envB.RELAY_PLAN === "free";
+      await repeat("replay", free ? "POST /orders/replay (one order; free plan: re-queued)" :
+        "POST /orders/replay (one order, sent in waitUntil)", () => invokeFetch(harness, envB, replayOf), [200]);
     }
 
     out.rows = rows;
