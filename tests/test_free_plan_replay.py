@@ -28,6 +28,7 @@ from relay_tools.edges import FolderBlobs, HttpxClient
 from relay_tools.fakes import FakeLightspeed, FakeMeta
 from relay_tools.orders_cli import CRON_POLL_SECONDS, POLL_SECONDS, watch_seconds
 from relay_tools.sqlite import SqliteDatabase
+from test_backfill import Counted
 from worker_webhook import NOW, cache_currency, deliver
 
 ADMIN = "admin-token-for-free-replay-7c41d2"
@@ -41,6 +42,7 @@ class Replayed:
     location: str | None                # the dashboard's redirect
     sent_by_request: int                # Meta's new events after the request and its waitUntil work
     state: str                          # the row after the request
+    calls: tuple[int, int, int]         # the request's D1 calls, R2 calls, Meta and Lightspeed requests
     sent_by_pass: int                   # Meta's new events after the next cron pass too
     state_after_pass: str
 
@@ -76,21 +78,28 @@ def replay_failed_order(tmp_path: Path, plan: str, cpu_limited: bool, via: str) 
 
     async def run() -> Replayed:
         http = HttpxClient()
-        rt = runtime.Runtime(env=env, db=sqlite, http=http, blobs=FolderBlobs(tmp_path / "logs"),
+        db, blobs = Counted(sqlite), Counted(FolderBlobs(tmp_path / "logs"))
+        rt = runtime.Runtime(env=env, db=db, http=http, blobs=blobs,
                              clock=lambda: float(NOW), random=lambda: 0.5, cpu_limited=cpu_limited)
+
+        def count() -> tuple[int, int, int]:
+            return db.calls, blobs.calls, len(meta.requests) + len(lightspeed.requests)
+
         await deliver(rt)
         await cron.run_pass(rt, limits=pass_limits, sleep=asyncio.sleep)
         assert (len(meta.events()), state()) == (1, "sent")
         sqlite.conn.execute("UPDATE outbox SET state = 'failed', last_code = 100, last_status = 400")
+        before = count()
         response = await routes.handle(rt, replay_request(via))
         for work in response.after:          # the Worker hands these to ctx.waitUntil: the same invocation
             await work
+        calls = tuple(a - b for a, b in zip(count(), before, strict=True))
         by_request, after_request = len(meta.events()) - 1, state()
         await cron.run_pass(rt, limits=pass_limits, sleep=asyncio.sleep)
         await http.aclose()
         answer = response.body if response.text is None else None
         return Replayed(response.status, answer, response.headers.get("Location"), by_request, after_request,
-                        len(meta.events()) - 1, state())
+                        (calls[0], calls[1], calls[2]), len(meta.events()) - 1, state())
 
     try:
         return asyncio.run(run())
@@ -105,6 +114,7 @@ def test_on_the_free_plan_an_api_replay_requeues_and_the_next_cron_pass_sends_it
     assert r.status == 200 and r.answer is not None
     assert (r.answer["requeued"], r.answer["sending"]) == (1, FREE_SENDING)
     assert (r.sent_by_request, r.state) == (0, "due"), "the request sent nothing: a send does not fit its 10 ms"
+    assert r.calls == (2, 1, 0), "the order's read with the shop's hold, the re-queue; the log's object"
     assert (r.sent_by_pass, r.state_after_pass) == (1, "sent"), "the next cron pass sent it, once"
     assert watch_seconds(r.answer) == CRON_POLL_SECONDS, "relay replay --url follows it past the next cron run"
 
