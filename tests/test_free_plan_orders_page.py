@@ -23,9 +23,7 @@ from relay.web import routes
 from relay.web.http import Request
 from relay.web.orders import FREE_MAX_LIMIT
 from relay_tools.edges import HttpxClient
-from relay_tools.fakes import FakeLightspeed, FakeMeta
-from relay_tools.sqlite import SqliteDatabase
-from worker_webhook import NOW
+from worker_webhook import NOW, loopback
 
 ADMIN = "admin-token-for-free-orders-page-90b3e1"
 ORDERS = 60
@@ -33,45 +31,37 @@ ORDERS = 60
 
 def pages(tmp_path: Path, plan: str, cpu_limited: bool, limit: int) -> list[int]:
     """The row counts of the pages ``GET /orders?limit=<limit>`` serves, following ``next`` to the end."""
-    meta, lightspeed = FakeMeta().start(), FakeLightspeed("k", "s").start()
-    sqlite = SqliteDatabase(tmp_path / "relay.db")
-    sqlite.migrate()
-    env = shop_env(meta, lightspeed, RELAY_PLAN=plan, ADMIN_TOKEN=ADMIN)
+    with loopback(tmp_path) as (meta, lightspeed, sqlite):
+        env = shop_env(meta, lightspeed, RELAY_PLAN=plan, ADMIN_TOKEN=ADMIN)
 
-    async def run() -> list[int]:
-        http = HttpxClient()
-        rt = runtime.Runtime(env=env, db=sqlite, http=http, blobs=None, clock=lambda: float(NOW),
-                             random=lambda: 0.5, cpu_limited=cpu_limited)
-        vik = load_shop(rt.env, "vik")
-        for n in range(1, ORDERS + 1):
-            raw = json.loads(PAID_RAW)["order"]
-            raw.update(id=80_000 + n, number=f"PG{n:05d}",
-                       createdAt=datetime.fromtimestamp(NOW - 7200 + n, UTC).isoformat())
-            await intake.record_order(rt, vik, parse_order(raw), "backfill")
-        sizes: list[int] = []
-        cursor = ""
-        while True:
-            query = {"shop": "vik", "limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        async def nothing() -> bytes:
+            return b""
 
-            async def nothing() -> bytes:
-                return b""
+        async def run() -> list[int]:
+            http = HttpxClient()
+            rt = runtime.Runtime(env=env, db=sqlite, http=http, blobs=None, clock=lambda: float(NOW),
+                                 random=lambda: 0.5, cpu_limited=cpu_limited)
+            vik = load_shop(rt.env, "vik")
+            for n in range(1, ORDERS + 1):
+                raw = json.loads(PAID_RAW)["order"]
+                raw.update(id=80_000 + n, number=f"PG{n:05d}",
+                           createdAt=datetime.fromtimestamp(NOW - 7200 + n, UTC).isoformat())
+                await intake.record_order(rt, vik, parse_order(raw), "backfill")
+            sizes: list[int] = []
+            cursor = ""
+            while True:
+                query = {"shop": "vik", "limit": str(limit), **({"cursor": cursor} if cursor else {})}
+                answer = await routes.handle(
+                    rt, Request("GET", "/orders", query, {"authorization": f"Bearer {ADMIN}"}, nothing))
+                assert answer.status == 200, answer.body
+                sizes.append(len(answer.body["orders"]))
+                cursor = answer.body["next"] or ""
+                if not cursor:
+                    break
+            await http.aclose()
+            return sizes
 
-            answer = await routes.handle(rt, Request("GET", "/orders", query, {"authorization": f"Bearer {ADMIN}"},
-                                                     nothing))
-            assert answer.status == 200, answer.body
-            sizes.append(len(answer.body["orders"]))
-            cursor = answer.body["next"] or ""
-            if not cursor:
-                break
-        await http.aclose()
-        return sizes
-
-    try:
         return asyncio.run(run())
-    finally:
-        sqlite.close()
-        meta.stop()
-        lightspeed.stop()
 
 
 def test_on_the_free_plan_a_page_holds_at_most_fifty_rows_and_next_serves_the_rest(tmp_path):

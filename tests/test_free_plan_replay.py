@@ -19,17 +19,15 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import KEY, SECRET, shop_env
+from conftest import shop_env
 from relay.jobs import cron, limits, runtime
 from relay.web import routes
 from relay.web.http import Request
 from relay.web.orders import FREE_SENDING
 from relay_tools.edges import FolderBlobs, HttpxClient
-from relay_tools.fakes import FakeLightspeed, FakeMeta
 from relay_tools.orders_cli import CRON_POLL_SECONDS, POLL_SECONDS, watch_seconds
-from relay_tools.sqlite import SqliteDatabase
 from test_backfill import Counted
-from worker_webhook import NOW, cache_currency, deliver
+from worker_webhook import NOW, cache_currency, deliver, loopback
 
 ADMIN = "admin-token-for-free-replay-7c41d2"
 NUMBER = "ORD04217"             # the shared paid fixture's order
@@ -65,48 +63,40 @@ def replay_request(via: str) -> Request:
 
 def replay_failed_order(tmp_path: Path, plan: str, cpu_limited: bool, via: str) -> Replayed:
     """The fixture's order sent, then failed; replayed through ``via`` ("api" or "dashboard"); then one cron pass."""
-    meta = FakeMeta().start()
-    lightspeed = FakeLightspeed(KEY, SECRET).start()
-    sqlite = SqliteDatabase(tmp_path / "relay.db")
-    sqlite.migrate()
-    cache_currency(sqlite)
-    env = shop_env(meta, lightspeed, RELAY_PLAN=plan, ADMIN_TOKEN=ADMIN)
-    pass_limits = limits.load_limits(env, cpu_limited=True)
+    with loopback(tmp_path) as (meta, lightspeed, sqlite):
+        cache_currency(sqlite)
+        env = shop_env(meta, lightspeed, RELAY_PLAN=plan, ADMIN_TOKEN=ADMIN)
+        pass_limits = limits.load_limits(env, cpu_limited=True)
 
-    def state() -> str:
-        return str(sqlite.conn.execute("SELECT state FROM outbox").fetchone()[0])
+        def state() -> str:
+            return str(sqlite.conn.execute("SELECT state FROM outbox").fetchone()[0])
 
-    async def run() -> Replayed:
-        http = HttpxClient()
-        db, blobs = Counted(sqlite), Counted(FolderBlobs(tmp_path / "logs"))
-        rt = runtime.Runtime(env=env, db=db, http=http, blobs=blobs,
-                             clock=lambda: float(NOW), random=lambda: 0.5, cpu_limited=cpu_limited)
+        async def run() -> Replayed:
+            http = HttpxClient()
+            db, blobs = Counted(sqlite), Counted(FolderBlobs(tmp_path / "logs"))
+            rt = runtime.Runtime(env=env, db=db, http=http, blobs=blobs,
+                                 clock=lambda: float(NOW), random=lambda: 0.5, cpu_limited=cpu_limited)
 
-        def count() -> tuple[int, int, int]:
-            return db.calls, blobs.calls, len(meta.requests) + len(lightspeed.requests)
+            def count() -> tuple[int, int, int]:
+                return db.calls, blobs.calls, len(meta.requests) + len(lightspeed.requests)
 
-        await deliver(rt)
-        await cron.run_pass(rt, limits=pass_limits, sleep=asyncio.sleep)
-        assert (len(meta.events()), state()) == (1, "sent")
-        sqlite.conn.execute("UPDATE outbox SET state = 'failed', last_code = 100, last_status = 400")
-        before = count()
-        response = await routes.handle(rt, replay_request(via))
-        for work in response.after:          # the Worker hands these to ctx.waitUntil: the same invocation
-            await work
-        calls = tuple(a - b for a, b in zip(count(), before, strict=True))
-        by_request, after_request = len(meta.events()) - 1, state()
-        await cron.run_pass(rt, limits=pass_limits, sleep=asyncio.sleep)
-        await http.aclose()
-        answer = response.body if response.text is None else None
-        return Replayed(response.status, answer, response.headers.get("Location"), by_request, after_request,
-                        (calls[0], calls[1], calls[2]), len(meta.events()) - 1, state())
+            await deliver(rt)
+            await cron.run_pass(rt, limits=pass_limits, sleep=asyncio.sleep)
+            assert (len(meta.events()), state()) == (1, "sent")
+            sqlite.conn.execute("UPDATE outbox SET state = 'failed', last_code = 100, last_status = 400")
+            before = count()
+            response = await routes.handle(rt, replay_request(via))
+            for work in response.after:          # the Worker hands these to ctx.waitUntil: the same invocation
+                await work
+            calls = tuple(a - b for a, b in zip(count(), before, strict=True))
+            by_request, after_request = len(meta.events()) - 1, state()
+            await cron.run_pass(rt, limits=pass_limits, sleep=asyncio.sleep)
+            await http.aclose()
+            answer = response.body if response.text is None else None
+            return Replayed(response.status, answer, response.headers.get("Location"), by_request, after_request,
+                            (calls[0], calls[1], calls[2]), len(meta.events()) - 1, state())
 
-    try:
         return asyncio.run(run())
-    finally:
-        sqlite.close()
-        meta.stop()
-        lightspeed.stop()
 
 
 def test_on_the_free_plan_an_api_replay_requeues_and_the_next_cron_pass_sends_it_once(tmp_path):

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KEY, SECRET, shop_env
+from conftest import shop_env
 from relay.jobs import cron, limits, runtime
 from relay.jobs.limits import STAGED_SEND_PASS_CALLS
 from relay_tools.edges import FolderBlobs, HttpxClient
-from relay_tools.fakes import FakeLightspeed, FakeMeta
-from relay_tools.sqlite import SqliteDatabase
 from test_backfill import Counted
-from worker_webhook import NOW, cache_currency, deliver
+from worker_webhook import NOW, cache_currency, deliver, loopback
 
 
 @dataclass
@@ -43,38 +41,30 @@ def scenario(tmp_path: Path, plan: str, cpu_limited: bool) -> tuple[int, int, in
 
 
 def webhook_then_cron(tmp_path: Path, plan: str, cpu_limited: bool) -> Outcome:
-    meta = FakeMeta().start()
-    lightspeed = FakeLightspeed(KEY, SECRET).start()
-    sqlite = SqliteDatabase(tmp_path / "relay.db")
-    sqlite.migrate()
-    cache_currency(sqlite)
-    db, blobs = Counted(sqlite), Counted(FolderBlobs(tmp_path / "logs"))
-    env = shop_env(meta, lightspeed, RELAY_PLAN=plan)
+    with loopback(tmp_path) as (meta, lightspeed, sqlite):
+        cache_currency(sqlite)
+        db, blobs = Counted(sqlite), Counted(FolderBlobs(tmp_path / "logs"))
+        env = shop_env(meta, lightspeed, RELAY_PLAN=plan)
 
-    def count() -> Counter[str]:
-        return Counter(d1=db.calls, r2=blobs.calls, meta=len(meta.requests), lightspeed=len(lightspeed.requests))
+        def count() -> Counter[str]:
+            return Counter(d1=db.calls, r2=blobs.calls, meta=len(meta.requests), lightspeed=len(lightspeed.requests))
 
-    async def run() -> Outcome:
-        http = HttpxClient()
-        rt = runtime.Runtime(env=env, db=db, http=http, blobs=blobs,
-                             clock=lambda: float(NOW), random=lambda: 0.5, cpu_limited=cpu_limited)
-        response = await deliver(rt)
-        after_webhook = len(meta.events())
-        before = count()
-        await cron.run_pass(rt, limits=limits.load_limits(env, cpu_limited=True), sleep=asyncio.sleep)
-        calls = count() - before
-        after_pass = len(meta.events())
-        await cron.run_pass(rt, limits=limits.load_limits(env, cpu_limited=True), sleep=asyncio.sleep)
-        await http.aclose()
-        state = sqlite.conn.execute("SELECT state FROM outbox").fetchone()[0]
-        return Outcome(after_webhook, after_pass, len(meta.events()), response.status, state, calls)
+        async def run() -> Outcome:
+            http = HttpxClient()
+            rt = runtime.Runtime(env=env, db=db, http=http, blobs=blobs,
+                                 clock=lambda: float(NOW), random=lambda: 0.5, cpu_limited=cpu_limited)
+            response = await deliver(rt)
+            after_webhook = len(meta.events())
+            before = count()
+            await cron.run_pass(rt, limits=limits.load_limits(env, cpu_limited=True), sleep=asyncio.sleep)
+            calls = count() - before
+            after_pass = len(meta.events())
+            await cron.run_pass(rt, limits=limits.load_limits(env, cpu_limited=True), sleep=asyncio.sleep)
+            await http.aclose()
+            state = sqlite.conn.execute("SELECT state FROM outbox").fetchone()[0]
+            return Outcome(after_webhook, after_pass, len(meta.events()), response.status, state, calls)
 
-    try:
         return asyncio.run(run())
-    finally:
-        sqlite.close()
-        meta.stop()
-        lightspeed.stop()
 
 
 def test_on_the_free_plan_the_workers_webhook_stores_and_the_next_cron_pass_sends_it_once(tmp_path):

@@ -6,13 +6,32 @@ bench/bench_webhook_calls.py (what that invocation costs in subrequests), on rea
 
 from __future__ import annotations
 
-from conftest import FIXTURE_NOW, PAID_HEADERS, PAID_RAW
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from conftest import FIXTURE_NOW, KEY, PAID_HEADERS, PAID_RAW, SECRET
 from relay.jobs.runtime import Runtime
 from relay.web import routes
 from relay.web.http import Request, Response
+from relay_tools.fakes import FakeLightspeed, FakeMeta
 from relay_tools.sqlite import SqliteDatabase
 
 NOW = FIXTURE_NOW          # the fixture's createdAt plus five minutes: inside Meta's window
+
+
+@contextmanager
+def loopback(tmp_path: Path) -> Iterator[tuple[FakeMeta, FakeLightspeed, SqliteDatabase]]:
+    """Meta's and Lightspeed's fakes on 127.0.0.1 and a migrated SQLite ledger, stopped and closed afterwards."""
+    meta, lightspeed = FakeMeta().start(), FakeLightspeed(KEY, SECRET).start()
+    sqlite = SqliteDatabase(tmp_path / "relay.db")
+    sqlite.migrate()
+    try:
+        yield meta, lightspeed, sqlite
+    finally:
+        sqlite.close()
+        meta.stop()
+        lightspeed.stop()
 
 
 def cache_currency(db: SqliteDatabase) -> None:
