@@ -155,10 +155,14 @@ async def send(rt: Runtime, shop: Shop, result: Replay, room: int | None = None)
 
     One order is claimed by its id; a replay by state sends the shop's due rows in one batch sized to
     the room, as the cron pass sizes its turns. A shop whose token is held sends nothing; whatever is
-    not sent here stays due for the cron pass.
+    not sent here stays due for the cron pass. On the Workers Free plan nothing is sent here, as a webhook's
+    order is not (``limits.sends_inline``): a send is four subrequests, more CPU than the plan's 10 ms leaves
+    a request after its own work, and the cron sends it.
     """
     if not result.requeued:
         return delivery.SendReport()
+    if not limits.sends_inline(rt.env, rt.cpu_limited):
+        return delivery.SendReport(due=len(result.requeued))
     ids = result.order_ids
     if room is None:
         if len(ids) == 1:

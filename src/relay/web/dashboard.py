@@ -103,10 +103,8 @@ async def _post(rt: runtime.Runtime, request: Request) -> Response:
 
 
 async def _replay(rt: runtime.Runtime, form: dict[str, str]) -> Response:
-    """Re-queue one order by number, send it now within this request's budget, and show the order.
-
-    On the Workers Free plan it is only re-queued, as a webhook's order is (``limits.sends_inline``): a send is four
-    subrequests, more CPU than the plan's 10 ms leaves after the page's own work, and the cron sends it."""
+    """Re-queue one order by number, send it now within this request's budget (on the Free plan the cron sends it:
+    ``replay.send``), and show the order."""
     shop = load_shop(rt.env, form.get("shop", ""))
     number = form.get("number", "").strip()[:64]
     lang = form.get("lang", "") if form.get("lang") in wording.LANGUAGES else "en"
@@ -116,9 +114,7 @@ async def _replay(rt: runtime.Runtime, form: dict[str, str]) -> Response:
     try:
         result = await replay.requeue(metered, shop.name, number=number)
         done, why = "refused", result.refused[0].code if result.refused else "unknown"
-        if result.requeued and not limits.sends_inline(rt.env, rt.cpu_limited):
-            done, why = "requeued", ""
-        elif result.requeued:
+        if result.requeued:
             left = meter.left()
             sent = await replay.send(metered, shop, result, None if left is None else left - 1)
             done, why = ("replayed", "") if sent.sent else ("requeued", "held" if sent.held else "")

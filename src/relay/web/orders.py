@@ -36,8 +36,7 @@ MAX_NUMBER = 64                 # an order number is ORD00042-like; anything lon
 MAX_CURSOR = 160
 _LIMIT = re.compile(r"[0-9]{1,4}", re.ASCII)
 MAX_BODY = 4096
-# On the Workers Free plan a replay only re-queues, as a webhook only stores (relay.jobs.limits.sends_inline): one
-# send is four subrequests, more CPU than the plan's 10 ms leaves after the request's own work.
+# What the answer says on the Workers Free plan, where a replay only re-queues (``replay.send``).
 FREE_SENDING = ("by the cron, one event a pass on the Workers Free plan (RELAY_PLAN=free), the first within about "
                 "two minutes; GET /orders shows each one's state")
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -164,10 +163,7 @@ async def respond_replay(rt: Runtime, request: Request) -> Response:
                        "now, after this answer; the cron pass sends whatever this invocation cannot" if inline else
                        FREE_SENDING)
     response = Response(200, body, dict(NO_STORE))
-    if inline:
-        response.after.append(_send_after(metered, meter, shop, result))
-    else:
-        response.after.append(metered.log.flush(metered.blobs, metered.clock()))
+    response.after.append(_send_after(metered, meter, shop, result))     # on the Free plan: the log's write only
     return response
 
 
