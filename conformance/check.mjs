@@ -19,8 +19,9 @@
 //   worker-scheduled  a webhook whose waitUntil work died is sent by entry.Default.scheduled() (the cron sweep)
 //   free-log-spool  RELAY_PLAN=free: the webhook, its redelivery and a thank-you post stage their log lines in their
 //                   one D1 call (no R2 put), with the ledger's answer filled in by workerd's D1 (changes(),
-//                   last_insert_rowid()); the cron sends the order once and copies every staged row to R2, a
-//                   shop's lines in id order (a window group_concat), the sending pass's attempt line included
+//                   last_insert_rowid()); a listing pass stages its page's lines in the page's batch (changes() after
+//                   each UPSERT); the cron sends both orders once and copies every staged row to R2, a shop's lines
+//                   in id order (a window group_concat), the sending passes' attempt lines included
 //   orders-api      conformance/orders_api.py: GET /orders and POST /orders/replay through entry.Default.fetch() on
 //                   miniflare's D1 (auth, 404, pages, refusals, a replay sent in waitUntil) answer exactly as the
 //                   same scenario does on the local runner's routes and SQLite under CPython, and Meta gets the
@@ -74,6 +75,9 @@ class Upstreams extends JsonLinesChild {
   }
   dump() {
     return this.ask("dump", "reading recorded requests");
+  }
+  list(orders) {
+    return this.ask(`list ${JSON.stringify(orders)}`, "setting the orders Lightspeed lists");
   }
 }
 
@@ -580,16 +584,31 @@ async function checkFreeLogSpool() {
   const before = await staged();
   const written = (await logs.list({ prefix: "logs/" })).objects.length;
   expect(before === 3 && written === 0, `free webhook, redelivery and post: expected 3 staged rows and no R2 object, got ${before} and ${written}`);
+  // Lightspeed lists the webhook's order (the ledger has it: no line) and one no webhook brought (with its lines):
+  // the listing pass stages the new order's decision and the page's listing line in the page's batch
+  // (relay.outbox.log_spool.page: changes() after each UPSERT), with no R2 put of its own
+  const webhookOrder = JSON.parse(hook.bytes.toString("utf8")).order;
+  const missed = JSON.parse(freshWebhook("webhook-order-paid.raw.json", 20).bytes.toString("utf8")).order;
+  Object.assign(missed, { id: missed.id + 1, number: `${missed.number}B` });
+  await up.list([webhookOrder, missed]);
   const context = { waitUntil() {}, passThroughOnException() {} };
   let passes = 0;
+  let listingPuts = 0;
   let sent = eventPosts(await up.dump()).length;
-  while (passes < 12 && ((await staged()) > 0 || sent === 0)) {
+  while (passes < 16 && ((await staged()) > 0 || sent < 2)) {
+    const objects = (await logs.list({ prefix: "logs/" })).objects.length;
+    const listed = (await db.prepare("SELECT COUNT(*) AS n FROM outbox").first()).n;
     await ctx.pyodide.pyimport("worker_harness").scheduled(context, env,
       { cron: "*/2 * * * *", scheduledTime: Date.now(), type: "scheduled" });
     passes += 1;
     sent += eventPosts(await up.dump()).length;
+    if ((await db.prepare("SELECT COUNT(*) AS n FROM outbox").first()).n > listed) {
+      listingPuts += (await logs.list({ prefix: "logs/" })).objects.length - objects;
+    }
   }
-  expect(sent === 1, `the free cron should send the webhook's order once, Meta got ${sent} event request(s)`);
+  await up.list([]);
+  expect(sent === 2, `the free cron should send the webhook's order and the listed one once each, Meta got ${sent} event request(s)`);
+  expect(listingPuts === 0, `the pass that listed the missed order wrote ${listingPuts} R2 object(s) itself`);
   expect((await staged()) === 0, `the free cron passes left ${await staged()} staged row(s) after ${passes} passes`);
   const lines = (await readLogs(logs)).split("\n").filter(Boolean).map((l) => JSON.parse(l));
   const decisions = lines.filter((l) => l.kind === "decision" && l.source === "webhook").map((l) => l.state);
@@ -597,7 +616,12 @@ async function checkFreeLogSpool() {
   const postLine = lines.filter((l) => l.kind === "bridge");
   expect(postLine.length === 1 && /order not known yet/.test(postLine[0].reason), `the post's staged line: ${JSON.stringify(postLine)}`);
   const attempts = lines.filter((l) => l.kind === "attempt" && l.verdict === "sent");
-  expect(attempts.length === 1, `the sending pass's attempt line should reach R2 once, found ${attempts.length}`);
+  expect(attempts.length === 2, `the sending passes' attempt lines should reach R2 once each, found ${attempts.length}`);
+  const backfill = lines.filter((l) => l.kind === "decision" && l.source === "backfill").map((l) => `${l.order_number} ${l.state}`);
+  expect(JSON.stringify(backfill) === JSON.stringify([`${missed.number} due`]),
+    `the listing's staged decision lines: expected only the missed order's (due), got ${JSON.stringify(backfill)}`);
+  const listingLines = lines.filter((l) => l.kind === "listing");
+  expect(listingLines.length === 1 && listingLines[0].events === 2, `the page's listing line: ${JSON.stringify(listingLines)}`);
   // entry.R2 itself (bytes across the bridge, not text): it reads back what the passes wrote, and what it writes,
   // non-ASCII included, reads back byte for byte through R2's own JS client.
   ctx.pyodide.globals.set("js_logs", logs);
@@ -613,8 +637,9 @@ assert await r2.get("roundtrip/missing") is None, "R2.get of a missing key shoul
   expect(viaPort === await readLogs(logs), "entry.R2.get read the log objects differently from R2's own client");
   const direct = await (await logs.get("roundtrip/r2.ndjson")).text();
   expect(roundTrip === expected && direct === expected, `entry.R2 round trip: wrote ${JSON.stringify(expected)}, read ${JSON.stringify(roundTrip)} (port) and ${JSON.stringify(direct)} (R2)`);
-  return `webhook, redelivery and post staged 3 rows, no R2 put; ${passes} cron passes sent the order once and copied ` +
-    `every row: decisions ${decisions.join(", ")}, the post's line, one attempt line; entry.R2 round trip identical`;
+  return `webhook, redelivery and post staged 3 rows, no R2 put; ${passes} cron passes listed a page (its lines staged, ` +
+    `no R2 put), sent both orders once and copied every row: decisions ${decisions.join(", ")}, the listed order's, ` +
+    `the page's listing line, the post's line, two attempt lines; entry.R2 round trip identical`;
 }
 
 async function checkOrdersApi() {

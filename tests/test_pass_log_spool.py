@@ -6,6 +6,7 @@ and written to R2 by a later pass's copy as the R2 path writes them. Real SQLite
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -26,7 +27,7 @@ from relay.outbox.ledger import Ledger
 from relay_tools.edges import FolderBlobs, HttpxClient
 from relay_tools.fakes import FakeLightspeed, FakeMeta, Recorded, Reply, graph_error
 from relay_tools.sqlite import SqliteDatabase
-from test_backfill import LINES, PAID, Counted, listed
+from test_backfill import CANCELLED, LINES, PAID, UNPAID, Counted, listed
 from test_log_spool import RefusedBatches, invoke, webhook_request
 from test_log_spool import run as run_closing
 from worker_webhook import NOW
@@ -217,3 +218,81 @@ def test_many_free_passes_over_a_backlog_send_each_order_once_and_log_each_attem
     assert len(attempts) == len(set(attempts)), "no attempt line twice"
     assert sorted(attempts) == sorted((e, n) for e, _, tries in rows for n in range(1, tries + 1)), \
         "every attempt's line"
+
+
+def listing_lines(world: World) -> list[str]:
+    """The listing's lines in the log folder (decisions from the listing, warnings, listing lines), in key order, their
+    time (``t``: the pass's clock) set to 0."""
+    return [re.sub(r'"t": \d+', '"t": 0', text) for _, text in world.lines("decision", "warning", "listing")
+            if json.loads(text).get("source", "backfill") == "backfill"]
+
+
+def listed_orders(world: World) -> None:
+    """A listing of five: a new paid order, one not paid yet, one the ledger already has (``backfilled``), one that
+    cannot be read, and another new paid order: pages of two on the free plan."""
+    world.env["VIK_LIGHTSPEED_API_KEY"] = "vik-key"                 # the fake's key (``worlds``)
+    world.lightspeed.orders.extend([
+        listed(PAID, 902_001, NOW - 7200), listed(UNPAID, 902_002, NOW - 7100), listed(PAID, 902_003, NOW - 7000),
+        listed(PAID, 902_004, NOW - 6900, number=""), listed(PAID, 902_005, NOW - 6800)])
+    for order_id in (902_001, 902_005):
+        world.lightspeed.products[order_id] = LINES
+
+
+def test_a_free_listing_pass_stages_its_lines_in_its_page_batch_and_they_are_the_lines_r2_would_get(worlds):
+    """The free plan's listing pass makes three calls (its start, orders.json, the page's batch): its decision,
+    warning and listing lines ride in the page's batch, and a later copy writes what the R2 path writes for the same
+    pages, line for line and byte for byte but their time (the staged path lists a page a pass)."""
+    spool, r2 = worlds("spool"), worlds("r2")
+
+    async def steps() -> None:
+        for world in (spool, r2):
+            listed_orders(world)
+            await backfilled(world, "vik", 902_003, NOW - 7000 + 3600)     # as the listing will read it
+        listing_passes, complete, started = 0, False, 0.0
+        for _ in range(20):
+            before = (spool.db.calls, spool.blobs.calls, len(spool.lightspeed.requests))
+            report = await cron.run_pass(spool.rt(), limits=free(spool))
+            if report.shops["vik"].pages:
+                listing_passes += 1
+                started = started or spool.clock[0]
+                assert report.logged == 0 and spool.blobs.calls == before[1], "no R2 put of its own"
+                if not report.shops["vik"].sent:
+                    assert (spool.db.calls - before[0], len(spool.lightspeed.requests) - before[2]) == (2, 1), \
+                        "its start and the page's batch; orders.json"
+            complete = complete or report.shops["vik"].listing == "complete"
+            open_rows = spool.sqlite.conn.execute("SELECT COUNT(*) FROM outbox WHERE state = 'due'").fetchone()[0]
+            if complete and not open_rows and not spool.spooled():
+                break
+            spool.clock[0] += CRON
+        else:
+            raise AssertionError("the listing, its sends and the copy did not end in 20 passes")
+        assert listing_passes == 3, "five orders in pages of two"
+        # the R2 path: the same pages of two where the plan's CPU is not modeled (no staging), in one pass at the time
+        # the staged listing started (its filter is that time's)
+        r2.clock[0] = started
+        r2_limits = dataclasses.replace(free(r2), cpu_ms=None)
+        await cron.run_pass(r2.rt(), limits=r2_limits)
+        assert r2.spooled() == 0
+
+    run([spool, r2], steps)
+    expected = listing_lines(r2)
+    kinds = [(json.loads(t)["kind"], json.loads(t).get("state")) for t in expected]
+    assert kinds == [("decision", "due"), ("decision", "waiting"), ("listing", "in progress"),
+                     ("warning", None), ("listing", "in progress"), ("decision", "due"), ("listing", "complete")], kinds
+    assert listing_lines(spool) == expected, "the same lines, bytes and order"
+
+
+def test_a_free_listing_page_with_a_cancelled_order_logs_through_r2_as_before(worlds):
+    world = worlds("spool")
+
+    async def steps() -> None:
+        world.env["VIK_LIGHTSPEED_API_KEY"] = "vik-key"
+        world.lightspeed.orders.extend([listed(CANCELLED, 903_001, NOW - 7200), listed(PAID, 903_002, NOW - 7100)])
+        world.lightspeed.products[903_002] = LINES
+        report = await cron.run_pass(world.rt(), limits=free(world))
+        assert report.shops["vik"].pages == 1 and world.blobs.calls == 1, "the page's lines in an object of their own"
+
+    run([world], steps)
+    assert world.spooled() == 0
+    assert [(json.loads(t)["kind"], json.loads(t).get("state")) for t in listing_lines(world)] == [
+        ("decision", "skipped"), ("decision", "due"), ("listing", "in progress")]

@@ -72,9 +72,11 @@ HEALTH_SHOPS = 2               # relay.jobs.health checks per cron run, before t
 UNLIMITED = 10**9
 
 
-# The subrequests of a free-plan invocation that lists one page and nothing else: the pass's start, the page, its
-# D1 batch (which carries the shop's turn) and one log object. On that plan the daily jobs run only after a pass
-# that did nothing (relay.jobs.cron.scheduled), so their reads are not part of it.
+# The subrequests of a free-plan invocation that lists one page and nothing else, at most: the pass's start, the page,
+# its D1 batch (which carries the shop's turn) and one log object. The batch stages the page's log lines instead
+# (relay.jobs.listing, relay.outbox.log_spool.page) unless the page holds a cancelled order, which a pass cannot know
+# before it has the page: so the page is sized for the log object all the same. On that plan the daily jobs run only
+# after a pass that did nothing (relay.jobs.cron.scheduled), so their reads are not part of it.
 LISTING_PASS_CALLS = 4
 # And of one that sends one event: the pass's start, which claims it too (relay.jobs.send_ahead), its products.json,
 # the Meta request, the finish (which carries the shop's turn) and one log object.

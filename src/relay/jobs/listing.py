@@ -14,6 +14,8 @@ reading covers the window.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 from relay.core import lightspeed
 from relay.core.capi import WINDOW
@@ -31,9 +33,9 @@ from relay.jobs.limits import (
     UNKNOWN_OFFSET,
 )
 from relay.jobs.pass_state import PassContext, ShopTurn, deadline, turn_of
-from relay.outbox import cancellations
+from relay.outbox import cancellations, log_spool
 from relay.outbox.cron_ledger import turn_statement
-from relay.outbox.rows import Progress
+from relay.outbox.rows import NewRow, Progress
 
 
 async def list_page(work: PassContext, s: ShopTurn) -> bool:
@@ -83,17 +85,30 @@ async def list_page(work: PassContext, s: ShopTurn) -> bool:
     after.last_error = after.paused_until = None
     after.rate_limited_until = deadline(now, s.ls_wait) if s.ls_wait else None
     after.served_at = now
-    # the shop's turn rides in the page's batch: a pass that lists one page makes no other D1 write
+    r, listing = s.report, "in progress" if after.listing else "complete"
+    warnings = [dict(kind="warning", source="backfill", order_id=order_id,
+                     error=f"listed order could not be read, not stored (shown on /status): {problem}")
+                for order_id, problem in unreadable]
+    listed = dict(kind="listing", events=page.size, state=listing,
+                  reason=f"orders.json page {p.run_page or 1} updated_at_min {p.run_filter}")
+    # the shop's turn rides in the page's batch: a pass that lists one page makes no other D1 write; on the free plan
+    # so do its log lines, staged (relay.outbox.log_spool.page): no R2 put of its own, as a sending pass. A cancelled
+    # order's record is several statements whose answer SQL does not fold into one line: such a page logs as before
+    staged = work.stages_log and all(row.cancelled_at is None for row in rows)
+    each: list[tuple[str, Sequence[Any]]] | None = None
+    tail: list[tuple[str, Sequence[Any]]] = []
+    if staged:
+        each, tail = log_spool.page(shop.name, now, work.rt.clock(),
+                                    [(row.event_name, _decision(row, None)) for row in rows], warnings, listed)
     states = await work.ledger.record_page(rows, now, after, unreadable,
-                                           also=[turn_statement(after, s.meta_added, now)])
+                                           also=[*tail, turn_statement(after, s.meta_added, now)], after_each=each)
     s.progress = after
     s.meta_added, s.started = 0, turn_of(after)
-    r = s.report
     r.pages += 1
     r.listed += page.size
     r.unreadable += len(unreadable)
     r.seen.update(order.id for order in page.orders)
-    r.listing = "in progress" if after.listing else "complete"
+    r.listing = listing
     s.listing_wanted = after.listing
     for row, state in zip(rows, states, strict=True):
         r.recorded[state or "unchanged"] += 1
@@ -102,16 +117,22 @@ async def list_page(work: PassContext, s: ShopTurn) -> bool:
         if state in ("due", cancellations.QUEUED):
             s.due += 1
             s.needs_lines += row.needs_lines and state == "due"
-        work.rt.log.add(shop.name, now, kind="decision", source="backfill", order_id=row.order_id,
-                        order_number=row.order_number, event_id=row.event_id, state=state,
-                        reason=intake.decision_reason(row, state), match_keys=row.match_keys)
-    for order_id, problem in unreadable:
-        work.rt.log.add(shop.name, now, kind="warning", source="backfill", order_id=order_id,
-                        error=f"listed order could not be read, not stored (shown on /status): {problem}")
+        if not staged:
+            work.rt.log.add(shop.name, now, state=state, **_decision(row, state))
+    if staged:
+        return True
+    for line in warnings:
+        work.rt.log.add(shop.name, now, **line)
     if any(states) or unreadable:      # an idle shop's pass writes no log object (an R2 call each)
-        work.rt.log.add(shop.name, now, kind="listing", events=page.size, state=r.listing,
-                        reason=f"orders.json page {p.run_page or 1} updated_at_min {p.run_filter}")
+        work.rt.log.add(shop.name, now, **listed)
     return True
+
+
+def _decision(row: NewRow, state: str | None) -> dict[str, Any]:
+    """A recorded row's decision line, but its state (a row that is not cancelled has the same reason whatever the
+    ledger answers: ``intake.decision_reason``)."""
+    return dict(kind="decision", source="backfill", order_id=row.order_id, order_number=row.order_number,
+                event_id=row.event_id, reason=intake.decision_reason(row, state), match_keys=row.match_keys)
 
 def pause(work: PassContext, s: ShopTurn, wait: float, error: str, rate_limited: bool = False) -> bool:
     """Stop listing this shop until ``wait`` has passed; the listing resumes at the same page."""

@@ -23,6 +23,7 @@ from relay.outbox.ledger import (
     _CLAIM_DUE,
     _DELETE_OLD,
     _FORGET_BROWSER,
+    _RECORD,
     _RECORD_MANY,
     RETENTION,
     Ledger,
@@ -194,7 +195,8 @@ class CronLedger(Ledger):
 
     async def record_page(self, rows: Sequence[NewRow], now: int, progress: Progress,
                           skipped: Sequence[tuple[int | None, str]] = (),
-                          also: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[str | None]:
+                          also: Sequence[tuple[str, Sequence[Any]]] = (),
+                          after_each: Sequence[tuple[str, Sequence[Any]]] | None = None) -> list[str | None]:
         """A page's orders (``record``'s UPSERT, all rows in one statement) and the listing's new position, in
         one transaction.
 
@@ -205,8 +207,20 @@ class CronLedger(Ledger):
         page that holds an order twice is cut before the repeat, so both are written and answered as row by
         row (tests/test_ledger_bulk.py holds the two ways to the same rows and answers). ``also`` rides in the
         same batch after them (the shop's turn: one D1 call fewer for a pass that lists one page).
+
+        ``after_each`` (a page with no cancelled order): each row is its own UPSERT, followed by its statement there
+        (its staged log line, ``relay.outbox.log_spool.page``, which reads the UPSERT's ``changes()``).
         """
         p = progress
+        tail = [*unreadable_statements(p.shop, [row.order_id for row in rows], skipped, now),
+                (_SAVE_LISTING, (p.shop, p.cursor, p.completed_at, p.run_since, p.run_filter, p.run_started,
+                                 p.run_page, p.run_limit, p.utc_offset, now)), *also]
+        if after_each is not None:
+            one_by_one: list[tuple[str, Sequence[Any]]] = []
+            for row, staged in zip(rows, after_each, strict=True):
+                one_by_one += [(_RECORD, record_params(row, now)), staged]
+            results = await self.db.batch(one_by_one + tail)
+            return [results[2 * i].rows[0]["state"] if results[2 * i].rows else None for i in range(len(rows))]
         statements: list[tuple[str, Sequence[Any]]] = []
         spans: list[tuple[int, int, int, int]] = []   # per row: its UPSERTs' results, its cancellation's results
         for group in _distinct_runs(rows):
@@ -218,11 +232,7 @@ class CronLedger(Ledger):
                 if r.cancelled_at is not None:
                     statements += cancellations.statements(r, r.cancel_event, now)
                 spans.append((first, upserts, start, len(statements)))
-        statements += unreadable_statements(p.shop, [row.order_id for row in rows], skipped, now)
-        statements.append((_SAVE_LISTING, (p.shop, p.cursor, p.completed_at, p.run_since, p.run_filter,
-                                           p.run_started, p.run_page, p.run_limit, p.utc_offset, now)))
-        statements += also
-        results = await self.db.batch(statements)
+        results = await self.db.batch(statements + tail)
         answer: list[str | None] = []
         changed: dict[int, dict[tuple[Any, Any], str]] = {}   # per run (its first statement): what RETURNING said
         for row, (first, upserts, start, end) in zip(rows, spans, strict=True):

@@ -1,6 +1,6 @@
 """The per-shop delivery log: one NDJSON object per invocation and shop, in R2 (a folder locally). On the free
-plan the webhook's, the thank-you post's and a sending cron pass's lines are staged in D1 in their own D1 call and
-written by a later pass (``relay.outbox.log_spool``): the same lines, built and encoded here.
+plan the webhook's, the thank-you post's and a sending or listing cron pass's lines are staged in D1 in their own D1
+call and written by a later pass (``relay.outbox.log_spool``): the same lines, built and encoded here.
 
 Lines carry decisions and attempts only. Three rules keep customer data and secrets out:
 - a field whitelist: anything not in ``FIELDS`` is dropped, so a new caller cannot leak by accident;

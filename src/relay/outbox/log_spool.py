@@ -14,7 +14,10 @@ line reports and no Python sees before the batch returns, is filled in by SQL:
   ``last_insert_rowid()``; its ``binding`` picks one of the two lines the job built.
 
 A free cron pass that sends stages its own lines too, in its send round's finish (``pass_lines``: one row per shop
-with what ``DeliveryLog.flush`` would have written, key and body), so they commit with the outcomes they report.
+with what ``DeliveryLog.flush`` would have written, key and body), so they commit with the outcomes they report. One
+that lists a page stages the page's lines in the page's batch (``page``): each order's UPSERT is followed by its
+decision line, inserted only when ``changes()`` says the UPSERT wrote (the R2 path logs nothing for an order the
+ledger already had), and the page's ``listing`` line only when one was (or the page had unreadable orders).
 
 ``copy`` writes one object per shop: the shop's rows in id order under the key of its first row (the time of the
 invocation that staged it). A pass whose delete did not reach D1 copies the same first row again, so its object is
@@ -88,6 +91,14 @@ FROM bridge WHERE changes() > 0 AND id = last_insert_rowid()"""
 
 _LINES = "INSERT INTO log_spool (shop, key, body, at) VALUES (?, ?, ?, ?)"
 
+# A listed page's lines (the free plan's listing pass, relay.jobs.listing), all under one key: an order's decision
+# line only when the UPSERT just before it wrote (``changes()``: the R2 path logs no line for an order the ledger
+# already had as listed), and the page's ``listing`` line only when one of them was staged or it has unreadable orders.
+_CHANGED = """INSERT INTO log_spool (shop, key, body, at) SELECT ?1, ?2, ?3 || json_quote((SELECT state FROM outbox
+WHERE shop = ?1 AND order_id = ?5 AND event_name = ?6)) || ?4, ?7 WHERE changes() > 0"""
+_IF_ANY = """INSERT INTO log_spool (shop, key, body, at) SELECT ?1, ?2, ?3, ?4
+WHERE ?5 OR EXISTS (SELECT 1 FROM log_spool WHERE shop = ?1 AND key = ?2)"""
+
 # each shop's rows up to the last one its object holds: all were in the read (its first ``LIMIT`` rows by id), and a
 # row staged since has a higher id (SQLite gives a new row the highest id + 1, and those rows are still there)
 _DELETE = """DELETE FROM log_spool WHERE EXISTS (SELECT 1 FROM json_each(?) j
@@ -97,8 +108,28 @@ WHERE json_extract(j.value, '$[0]') = log_spool.shop AND log_spool.id <= json_ex
 def decision(shop: str, at: float, now: float, event_name: str, **fields: Any) -> Statement:
     """The statement staging a decision line about ``fields["order_id"]`` whose ``state`` is the answer of the
     UPSERT just before it."""
-    before, after = encode([DeliveryLog.line(shop, at, state=_STATE, **fields)]).split(json.dumps(_STATE), 1)
+    before, after = _around_state(shop, at, fields)
     return _DECISION, (shop, new_key(shop, now), before, after, fields["order_id"], event_name, int(now))
+
+
+def _around_state(shop: str, at: float, fields: dict[str, Any]) -> list[str]:
+    """A decision line's encoded text before and after its ``state``, which SQL fills in."""
+    return encode([DeliveryLog.line(shop, at, state=_STATE, **fields)]).split(json.dumps(_STATE), 1)
+
+
+def page(shop: str, at: float, now: float, decisions: Sequence[tuple[str, dict[str, Any]]],
+         warnings: Sequence[dict[str, Any]], listing: dict[str, Any]) -> tuple[list[Statement], list[Statement]]:
+    """A listed page's lines as statements: one to follow each order's UPSERT (``decisions``: its event name and its
+    decision line's fields but the state), and the ones to follow the page's statements (its ``warnings``, then its
+    ``listing`` line). What the R2 path logs for the page, line for line: tests/test_listing_log_spool.py."""
+    key, stamp = new_key(shop, now), int(now)
+    rows: list[Statement] = [(_CHANGED, (shop, key, *_around_state(shop, at, fields), fields["order_id"], event_name,
+                                         stamp)) for event_name, fields in decisions]
+    tail: list[Statement] = []
+    if warnings:
+        tail.append((_LINES, (shop, key, encode([DeliveryLog.line(shop, at, **w) for w in warnings]), stamp)))
+    tail.append((_IF_ANY, (shop, key, encode([DeliveryLog.line(shop, at, **listing)]), stamp, int(bool(warnings)))))
+    return rows, tail
 
 
 def bridge(shop: str, now: float, bound: dict[str, Any], other: dict[str, Any]) -> Statement:
