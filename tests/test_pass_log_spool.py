@@ -250,12 +250,13 @@ def test_a_free_listing_pass_stages_its_lines_in_its_page_batch_and_they_are_the
             await backfilled(world, "vik", 902_003, NOW - 7000 + 3600)     # as the listing will read it
         listing_passes, complete, started = 0, False, 0.0
         for _ in range(20):
-            before = (spool.db.calls, spool.blobs.calls, len(spool.lightspeed.requests))
+            before = (spool.db.calls, spool.blobs.calls, len(spool.lightspeed.requests), spool.spooled())
             report = await cron.run_pass(spool.rt(), limits=free(spool))
             if report.shops["vik"].pages:
                 listing_passes += 1
                 started = started or spool.clock[0]
                 assert report.logged == 0 and spool.blobs.calls == before[1], "no R2 put of its own"
+                assert spool.spooled() - before[3] == 1 + report.shops["vik"].sent, "the page's lines are one row"
                 if not report.shops["vik"].sent:
                     assert (spool.db.calls - before[0], len(spool.lightspeed.requests) - before[2]) == (2, 1), \
                         "its start and the page's batch; orders.json"
