@@ -134,6 +134,7 @@ def _decision(row: NewRow, state: str | None) -> dict[str, Any]:
     return dict(kind="decision", source="backfill", order_id=row.order_id, order_number=row.order_number,
                 event_id=row.event_id, reason=intake.decision_reason(row, state), match_keys=row.match_keys)
 
+
 def pause(work: PassContext, s: ShopTurn, wait: float, error: str, rate_limited: bool = False) -> bool:
     """Stop listing this shop until ``wait`` has passed; the listing resumes at the same page."""
     now = work.rt.now()

@@ -17,7 +17,8 @@ A free cron pass that sends stages its own lines too, in its send round's finish
 with what ``DeliveryLog.flush`` would have written, key and body), so they commit with the outcomes they report. One
 that lists a page stages the page's lines in the page's batch (``page``): each order's UPSERT is followed by its
 decision line, inserted only when ``changes()`` says the UPSERT wrote (the R2 path logs nothing for an order the
-ledger already had), and the page's ``listing`` line only when one was (or the page had unreadable orders).
+ledger already had), and when any line was (or the page had unreadable orders) they become one row with the page's
+``listing`` line.
 
 ``copy`` writes one object per shop: the shop's rows in id order under the key of its first row (the time of the
 invocation that staged it). A pass whose delete did not reach D1 copies the same first row again, so its object is
@@ -103,8 +104,7 @@ _LINES = "INSERT INTO log_spool (shop, key, body, at) VALUES (?, ?, ?, ?)"
 # only when the UPSERT just before it wrote (``changes()``: the R2 path logs no line for an order the ledger already
 # had as listed), then its unreadable orders' warnings; then, when any of those was staged, one row with all of them
 # in order (a window's ``group_concat``, as ``_READ``) and the page's ``listing`` line, and the pieces go: a page is
-# one row to copy, not three (bench/bench_backfill.py --shops 10 --orders 2000 --plan free: 12,227 passes with a row
-# a line, copies included).
+# one row to keep and copy, not three (a copy reads ``LIMIT`` rows).
 _CHANGED = """INSERT INTO log_spool (shop, key, body, at) SELECT ?1, ?2, ?3 || json_quote((SELECT state FROM outbox
 WHERE shop = ?1 AND order_id = ?5 AND event_name = ?6)) || ?4, ?7 WHERE changes() > 0"""
 _PAGE_ROW = """INSERT INTO log_spool (shop, key, body, at) SELECT ?1, ?2, lines || ?3, ?4 FROM (
@@ -135,7 +135,7 @@ def page(shop: str, at: float, now: float, decisions: Sequence[tuple[str, dict[s
          warnings: Sequence[dict[str, Any]], listing: dict[str, Any]) -> tuple[list[Statement], list[Statement]]:
     """A listed page's lines as statements: one to follow each order's UPSERT (``decisions``: its event name and its
     decision line's fields but the state), and the ones to follow the page's statements (its ``warnings``, then its
-    ``listing`` line). What the R2 path logs for the page, line for line: tests/test_listing_log_spool.py."""
+    ``listing`` line). What the R2 path logs for the page, line for line: tests/test_pass_log_spool.py."""
     key, stamp = new_key(shop, now), int(now)
     rows: list[Statement] = [(_CHANGED, (shop, key, *_around_state(shop, at, fields), fields["order_id"], event_name,
                                          stamp)) for event_name, fields in decisions]
