@@ -178,8 +178,8 @@ def _replay_remote(args: argparse.Namespace) -> int:
 
 def watch_seconds(answer: dict[str, Any]) -> float:
     """How long to follow a replayed order: the Worker sends it after answering, or on the Free plan the next cron
-    run does (its answer's ``sending`` starts "by the cron", ``relay.web.orders.FREE_SENDING``)."""
-    return CRON_POLL_SECONDS if str(answer.get("sending", "")).startswith("by the cron") else POLL_SECONDS
+    run does (its answer's ``sending`` starts with ``relay.web.orders.CRON_SENDS``)."""
+    return CRON_POLL_SECONDS if str(answer.get("sending", "")).startswith(orders.CRON_SENDS) else POLL_SECONDS
 
 
 def _watch(client: AdminClient, shop: str, number: str, seconds: float = POLL_SECONDS) -> int:

@@ -36,8 +36,10 @@ MAX_NUMBER = 64                 # an order number is ORD00042-like; anything lon
 MAX_CURSOR = 160
 _LIMIT = re.compile(r"[0-9]{1,4}", re.ASCII)
 MAX_BODY = 4096
-# What the answer says on the Workers Free plan, where a replay only re-queues (``replay.send``).
-FREE_SENDING = ("by the cron, one event a pass on the Workers Free plan (RELAY_PLAN=free), the first within about "
+# What the answer says on the Workers Free plan, where a replay only re-queues (``replay.send``); ``relay replay
+# --url`` reads its start (``CRON_SENDS``) to follow the order past the next cron run.
+CRON_SENDS = "by the cron"
+FREE_SENDING = (f"{CRON_SENDS}, one event a pass on the Workers Free plan (RELAY_PLAN=free), the first within about "
                 "two minutes; GET /orders shows each one's state")
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
