@@ -226,6 +226,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> list[str]:
     working = r["ticks"][:drained or len(r["ticks"])]
     orders = args.shops * args.orders
     events = sum(t["events"] for t in working)
+    moved = [t for t in working if t["listed"] or t["events"] or t["calls"]["lightspeed"] or t["calls"]["logs"]]
     sent_once = sum(1 for n in r["sent"].values() if n == 1)
     lost = len(r["expected"] - set(r["sent"]))
     duplicated = sum(1 for n in r["sent"].values() if n > 1)
@@ -246,6 +247,8 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> list[str]:
         f"events per pass: mean {events / len(working):.1f}, max {max(t['events'] for t in working)}; "
         f"per day at this pace: {events / len(working) * per_day:,.0f}",
         f"subrequests per pass: max {max(total)}, median {statistics.median(total):g}",
+        f"passes that listed a page, sent an event or copied the delivery log: {len(moved)} of {len(working)}"
+        + (f" ({len(working) - len(moved)} did none of these)" if len(moved) < len(working) else ""),
     ]
     for kind in KINDS:
         per = [t["calls"][kind] for t in working]

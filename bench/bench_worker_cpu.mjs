@@ -807,6 +807,7 @@ async function main() {
     out.python_gc = harness.gc_runs().toJs();   // the whole run's collections: runs gen0/1/2, then ms gen0/1/2
     console.error(`Python GC over the whole run: runs gen0/1/2 and ms gen0/1/2: ${out.python_gc.join(" ")}`);
     out.machine = machine(repo, pyodide.version, started, loadStart);
+    out.plan = envB.RELAY_PLAN;
     print(out);
     if (opts.json) writeFileSync(opts.json, JSON.stringify(out, null, 1));
   } finally {
@@ -890,7 +891,49 @@ function print(out) {
     console.log(`cron-busy outbox after the passes: ${rows.map((r) => `${r.state} ${r.n}`).join(", ")}`);
   }
   for (const r of out.rows) if (r.note) console.log(`${r.kind}: ${r.note}`);
+  printTargets(out);
   if (out.profile) printProfile(out.profile);
+}
+
+// Issue 19's targets, read on the isolate thread's CPU (what Cloudflare counts against the plan), with the figure
+// less the bench's shim beside it: printed for the rows this run measured, never asserted (a machine's speed is not
+// the code's). The ms targets are the Free plan's 10 ms; on paid, the first pass over a 250-order page.
+const FREE_TARGETS = [
+  ["webhook", "median", 5], ["webhook", "p95", 10], ["bridge", "p95", 5], ["cron-idle", "median", 3],
+  ["cron-idle", "p95", 3], ["orders", "p95", 10], ["status", "p95", 10], ["dashboard", "p95", 10],
+];
+
+function printTargets(out) {
+  const lines = [];
+  const line = (what, limit, thread, less) => lines.push(`| ${what} | ≤ ${limit} | ${thread.toFixed(1)} | ` +
+    `${less === undefined ? "-" : less.toFixed(1)} | ${thread <= limit ? "met" : "MISSED"} |`);
+  if (out.plan === "free") {
+    for (const [kind, stat, limit] of FREE_TARGETS) {
+      const row = out.rows.find((r) => r.kind === kind);
+      if (!row) continue;
+      const median = stat === "median";
+      line(`${row.label}: ${stat}`, limit, median ? row.thread_median : row.thread_p95,
+        median ? row.less_shim : row.less_shim_p95);
+    }
+    const a = out.all_passes;
+    if (a) {
+      line(`cron backlog, every pass (1-${a.n}): p95`, 10, a.thread_p95);
+      lines.push(`| … passes that listed or sent something | every pass | ${a.progressed} of ${a.n} | - | ` +
+        `${a.progressed === a.n ? "met" : "see below"} |`);
+    }
+  } else if (out.first_pass) {
+    line("cron backlog, first pass over a 250-order page (paid)", 1000, out.first_pass.thread);
+  }
+  if (!lines.length) return;
+  console.log(`\ntargets (issue 19; ${out.plan ?? "paid"} plan), ms of thread CPU:`);
+  console.log("| target | limit | thread | less the shim | |");
+  console.log("|---|---|---|---|---|");
+  for (const l of lines) console.log(l);
+  if (out.all_passes && out.plan === "free" && out.all_passes.progressed !== out.all_passes.n) {
+    console.log("Passes here run back to back on the real clock, so some wait on the relay's limit of 60 Meta requests " +
+      "a shop a minute, which a pass every 2 minutes never meets; " +
+      "bench/bench_backfill.py runs the cron's own clock and is the authority on progress and drain.");
+  }
 }
 
 // --- the profiler --------------------------------------------------------------------------------------
