@@ -897,23 +897,26 @@ function print(out) {
 
 // Issue 19's targets, read on the isolate thread's CPU (what Cloudflare counts against the plan), with the figure
 // less the bench's shim beside it: printed for the rows this run measured, never asserted (a machine's speed is not
-// the code's). The ms targets are the Free plan's 10 ms; on paid, the first pass over a 250-order page.
+// the code's). The ms targets are the Free plan's 10 ms; on paid (where a webhook sends at once and CPU is 30 s),
+// the first pass over a 250-order page.
 const FREE_TARGETS = [
-  ["webhook", "median", 5], ["webhook", "p95", 10], ["bridge", "p95", 5], ["cron-idle", "median", 3],
-  ["cron-idle", "p95", 3], ["orders", "p95", 10], ["status", "p95", 10], ["dashboard", "p95", 10],
+  ["webhook", "median", 5], ["webhook", "p95", 10], ["cron-webhooks", "p95", 10], ["bridge", "p95", 5],
+  ["cron-idle", "median", 3], ["cron-idle", "p95", 3], ["cron-copy", "p95", 10], ["orders", "p95", 10],
+  ["status", "p95", 10], ["dashboard", "p95", 10], ["replay", "p95", 10],
 ];
 
 function printTargets(out) {
   const lines = [];
-  const line = (what, limit, thread, less) => lines.push(`| ${what} | ≤ ${limit} | ${thread.toFixed(1)} | ` +
-    `${less === undefined ? "-" : less.toFixed(1)} | ${thread <= limit ? "met" : "MISSED"} |`);
+  // two decimals, so that a figure just over its limit does not print as the limit itself
+  const line = (what, limit, thread, less) => lines.push(`| ${what} | ≤ ${limit} | ${thread.toFixed(2)} | ` +
+    `${less === undefined ? "-" : less.toFixed(2)} | ${thread <= limit ? "met" : "MISSED"} |`);
   if (out.plan === "free") {
     for (const [kind, stat, limit] of FREE_TARGETS) {
-      const row = out.rows.find((r) => r.kind === kind);
-      if (!row) continue;
-      const median = stat === "median";
-      line(`${row.label}: ${stat}`, limit, median ? row.thread_median : row.thread_p95,
-        median ? row.less_shim : row.less_shim_p95);
+      for (const row of out.rows.filter((r) => r.kind === kind)) {
+        const median = stat === "median";
+        line(`${row.label}: ${stat}`, limit, median ? row.thread_median : row.thread_p95,
+          median ? row.less_shim : row.less_shim_p95);
+      }
     }
     const a = out.all_passes;
     if (a) {
@@ -922,7 +925,8 @@ function printTargets(out) {
         `${a.progressed === a.n ? "met" : "see below"} |`);
     }
   } else if (out.first_pass) {
-    line("cron backlog, first pass over a 250-order page (paid)", 1000, out.first_pass.thread);
+    line(`cron backlog, first pass: ${out.first_pass.listed} orders listed (the target is for a 250-order page)`, 1000,
+      out.first_pass.thread);
   }
   if (!lines.length) return;
   console.log(`\ntargets (issue 19; ${out.plan ?? "paid"} plan), ms of thread CPU:`);
