@@ -226,7 +226,8 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> list[str]:
     working = r["ticks"][:drained or len(r["ticks"])]
     orders = args.shops * args.orders
     events = sum(t["events"] for t in working)
-    moved = [t for t in working if t["listed"] or t["events"] or t["calls"]["lightspeed"] or t["calls"]["logs"]]
+    # a Lightspeed call is a listing page or the shop's currency (once a day a shop: a pass of its own on the free plan)
+    moved = [t for t in working if t["events"] or t["calls"]["lightspeed"] or t["calls"]["logs"]]
     sent_once = sum(1 for n in r["sent"].values() if n == 1)
     lost = len(r["expected"] - set(r["sent"]))
     duplicated = sum(1 for n in r["sent"].values() if n > 1)
@@ -247,7 +248,8 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> list[str]:
         f"events per pass: mean {events / len(working):.1f}, max {max(t['events'] for t in working)}; "
         f"per day at this pace: {events / len(working) * per_day:,.0f}",
         f"subrequests per pass: max {max(total)}, median {statistics.median(total):g}",
-        f"passes that listed a page, sent an event or copied the delivery log: {len(moved)} of {len(working)}"
+        f"passes that listed a page, read a shop's currency, sent an event or copied the delivery log: {len(moved)} of "
+        f"{len(working)}"
         + (f" ({len(working) - len(moved)} did none of these)" if len(moved) < len(working) else ""),
     ]
     for kind in KINDS:

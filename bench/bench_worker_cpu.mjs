@@ -929,7 +929,7 @@ function printTargets(out) {
       out.first_pass.thread);
   }
   if (!lines.length) return;
-  console.log(`\ntargets (issue 19; ${out.plan ?? "paid"} plan), ms of thread CPU:`);
+  console.log(`\ntargets (issue 19; ${out.plan} plan), ms of thread CPU:`);
   console.log("| target | limit | thread | less the shim | |");
   console.log("|---|---|---|---|---|");
   for (const l of lines) console.log(l);

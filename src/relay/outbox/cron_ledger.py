@@ -31,6 +31,7 @@ from relay.outbox.ledger import (
     finish_statements,
     json_chunks,
     record_params,
+    recorded_state,
     shop_state,
 )
 from relay.outbox.rows import Claimed, Due, Finished, NewRow, Progress, ShopState
@@ -220,7 +221,7 @@ class CronLedger(Ledger):
             for row, staged in zip(rows, after_each, strict=True):
                 one_by_one += [(_RECORD, record_params(row, now)), staged]
             results = await self.db.batch(one_by_one + tail)
-            return [results[2 * i].rows[0]["state"] if results[2 * i].rows else None for i in range(len(rows))]
+            return [recorded_state(results[2 * i]) for i in range(len(rows))]
         statements: list[tuple[str, Sequence[Any]]] = []
         spans: list[tuple[int, int, int, int]] = []   # per row: its UPSERTs' results, its cancellation's results
         for group in _distinct_runs(rows):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from relay.core.capi import EXPIRE_MARGIN, WINDOW
-from relay.core.ports import Database
+from relay.core.ports import Database, QueryResult
 from relay.outbox import cancellations
 from relay.outbox.bridge import CLAIM_COLUMN
 from relay.outbox.rows import Claimed, Finished, NewRow, ShopState
@@ -186,7 +186,7 @@ class Ledger:
                 result = (await self.db.batch([statements[0], after]))[0]
             else:
                 result = await self.db.run(*statements[0])
-            return result.rows[0]["state"] if result.rows else None
+            return recorded_state(result)
         results = await self.db.batch(statements)
         return cancellations.outcome(results[0], results[1:])
 
@@ -282,6 +282,11 @@ def record_statements(row: NewRow, now: int) -> list[tuple[str, Sequence[Any]]]:
     if row.cancelled_at is None:
         return upsert
     return upsert + cancellations.statements(row, row.cancel_event, now)
+
+
+def recorded_state(result: QueryResult) -> str | None:
+    """What ``_RECORD``'s ``RETURNING`` says: the row's new state, or ``None`` when the UPSERT changed nothing."""
+    return result.rows[0]["state"] if result.rows else None
 
 
 def record_params(row: NewRow, now: int) -> tuple[Any, ...]:
