@@ -908,8 +908,13 @@ const FREE_TARGETS = [
 function printTargets(out) {
   const lines = [];
   // two decimals, so that a figure just over its limit does not print as the limit itself
+  // The verdict reads both figures: "met" when the thread's CPU is inside the limit, "met less the shim" when only
+  // the figure without the bench's stand-in for D1's and R2's client is (the issue asks for that client to be kept
+  // out of the figure or subtracted; workerd's own client costs some of it, so the Worker lies between the two).
+  const verdict = (limit, thread, less) => (thread <= limit ? "met"
+    : less !== undefined && less <= limit ? "met less the shim" : "MISSED");
   const line = (what, limit, thread, less) => lines.push(`| ${what} | ≤ ${limit} | ${thread.toFixed(2)} | ` +
-    `${less === undefined ? "-" : less.toFixed(2)} | ${thread <= limit ? "met" : "MISSED"} |`);
+    `${less === undefined ? "-" : less.toFixed(2)} | ${verdict(limit, thread, less)} |`);
   if (out.plan === "free") {
     for (const [kind, stat, limit] of FREE_TARGETS) {
       for (const row of out.rows.filter((r) => r.kind === kind)) {
@@ -933,6 +938,11 @@ function printTargets(out) {
   console.log("| target | limit | thread | less the shim | |");
   console.log("|---|---|---|---|---|");
   for (const l of lines) console.log(l);
+  if (lines.some((l) => l.endsWith("| met less the shim |"))) {
+    console.log("\"met less the shim\": over the limit with the bench's in-process forwarding of D1 and R2 calls (the shim, " +
+      "measured at the top), inside it without; workerd's own D1 client does part of that work, so the Worker's CPU " +
+      "lies between the two figures.");
+  }
   if (out.all_passes && out.plan === "free" && out.all_passes.progressed !== out.all_passes.n) {
     console.log("Passes here run back to back on the real clock, so some wait on the relay's limit of 60 Meta requests " +
       "a shop a minute, which a pass every 2 minutes never meets; " +
