@@ -907,12 +907,12 @@ const FREE_TARGETS = [
 
 function printTargets(out) {
   const lines = [];
-  // two decimals, so that a figure just over its limit does not print as the limit itself
   // The verdict reads both figures: "met" when the thread's CPU is inside the limit, "met less the shim" when only
   // the figure without the bench's stand-in for D1's and R2's client is (the issue asks for that client to be kept
   // out of the figure or subtracted; workerd's own client costs some of it, so the Worker lies between the two).
   const verdict = (limit, thread, less) => (thread <= limit ? "met"
     : less !== undefined && less <= limit ? "met less the shim" : "MISSED");
+  // two decimals, so that a figure just over its limit does not print as the limit itself
   const line = (what, limit, thread, less) => lines.push(`| ${what} | ≤ ${limit} | ${thread.toFixed(2)} | ` +
     `${less === undefined ? "-" : less.toFixed(2)} | ${verdict(limit, thread, less)} |`);
   if (out.plan === "free") {
